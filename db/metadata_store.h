@@ -1,0 +1,73 @@
+#pragma once
+// The metadata store: what the cache knows about blobs, tags and which
+// repositories reference which content. The content itself lives in the blob
+// store (cache/blob_store.h); a row here is written only after the content is
+// committed there.
+//
+// Every repository lives in a namespace `ns`: the name of the upstream it is a
+// cache of (e.g. "docker.io"), or "" for a hosted repository. Equal repository
+// names in two namespaces never mix.
+//
+// Implementations are thread-safe. SQLite is the default; a PostgreSQL one can
+// sit behind the same interface when several replicas share metadata.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/digest.h"
+
+namespace regcache::db {
+
+struct BlobRecord {
+  Digest digest;
+  std::uint64_t size = 0;
+  std::string media_type;  // manifests: their media type; layers: may be empty
+  std::int64_t created = 0;      // unix seconds
+  std::int64_t last_access = 0;  // unix seconds
+};
+
+struct TagRecord {
+  Digest digest;
+  std::int64_t confirmed_at = 0;  // unix seconds: last time the upstream said tag -> digest
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  // --- blobs (global: content-addressed, shared by every repository) ---
+  virtual std::optional<BlobRecord> find_blob(const Digest& digest) = 0;
+  // Inserts the row, or on an existing digest updates size and (when the new one
+  // is non-empty) media_type, keeping `created`.
+  virtual void put_blob(const BlobRecord& record) = 0;
+  virtual void touch_blob(const Digest& digest, std::int64_t now) = 0;
+  // Removes the blob row and every repository link and tag pointing at it.
+  virtual void delete_blob(const Digest& digest) = 0;
+  virtual std::vector<BlobRecord> list_blobs() = 0;
+
+  // --- repository links: repository `repo` in namespace `ns` references `digest` ---
+  virtual void link(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
+  virtual bool is_linked(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
+  virtual void unlink(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
+
+  // --- tags ---
+  virtual std::optional<TagRecord> find_tag(const std::string& ns, const std::string& repo, const std::string& tag) = 0;
+  // Insert or replace tag -> digest with the time it was confirmed.
+  virtual void put_tag(const std::string& ns, const std::string& repo, const std::string& tag, const Digest& digest,
+                       std::int64_t confirmed_at) = 0;
+  virtual void delete_tag(const std::string& ns, const std::string& repo, const std::string& tag) = 0;
+  // Tags of one repository, sorted lexically (byte order).
+  virtual std::vector<std::string> list_tags(const std::string& ns, const std::string& repo) = 0;
+};
+
+// Opens (creating if needed) the SQLite database at `path`: WAL mode, a busy
+// timeout, schema migrated to the current version via PRAGMA user_version.
+// Throws std::runtime_error with SQLite's message on failure.
+std::unique_ptr<MetadataStore> open_sqlite_store(const std::string& path);
+
+// Runs PRAGMA integrity_check; returns "ok" or SQLite's report.
+std::string sqlite_integrity_check(const std::string& path);
+
+}  // namespace regcache::db

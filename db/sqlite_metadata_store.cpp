@@ -1,0 +1,376 @@
+// SQLite implementation of MetadataStore (db/metadata_store.h).
+//
+// What this class promises:
+//  - One connection per store, opened in WAL mode with synchronous=NORMAL,
+//    foreign keys enforced and a 5 s busy timeout, so other processes holding
+//    the file briefly (backups, a second replica during a restart) cause waits,
+//    not errors.
+//  - The schema is versioned by PRAGMA user_version. Opening applies every
+//    missing migration in order, each in its own transaction together with the
+//    version bump, so a crash leaves the file at a well-defined version. A file
+//    written by a newer build is refused rather than misread.
+//  - All methods are thread-safe: calls are serialized on one mutex. Each SQL
+//    statement is prepared once and reused.
+//  - Every failure throws std::runtime_error naming the operation and carrying
+//    SQLite's message. Nothing fails silently.
+//
+// This is the only place in regcache that contains SQL.
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "db/metadata_store.h"
+
+namespace regcache::db {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+
+// kMigrations[i] takes the schema from user_version i to i + 1. Append only:
+// never edit a step that has shipped, since existing files already ran it.
+const std::vector<std::string> kMigrations = {
+    // 1: initial schema.
+    R"sql(
+      CREATE TABLE blobs(
+        digest      TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        media_type  TEXT NOT NULL DEFAULT '',
+        created     INTEGER NOT NULL,
+        last_access INTEGER NOT NULL);
+      CREATE TABLE repo_blobs(
+        ns     TEXT NOT NULL,
+        repo   TEXT NOT NULL,
+        digest TEXT NOT NULL REFERENCES blobs(digest) ON DELETE CASCADE,
+        PRIMARY KEY(ns, repo, digest));
+      CREATE INDEX repo_blobs_digest ON repo_blobs(digest);
+      CREATE TABLE tags(
+        ns           TEXT NOT NULL,
+        repo         TEXT NOT NULL,
+        tag          TEXT NOT NULL,
+        digest       TEXT NOT NULL,
+        confirmed_at INTEGER NOT NULL,
+        PRIMARY KEY(ns, repo, tag));
+      CREATE INDEX tags_digest ON tags(digest);
+    )sql",
+};
+
+[[noreturn]] void fail(sqlite3* db, std::string_view what) {
+  throw std::runtime_error("sqlite: " + std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+DbPtr open_connection(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_FULLMUTEX, nullptr);
+  DbPtr db(raw);  // sqlite may hand back a handle even on failure; it must be closed
+  if (rc != SQLITE_OK) fail(raw, "open " + path);
+  sqlite3_extended_result_codes(db.get(), 1);
+  if (sqlite3_busy_timeout(db.get(), kBusyTimeoutMs) != SQLITE_OK) fail(db.get(), "set busy timeout");
+  return db;
+}
+
+// Runs SQL without results (or whose results are ignored).
+void exec(sqlite3* db, const std::string& sql, std::string_view what) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    throw std::runtime_error("sqlite: " + std::string(what) + ": " + msg);
+  }
+}
+
+// One use of a prepared statement. Binds parameters in order (?1, ?2, ...) and
+// always resets the statement on destruction, even when an exception unwinds,
+// so a cached statement never holds a read transaction open or carries stale
+// bindings into its next use.
+class Query {
+ public:
+  Query(sqlite3* db, sqlite3_stmt* stmt, std::string_view what) : db_(db), stmt_(stmt), what_(what) {}
+  ~Query() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  Query& bind(std::string_view text) {
+    check(sqlite3_bind_text(stmt_, ++index_, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Query& bind(const Digest& digest) { return bind(digest.str()); }
+  Query& bind(std::int64_t value) {
+    check(sqlite3_bind_int64(stmt_, ++index_, value));
+    return *this;
+  }
+
+  // True while there is a row to read; false once the statement is done.
+  bool step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_, what_);
+  }
+  void run() { while (step()) {} }
+
+  std::string text(int col) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+  }
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  // Digests are only ever written from valid Digest values, so a bad one means
+  // the file was edited or corrupted: refuse it rather than propagate it.
+  Digest digest(int col) const {
+    std::string s = text(col);
+    auto d = Digest::parse(s);
+    if (!d) throw std::runtime_error("sqlite: " + std::string(what_) + ": invalid digest in database: " + s);
+    return *d;
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(db_, what_);
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  std::string_view what_;  // must outlive the Query (string literals, in practice)
+  int index_ = 0;
+};
+
+// Runs a one-off statement (a PRAGMA) and returns the first column of each row.
+std::vector<std::string> rows_of(sqlite3* db, const char* sql, std::string_view what) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) fail(db, what);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(stmt, sqlite3_finalize);
+  Query q(db, stmt, what);  // destroyed (reset) before `owner` finalizes
+  std::vector<std::string> rows;
+  while (q.step()) rows.push_back(q.text(0));
+  return rows;
+}
+
+std::int64_t read_user_version(sqlite3* db) {
+  auto rows = rows_of(db, "PRAGMA user_version", "read user_version");
+  return rows.empty() ? 0 : std::stoll(rows.front());
+}
+
+// Brings the schema up to kMigrations.size(). The version is re-read inside
+// each write transaction, so two processes opening the same fresh file at once
+// cannot both apply the same step.
+void migrate(sqlite3* db) {
+  const auto known = static_cast<std::int64_t>(kMigrations.size());
+  for (;;) {
+    exec(db, "BEGIN IMMEDIATE", "begin migration");
+    try {
+      std::int64_t version = read_user_version(db);
+      if (version > known) {
+        throw std::runtime_error("sqlite: database schema version " + std::to_string(version) +
+                                 " is newer than this build supports (" + std::to_string(known) + ")");
+      }
+      if (version == known) {
+        exec(db, "COMMIT", "finish migration");
+        return;
+      }
+      exec(db, kMigrations[static_cast<std::size_t>(version)], "migrate to version " + std::to_string(version + 1));
+      exec(db, "PRAGMA user_version = " + std::to_string(version + 1), "set user_version");
+      exec(db, "COMMIT", "commit migration");
+    } catch (...) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);  // no-op if COMMIT already ended it
+      throw;
+    }
+  }
+}
+
+// --- statements (string literals: their addresses key the statement cache) ---
+constexpr const char* kFindBlob =
+    "SELECT digest, size, media_type, created, last_access FROM blobs WHERE digest = ?1";
+// On an existing digest: `created` is kept, an empty media type never erases a
+// known one, and last_access only moves forward (a re-put counts as a use).
+constexpr const char* kPutBlob =
+    "INSERT INTO blobs(digest, size, media_type, created, last_access) VALUES(?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT(digest) DO UPDATE SET size = excluded.size, "
+    "media_type = CASE WHEN excluded.media_type <> '' THEN excluded.media_type ELSE blobs.media_type END, "
+    "last_access = MAX(blobs.last_access, excluded.last_access)";
+// MAX: concurrent requests may touch out of order; the newest time wins.
+constexpr const char* kTouchBlob = "UPDATE blobs SET last_access = MAX(last_access, ?2) WHERE digest = ?1";
+constexpr const char* kDeleteBlobTags = "DELETE FROM tags WHERE digest = ?1";
+// repo_blobs rows go with it through ON DELETE CASCADE.
+constexpr const char* kDeleteBlob = "DELETE FROM blobs WHERE digest = ?1";
+constexpr const char* kListBlobs =
+    "SELECT digest, size, media_type, created, last_access FROM blobs ORDER BY digest";
+constexpr const char* kLink = "INSERT OR IGNORE INTO repo_blobs(ns, repo, digest) VALUES(?1, ?2, ?3)";
+constexpr const char* kIsLinked = "SELECT 1 FROM repo_blobs WHERE ns = ?1 AND repo = ?2 AND digest = ?3";
+constexpr const char* kUnlink = "DELETE FROM repo_blobs WHERE ns = ?1 AND repo = ?2 AND digest = ?3";
+constexpr const char* kFindTag = "SELECT digest, confirmed_at FROM tags WHERE ns = ?1 AND repo = ?2 AND tag = ?3";
+constexpr const char* kPutTag =
+    "INSERT INTO tags(ns, repo, tag, digest, confirmed_at) VALUES(?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT(ns, repo, tag) DO UPDATE SET digest = excluded.digest, confirmed_at = excluded.confirmed_at";
+constexpr const char* kDeleteTag = "DELETE FROM tags WHERE ns = ?1 AND repo = ?2 AND tag = ?3";
+// BINARY collation (the default) orders by bytes.
+constexpr const char* kListTags = "SELECT tag FROM tags WHERE ns = ?1 AND repo = ?2 ORDER BY tag";
+constexpr const char* kBegin = "BEGIN IMMEDIATE";
+constexpr const char* kCommit = "COMMIT";
+
+std::int64_t to_sql_size(std::uint64_t size) {
+  if (size > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    throw std::runtime_error("sqlite: put_blob: size out of range");
+  return static_cast<std::int64_t>(size);
+}
+
+BlobRecord read_blob(const Query& q) {
+  return BlobRecord{q.digest(0), static_cast<std::uint64_t>(q.int64(1)), q.text(2), q.int64(3), q.int64(4)};
+}
+
+class SqliteMetadataStore final : public MetadataStore {
+ public:
+  explicit SqliteMetadataStore(const std::string& path)
+      : db_(open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) {
+    sqlite3* db = db_.get();
+    // journal_mode answers with the mode actually in effect; an in-memory
+    // database cannot use WAL and reports "memory".
+    auto mode = rows_of(db, "PRAGMA journal_mode = WAL", "set journal_mode");
+    if (mode.empty() || (mode[0] != "wal" && mode[0] != "memory"))
+      throw std::runtime_error("sqlite: could not enable WAL mode on " + path);
+    exec(db, "PRAGMA synchronous = NORMAL", "set synchronous");
+    exec(db, "PRAGMA foreign_keys = ON", "enable foreign keys");
+    migrate(db);
+  }
+
+  ~SqliteMetadataStore() override {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  }
+
+  std::optional<BlobRecord> find_blob(const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kFindBlob, "find_blob");
+    q.bind(digest);
+    if (!q.step()) return std::nullopt;
+    return read_blob(q);
+  }
+
+  void put_blob(const BlobRecord& r) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kPutBlob, "put_blob");
+    q.bind(r.digest).bind(to_sql_size(r.size)).bind(r.media_type).bind(r.created).bind(r.last_access).run();
+  }
+
+  void touch_blob(const Digest& digest, std::int64_t now) override {
+    std::lock_guard lock(mutex_);
+    query(kTouchBlob, "touch_blob").bind(digest).bind(now).run();
+  }
+
+  void delete_blob(const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    // Tags have no foreign key (a tag may be recorded before or without its
+    // blob row), so they are removed explicitly, atomically with the blob.
+    query(kBegin, "delete_blob: begin").run();
+    try {
+      query(kDeleteBlobTags, "delete_blob: tags").bind(digest).run();
+      query(kDeleteBlob, "delete_blob").bind(digest).run();
+      query(kCommit, "delete_blob: commit").run();
+    } catch (...) {
+      // Best effort: a failed ROLLBACK must not mask the original error.
+      if (!sqlite3_get_autocommit(db_.get())) sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::vector<BlobRecord> list_blobs() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListBlobs, "list_blobs");
+    std::vector<BlobRecord> out;
+    while (q.step()) out.push_back(read_blob(q));
+    return out;
+  }
+
+  void link(const std::string& ns, const std::string& repo, const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    query(kLink, "link").bind(ns).bind(repo).bind(digest).run();
+  }
+
+  bool is_linked(const std::string& ns, const std::string& repo, const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    return query(kIsLinked, "is_linked").bind(ns).bind(repo).bind(digest).step();
+  }
+
+  void unlink(const std::string& ns, const std::string& repo, const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    query(kUnlink, "unlink").bind(ns).bind(repo).bind(digest).run();
+  }
+
+  std::optional<TagRecord> find_tag(const std::string& ns, const std::string& repo, const std::string& tag) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kFindTag, "find_tag");
+    q.bind(ns).bind(repo).bind(tag);
+    if (!q.step()) return std::nullopt;
+    return TagRecord{q.digest(0), q.int64(1)};
+  }
+
+  void put_tag(const std::string& ns, const std::string& repo, const std::string& tag, const Digest& digest,
+               std::int64_t confirmed_at) override {
+    std::lock_guard lock(mutex_);
+    query(kPutTag, "put_tag").bind(ns).bind(repo).bind(tag).bind(digest).bind(confirmed_at).run();
+  }
+
+  void delete_tag(const std::string& ns, const std::string& repo, const std::string& tag) override {
+    std::lock_guard lock(mutex_);
+    query(kDeleteTag, "delete_tag").bind(ns).bind(repo).bind(tag).run();
+  }
+
+  std::vector<std::string> list_tags(const std::string& ns, const std::string& repo) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListTags, "list_tags");
+    q.bind(ns).bind(repo);
+    std::vector<std::string> out;
+    while (q.step()) out.push_back(q.text(0));
+    return out;
+  }
+
+ private:
+  // Returns a ready-to-bind use of the cached statement for `sql`, preparing it
+  // on first use. Caller holds mutex_ for the whole life of the Query.
+  Query query(const char* sql, std::string_view what) {
+    sqlite3_stmt*& stmt = statements_[sql];
+    if (!stmt && sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+      statements_.erase(sql);
+      fail(db_.get(), "prepare " + std::string(what));
+    }
+    return Query(db_.get(), stmt, what);
+  }
+
+  std::mutex mutex_;  // serializes every use of db_ and statements_
+  DbPtr db_;         // closed after the destructor body has finalized statements_
+  // Keyed by the address of the k* SQL literals above.
+  std::unordered_map<const char*, sqlite3_stmt*> statements_;
+};
+
+}  // namespace
+
+std::unique_ptr<MetadataStore> open_sqlite_store(const std::string& path) {
+  return std::make_unique<SqliteMetadataStore>(path);
+}
+
+std::string sqlite_integrity_check(const std::string& path) {
+  // No SQLITE_OPEN_CREATE: checking a file that does not exist is an error,
+  // not an "ok" on a freshly created empty database.
+  DbPtr db = open_connection(path, SQLITE_OPEN_READWRITE);
+  std::string report;
+  for (const auto& row : rows_of(db.get(), "PRAGMA integrity_check", "integrity_check " + path)) {
+    if (!report.empty()) report += '\n';
+    report += row;
+  }
+  return report;
+}
+
+}  // namespace regcache::db
