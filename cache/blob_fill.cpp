@@ -1,0 +1,114 @@
+#include "cache/blob_fill.h"
+
+#include <thread>
+
+#include "common/log.h"
+
+namespace regcache::cache {
+
+std::optional<std::uint64_t> BlobFill::wait_started() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return state_ != State::Connecting; });
+  if (state_ == State::Failed && spool_fd_ < 0) throw *error_;
+  return size_;
+}
+
+BlobFill::Progress BlobFill::wait_beyond(std::uint64_t offset) {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] {
+    return spooled_ > offset || state_ == State::Committed || state_ == State::Failed;
+  });
+  return {spooled_, state_};
+}
+
+BlobFill::Progress BlobFill::wait_ended() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return state_ == State::Committed || state_ == State::Failed; });
+  return {spooled_, state_};
+}
+
+BlobFill::Progress BlobFill::progress() {
+  std::lock_guard lock(mutex_);
+  return {spooled_, state_};
+}
+
+std::string BlobFill::failure() const {
+  std::lock_guard lock(mutex_);
+  return error_ ? error_->what() : std::string();
+}
+
+void BlobFill::started(int spool_fd, std::optional<std::uint64_t> size, std::shared_ptr<void> spool_owner) {
+  {
+    std::lock_guard lock(mutex_);
+    spool_fd_ = spool_fd;
+    spool_owner_ = std::move(spool_owner);
+    size_ = size;
+    state_ = State::Streaming;
+  }
+  changed_.notify_all();
+}
+
+void BlobFill::spooled(std::uint64_t total) {
+  {
+    std::lock_guard lock(mutex_);
+    spooled_ = total;
+  }
+  changed_.notify_all();
+}
+
+void BlobFill::committed() {
+  {
+    std::lock_guard lock(mutex_);
+    state_ = State::Committed;
+  }
+  changed_.notify_all();
+}
+
+void BlobFill::failed(const RegistryError& error) {
+  {
+    std::lock_guard lock(mutex_);
+    state_ = State::Failed;
+    error_ = error;
+  }
+  changed_.notify_all();
+}
+
+FillCoordinator::~FillCoordinator() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [&] { return threads_ == 0; });
+}
+
+BlobFillPtr FillCoordinator::join_or_start(const Digest& digest, Transfer transfer, bool* started) {
+  std::lock_guard lock(mutex_);
+  if (auto it = running_.find(digest); it != running_.end()) {
+    if (started) *started = false;
+    return it->second;
+  }
+  auto fill = std::make_shared<BlobFill>(digest);
+  running_.emplace(digest, fill);
+  ++threads_;
+  if (started) *started = true;
+  std::thread([this, fill, transfer = std::move(transfer)] {
+    try {
+      transfer(*fill);
+    } catch (const RegistryError& e) {
+      fill->failed(e);
+    } catch (const std::exception& e) {
+      fill->failed(RegistryError(ErrorCode::Internal, e.what()));
+    }
+    if (fill->progress().state == BlobFill::State::Failed)
+      log::warn("fill of " + fill->digest().str() + " failed: " + fill->failure());
+    std::lock_guard done(mutex_);
+    running_.erase(fill->digest());
+    --threads_;
+    idle_.notify_all();
+  }).detach();
+  return fill;
+}
+
+std::size_t FillCoordinator::running() const {
+  std::lock_guard lock(mutex_);
+  return running_.size();
+}
+
+}  // namespace regcache::cache

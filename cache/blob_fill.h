@@ -1,0 +1,103 @@
+#pragma once
+// One upstream transfer of one blob into the store, shared by every request for
+// that digest while it runs (single-flight, read-while-write).
+//
+// A fill's states, each entered at most once and in this order:
+//   Connecting  asking the upstream; no bytes yet
+//   Streaming   the upstream answered 200; bytes land in the spool as they arrive
+//   Committed   all bytes arrived, the digest matched, the blob and its rows are stored
+//   Failed      the upstream refused, broke off, or sent bytes with another digest;
+//               nothing was stored. (Reachable from Connecting and Streaming.)
+//
+// Readers stream from the spool file at their own pace. A reader must never hand
+// a client the blob's final byte before the fill is Committed: that is what keeps
+// a wrong or short body from ever looking complete.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "cache/blob_store.h"
+#include "common/digest.h"
+#include "common/error.h"
+
+namespace regcache::cache {
+
+class BlobFill {
+ public:
+  enum class State { Connecting, Streaming, Committed, Failed };
+
+  explicit BlobFill(Digest digest) : digest_(std::move(digest)) {}
+  const Digest& digest() const { return digest_; }
+
+  // Blocks until the upstream answered. Returns the blob's size when the
+  // upstream announced it; throws the fill's RegistryError when it failed first.
+  std::optional<std::uint64_t> wait_started();
+
+  struct Progress {
+    std::uint64_t spooled;  // bytes in the spool so far
+    State state;
+  };
+  // Blocks until more than `offset` bytes are spooled or the fill has ended.
+  Progress wait_beyond(std::uint64_t offset);
+  Progress progress();
+  // Blocks until the fill is Committed or Failed.
+  Progress wait_ended();
+
+  // The spool descriptor (valid while this object lives, once Streaming).
+  int spool_fd() const { return spool_fd_; }
+  // Why the fill failed (empty unless Failed).
+  std::string failure() const;
+
+  // --- for the fill's own thread ---
+  // `spool_owner` keeps the descriptor open for as long as readers hold the fill.
+  void started(int spool_fd, std::optional<std::uint64_t> size, std::shared_ptr<void> spool_owner);
+  void spooled(std::uint64_t total);
+  void committed();
+  void failed(const RegistryError& error);
+
+ private:
+  Digest digest_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  State state_ = State::Connecting;
+  int spool_fd_ = -1;
+  std::shared_ptr<void> spool_owner_;
+  std::optional<std::uint64_t> size_;
+  std::uint64_t spooled_ = 0;
+  std::optional<RegistryError> error_;
+};
+using BlobFillPtr = std::shared_ptr<BlobFill>;
+
+// Starts fills and lets later requests join a running one. Each fill runs on its
+// own thread, so a client that goes away never cancels it; it ends by itself
+// (upstream timeouts bound it). Destroying the coordinator waits for running fills.
+class FillCoordinator {
+ public:
+  // The transfer itself: given the fill to report to, fetch, spool, commit.
+  // It must end by calling committed() or failed() on the fill.
+  using Transfer = std::function<void(BlobFill&)>;
+
+  FillCoordinator() = default;
+  ~FillCoordinator();
+  FillCoordinator(const FillCoordinator&) = delete;
+  FillCoordinator& operator=(const FillCoordinator&) = delete;
+
+  // Joins the running fill for `digest`, or starts `transfer` as a new one.
+  // `started` tells the caller which happened.
+  BlobFillPtr join_or_start(const Digest& digest, Transfer transfer, bool* started = nullptr);
+  std::size_t running() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable idle_;
+  std::map<Digest, BlobFillPtr> running_;
+  std::size_t threads_ = 0;
+};
+
+}  // namespace regcache::cache

@@ -1,0 +1,97 @@
+#pragma once
+// The blob store: content-addressed bytes, one object per digest. Manifests are
+// stored here too. Metadata (what the bytes are, who references them) lives in
+// the metadata store; the store only promises that an object visible under a
+// digest is whole and hashes to that digest.
+//
+// The local file store is the default; an S3-compatible one can sit behind the
+// same interface (it would spool writes to a local temp file, which is what
+// readers of an in-progress fill read from).
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "common/digest.h"
+
+namespace regcache::cache {
+
+// A blob being written. Bytes go to a temporary spool; commit() verifies the
+// digest, makes the bytes durable and publishes them under the digest.
+// Destroying a writer that was not committed removes what it wrote.
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;
+  virtual void write(const char* data, std::size_t size) = 0;
+  virtual std::uint64_t size() const = 0;
+  // Verifies that the bytes hash to `expected`. On a mismatch throws
+  // RegistryError(DigestInvalid) and nothing is published. Call at most once.
+  virtual void commit(const Digest& expected) = 0;
+  // A descriptor open on the spooled bytes, for readers that stream while the
+  // writer fills (read-while-write). Stays valid, and keeps showing the same
+  // bytes, until the writer is destroyed — also after commit().
+  virtual int spool_fd() const = 0;
+};
+using BlobWriterPtr = std::unique_ptr<BlobWriter>;
+
+// A committed blob opened for reading.
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  virtual std::uint64_t size() const = 0;
+  // A file descriptor for sendfile(2)/pread(2), or -1 when not file-backed.
+  virtual int fd() const = 0;
+  // Reads up to `n` bytes at `offset`; returns 0 at the end.
+  virtual std::size_t read_at(std::uint64_t offset, char* buf, std::size_t n) = 0;
+};
+using BlobReaderPtr = std::unique_ptr<BlobReader>;
+
+struct StoredBlob {
+  Digest digest;
+  std::uint64_t size;
+};
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+  virtual BlobWriterPtr create_writer() = 0;
+  // nullptr when the blob is not stored.
+  virtual BlobReaderPtr open(const Digest& digest) = 0;
+  virtual bool exists(const Digest& digest) = 0;
+  virtual void remove(const Digest& digest) = 0;
+  // Every published object, for start-up reconciliation with the metadata.
+  virtual std::vector<StoredBlob> list() = 0;
+  // Removes spool files left behind by a crash. Call before serving.
+  virtual std::size_t remove_orphan_spools() = 0;
+};
+using BlobStorePtr = std::unique_ptr<BlobStore>;
+
+// Files under a data directory:
+//
+//   DATA/
+//   ├── blobs/
+//   │   └── sha256/
+//   │       └── ab/
+//   │           └── ab12…(64 hex)     one committed object, named by its digest
+//   └── tmp/
+//       └── spool-XXXXXX              writes in progress (same file system: rename is atomic)
+//
+// Commit = verify digest, fsync the file, rename into blobs/, fsync the directory.
+class LocalBlobStore final : public BlobStore {
+ public:
+  explicit LocalBlobStore(std::filesystem::path data_dir);
+  BlobWriterPtr create_writer() override;
+  BlobReaderPtr open(const Digest& digest) override;
+  bool exists(const Digest& digest) override;
+  void remove(const Digest& digest) override;
+  std::vector<StoredBlob> list() override;
+  std::size_t remove_orphan_spools() override;
+
+  std::filesystem::path blob_path(const Digest& digest) const;
+
+ private:
+  std::filesystem::path root_;
+  std::filesystem::path tmp_;
+};
+
+}  // namespace regcache::cache

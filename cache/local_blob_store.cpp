@@ -1,0 +1,182 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "cache/blob_store.h"
+#include "common/error.h"
+
+namespace fs = std::filesystem;
+
+namespace regcache::cache {
+namespace {
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+void fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // best effort: the file itself is already durable
+  ::fsync(fd);
+  ::close(fd);
+}
+
+class FileReader final : public BlobReader {
+ public:
+  FileReader(int fd, std::uint64_t size) : fd_(fd), size_(size) {}
+  ~FileReader() override { ::close(fd_); }
+  std::uint64_t size() const override { return size_; }
+  int fd() const override { return fd_; }
+  std::size_t read_at(std::uint64_t offset, char* buf, std::size_t n) override {
+    ssize_t got;
+    do {
+      got = ::pread(fd_, buf, n, static_cast<off_t>(offset));
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) throw_errno("read blob");
+    return static_cast<std::size_t>(got);
+  }
+
+ private:
+  int fd_;
+  std::uint64_t size_;
+};
+
+class FileWriter final : public BlobWriter {
+ public:
+  FileWriter(const LocalBlobStore& store, const fs::path& tmp_dir) : store_(store) {
+    std::string tmpl = (tmp_dir / "spool-XXXXXX").string();
+    fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
+    if (fd_ < 0) throw_errno("create spool file in " + tmp_dir.string());
+    path_ = tmpl;
+  }
+  ~FileWriter() override {
+    if (!committed_) ::unlink(path_.c_str());
+    ::close(fd_);
+  }
+
+  void write(const char* data, std::size_t size) override {
+    hasher_.update(data, size);
+    while (size > 0) {
+      ssize_t n = ::write(fd_, data, size);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno("write spool file");
+      }
+      data += n;
+      size -= static_cast<std::size_t>(n);
+      size_ += static_cast<std::uint64_t>(n);
+    }
+  }
+
+  std::uint64_t size() const override { return size_; }
+
+  void commit(const Digest& expected) override {
+    if (expected.algorithm() != "sha256") {
+      // The running hash is sha256; other algorithms are hashed from the spool.
+      DigestHasher h(expected.algorithm());
+      char buf[1 << 16];
+      std::uint64_t off = 0;
+      for (;;) {
+        ssize_t n = ::pread(fd_, buf, sizeof buf, static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("read spool file");
+        if (n == 0) break;
+        h.update(buf, static_cast<std::size_t>(n));
+        off += static_cast<std::uint64_t>(n);
+      }
+      check(h.finish(), expected);
+    } else {
+      check(hasher_.finish(), expected);
+    }
+    if (::fsync(fd_) != 0) throw_errno("fsync spool file");
+    fs::path target = store_.blob_path(expected);
+    fs::create_directories(target.parent_path());
+    if (::rename(path_.c_str(), target.c_str()) != 0) throw_errno("publish blob " + expected.str());
+    committed_ = true;
+    fsync_dir(target.parent_path());
+  }
+
+  int spool_fd() const override { return fd_; }
+
+ private:
+  static void check(const Digest& actual, const Digest& expected) {
+    if (actual != expected)
+      throw RegistryError(ErrorCode::DigestInvalid, "content digest " + actual.str() + " does not match " + expected.str());
+  }
+
+  const LocalBlobStore& store_;
+  int fd_ = -1;
+  fs::path path_;
+  DigestHasher hasher_{"sha256"};
+  std::uint64_t size_ = 0;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+LocalBlobStore::LocalBlobStore(fs::path data_dir) : root_(data_dir / "blobs"), tmp_(data_dir / "tmp") {
+  fs::create_directories(root_);
+  fs::create_directories(tmp_);
+}
+
+fs::path LocalBlobStore::blob_path(const Digest& digest) const {
+  // The digest is validated by construction (lowercase hex only), so the path
+  // can never leave the blobs directory.
+  return root_ / digest.algorithm() / digest.hex().substr(0, 2) / digest.hex();
+}
+
+BlobWriterPtr LocalBlobStore::create_writer() { return std::make_unique<FileWriter>(*this, tmp_); }
+
+BlobReaderPtr LocalBlobStore::open(const Digest& digest) {
+  int fd = ::open(blob_path(digest).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return nullptr;
+    throw_errno("open blob " + digest.str());
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw_errno("stat blob " + digest.str());
+  }
+  return std::make_unique<FileReader>(fd, static_cast<std::uint64_t>(st.st_size));
+}
+
+bool LocalBlobStore::exists(const Digest& digest) {
+  std::error_code ec;
+  return fs::is_regular_file(blob_path(digest), ec);
+}
+
+void LocalBlobStore::remove(const Digest& digest) {
+  std::error_code ec;
+  fs::remove(blob_path(digest), ec);
+}
+
+std::vector<StoredBlob> LocalBlobStore::list() {
+  std::vector<StoredBlob> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root_, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (!it->is_regular_file()) continue;
+    const fs::path& p = it->path();
+    auto algorithm = p.parent_path().parent_path().filename().string();
+    if (auto d = Digest::parse(algorithm + ":" + p.filename().string()); d && p == blob_path(*d))
+      out.push_back({*d, static_cast<std::uint64_t>(it->file_size())});
+  }
+  return out;
+}
+
+std::size_t LocalBlobStore::remove_orphan_spools() {
+  std::size_t removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(tmp_, ec)) {
+    if (entry.path().filename().string().rfind("spool-", 0) == 0 && fs::remove(entry.path(), ec)) ++removed;
+  }
+  return removed;
+}
+
+}  // namespace regcache::cache

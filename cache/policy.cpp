@@ -1,0 +1,94 @@
+#include "cache/policy.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace regcache::cache {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+}  // namespace
+
+void AcceptList::add_header(std::string_view value) {
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    if (auto semi = item.find(';'); semi != std::string_view::npos) item = item.substr(0, semi);
+    item = trim(item);
+    if (!item.empty()) values_.push_back(lower(item));
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+bool AcceptList::accepts(std::string_view media_type) const {
+  if (values_.empty()) return true;
+  std::string type = lower(trim(media_type.substr(0, media_type.find(';'))));
+  for (const auto& v : values_) {
+    if (v == "*/*" || v == type) return true;
+    if (v.size() > 2 && v.ends_with("/*") && type.starts_with(v.substr(0, v.size() - 1))) return true;
+  }
+  return false;
+}
+
+std::string AcceptList::key() const {
+  auto sorted = values_;
+  std::sort(sorted.begin(), sorted.end());
+  std::string out;
+  for (const auto& v : sorted) out += v + ",";
+  return out;
+}
+
+TagAction decide_tag(std::optional<std::int64_t> confirmed_at, bool content_usable, std::int64_t now,
+                     std::chrono::seconds ttl) {
+  if (!confirmed_at || !content_usable) return TagAction::Fetch;
+  if (now - *confirmed_at < ttl.count()) return TagAction::ServeLocal;
+  return TagAction::Revalidate;
+}
+
+RegistryError upstream_status_error(int status, ObjectKind kind, const std::string& upstream_name,
+                                    const std::string& retry_after) {
+  std::string where = "upstream " + upstream_name + " answered " + std::to_string(status);
+  switch (status) {
+    case 401: return RegistryError(ErrorCode::Unauthorized, "authentication to " + where);
+    case 403: return RegistryError(ErrorCode::Denied, "access denied: " + where);
+    case 404:
+      switch (kind) {
+        case ObjectKind::Manifest: return RegistryError(ErrorCode::ManifestUnknown, "manifest unknown: " + where);
+        case ObjectKind::Blob: return RegistryError(ErrorCode::BlobUnknown, "blob unknown: " + where);
+        case ObjectKind::TagList: return RegistryError(ErrorCode::NameUnknown, "repository unknown: " + where);
+      }
+      break;
+    case 429: {
+      RegistryError e(ErrorCode::TooManyRequests, "rate limited: " + where);
+      if (!retry_after.empty()) e.retry_after = retry_after;
+      return e;
+    }
+    default: break;
+  }
+  return RegistryError(ErrorCode::UpstreamInvalid, "unexpected answer: " + where);
+}
+
+bool may_serve_stale(int upstream_status) { return upstream_status == 429 || upstream_status >= 500; }
+
+std::string sniff_manifest_media_type(std::string_view body) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_object()) {
+    if (auto it = json.find("mediaType"); it != json.end() && it->is_string()) return it->get<std::string>();
+    if (json.contains("manifests")) return "application/vnd.oci.image.index.v1+json";
+  }
+  return "application/vnd.oci.image.manifest.v1+json";
+}
+
+}  // namespace regcache::cache

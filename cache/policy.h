@@ -1,0 +1,56 @@
+#pragma once
+// Pure decisions of the pull-through cache: content negotiation, tag freshness
+// and the mapping of upstream answers to registry errors. No I/O here.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+
+namespace regcache::cache {
+
+// The media types a client accepts, from all its Accept header lines (each may
+// be a comma list with parameters). Empty means "anything".
+class AcceptList {
+ public:
+  AcceptList() = default;
+  void add_header(std::string_view value);
+  bool accepts(std::string_view media_type) const;
+  // The normalised values, one per media range, in the order received.
+  const std::vector<std::string>& values() const { return values_; }
+  // A stable key: the sorted values joined, for coalescing identical requests.
+  std::string key() const;
+
+ private:
+  std::vector<std::string> values_;
+};
+
+enum class TagAction {
+  ServeLocal,  // confirmed within the TTL and the content is here
+  Revalidate,  // known but stale: ask the upstream with HEAD
+  Fetch,       // unknown, or the content is missing: GET from the upstream
+};
+
+// `confirmed_at` is unset when the tag is unknown. `content_usable` is whether the
+// tag's manifest is stored and acceptable to this client.
+TagAction decide_tag(std::optional<std::int64_t> confirmed_at, bool content_usable, std::int64_t now,
+                     std::chrono::seconds ttl);
+
+enum class ObjectKind { Manifest, Blob, TagList };
+
+// Turns a non-success upstream status into the error the client sees.
+RegistryError upstream_status_error(int status, ObjectKind kind, const std::string& upstream_name,
+                                    const std::string& retry_after);
+
+// Whether a failed revalidation may fall back to the cached answer ("stale"):
+// the upstream was unreachable, overloaded or failing; not when it said no.
+bool may_serve_stale(int upstream_status);
+
+// The media type of a manifest body when the upstream sent no usable
+// Content-Type: its "mediaType" field, else the OCI manifest type.
+std::string sniff_manifest_media_type(std::string_view body);
+
+}  // namespace regcache::cache

@@ -1,0 +1,290 @@
+#include "cache/pull_through_cache.h"
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "common/log.h"
+
+namespace regcache::cache {
+namespace {
+
+RegistryError unreachable(const Origin& origin, const std::exception& e) {
+  return RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " is unreachable: " + e.what());
+}
+
+// Whether a failed revalidation is the upstream's trouble (serve stale) rather
+// than its answer (pass the error on).
+bool upstream_trouble(const RegistryError& e) {
+  return e.code() == ErrorCode::Unavailable || e.code() == ErrorCode::TooManyRequests ||
+         e.code() == ErrorCode::UpstreamInvalid;
+}
+
+std::string usable_media_type(const std::string& content_type, std::string_view body) {
+  std::string type = content_type.substr(0, content_type.find(';'));
+  if (type.empty() || type == "application/octet-stream" || type == "text/plain" || type == "application/json")
+    return sniff_manifest_media_type(body);
+  return type;
+}
+
+}  // namespace
+
+const char* to_string(CacheStatus status) {
+  switch (status) {
+    case CacheStatus::Hit: return "hit";
+    case CacheStatus::Miss: return "miss";
+    case CacheStatus::Revalidated: return "revalidated";
+    case CacheStatus::Stale: return "stale";
+  }
+  return "?";
+}
+
+PullThroughCache::PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, CacheOptions options)
+    : blobs_(blobs), meta_(meta), options_(options) {}
+
+std::int64_t PullThroughCache::now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// --- manifests -------------------------------------------------------------
+
+std::optional<PullThroughCache::Memo> PullThroughCache::load_manifest(const Digest& digest) {
+  {
+    std::lock_guard lock(memo_mutex_);
+    if (auto it = memo_.find(digest.str()); it != memo_.end()) {
+      memo_order_.splice(memo_order_.begin(), memo_order_, it->second.second);
+      return it->second.first;
+    }
+  }
+  auto row = meta_.find_blob(digest);
+  if (!row || row->media_type.empty() || row->size > options_.max_manifest_bytes) return std::nullopt;
+  auto reader = blobs_.open(digest);
+  if (!reader) return std::nullopt;
+  std::string body(reader->size(), '\0');
+  std::size_t got = 0;
+  while (got < body.size()) {
+    std::size_t n = reader->read_at(got, body.data() + got, body.size() - got);
+    if (n == 0) return std::nullopt;
+    got += n;
+  }
+  Memo memo{std::make_shared<const std::string>(std::move(body)), row->media_type};
+  remember(digest, memo);
+  return memo;
+}
+
+void PullThroughCache::remember(const Digest& digest, const Memo& memo) {
+  std::lock_guard lock(memo_mutex_);
+  if (memo_.count(digest.str()) || memo.body->size() > options_.manifest_memory_bytes) return;
+  memo_order_.push_front(digest);
+  memo_.emplace(digest.str(), std::make_pair(memo, memo_order_.begin()));
+  memo_bytes_ += memo.body->size();
+  while (memo_bytes_ > options_.manifest_memory_bytes && !memo_order_.empty()) {
+    auto it = memo_.find(memo_order_.back().str());
+    memo_bytes_ -= it->second.first.body->size();
+    memo_.erase(it);
+    memo_order_.pop_back();
+  }
+}
+
+ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
+                                              const AcceptList& accept) {
+  std::string key = origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key();
+  if (!ref.is_digest())
+    return manifest_flights_.run(key, [&] { return resolve_tag(origin, repo, ref.as_tag(), accept); });
+
+  const Digest& digest = ref.as_digest();
+  if (auto memo = load_manifest(digest); memo && accept.accepts(memo->media_type))
+    return {memo->body, memo->media_type, digest, CacheStatus::Hit};
+  return manifest_flights_.run(key, [&] { return fetch_manifest(origin, repo, digest.str(), accept, digest); });
+}
+
+ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
+                                             const AcceptList& accept) {
+  auto row = meta_.find_tag(origin.ns, repo.str(), tag);
+  std::optional<Memo> memo = row ? load_manifest(row->digest) : std::nullopt;
+  bool usable = memo && accept.accepts(memo->media_type);
+  auto confirmed = row ? std::optional(row->confirmed_at) : std::nullopt;
+
+  switch (decide_tag(confirmed, usable, now(), origin.tag_ttl)) {
+    case TagAction::ServeLocal:
+      return {memo->body, memo->media_type, row->digest, CacheStatus::Hit};
+
+    case TagAction::Fetch: {
+      auto result = fetch_manifest(origin, repo, tag, accept, std::nullopt);
+      meta_.put_tag(origin.ns, repo.str(), tag, result.digest, now());
+      return result;
+    }
+
+    case TagAction::Revalidate:
+      try {
+        upstream::Response head;
+        try {
+          head = origin.upstream->head_manifest(repo.str(), tag, accept.values());
+        } catch (const upstream::TransportError& e) {
+          throw unreachable(origin, e);
+        }
+        if (head.status != 200) throw upstream_status_error(head.status, ObjectKind::Manifest, origin.ns, head.retry_after);
+        auto named = Digest::parse(head.docker_content_digest);
+        auto revalidated = [&]() -> ManifestResult {
+          if (named && *named == row->digest)
+            return {memo->body, memo->media_type, row->digest, CacheStatus::Revalidated};
+          if (auto other = named ? load_manifest(*named) : std::nullopt; other && accept.accepts(other->media_type))
+            return {other->body, other->media_type, *named, CacheStatus::Revalidated};
+          // The tag moved to content we do not have (or the upstream named no digest).
+          return fetch_manifest(origin, repo, named ? named->str() : tag, accept, named);
+        };
+        ManifestResult result = revalidated();
+        meta_.put_tag(origin.ns, repo.str(), tag, result.digest, now());
+        return result;
+      } catch (const RegistryError& e) {
+        if (!upstream_trouble(e)) throw;
+        log::warn("serving " + repo.str() + ":" + tag + " stale: " + e.what());
+        return {memo->body, memo->media_type, row->digest, CacheStatus::Stale};
+      }
+  }
+  throw RegistryError(ErrorCode::Internal, "unreachable tag decision");
+}
+
+ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const RepoName& repo, const std::string& reference,
+                                                const AcceptList& accept, const std::optional<Digest>& expected) {
+  upstream::BufferedResponse response;
+  try {
+    response = origin.upstream->get_manifest(repo.str(), reference, accept.values(), options_.max_manifest_bytes);
+  } catch (const upstream::TransportError& e) {
+    throw unreachable(origin, e);
+  }
+  if (response.status != 200)
+    throw upstream_status_error(response.status, ObjectKind::Manifest, origin.ns, response.retry_after);
+
+  Digest actual = digest_of(expected ? expected->algorithm() : "sha256", response.body);
+  if (expected && actual != *expected)
+    throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent a manifest with digest " +
+                                                        actual.str() + " for " + expected->str());
+  if (!response.docker_content_digest.empty()) {
+    auto named = Digest::parse(response.docker_content_digest);
+    if (!named || digest_of(named->algorithm(), response.body) != *named)
+      throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent a manifest whose bytes do not match its Docker-Content-Digest " +
+                                                          response.docker_content_digest);
+  }
+
+  std::string media_type = usable_media_type(response.content_type, response.body);
+  auto writer = blobs_.create_writer();
+  writer->write(response.body.data(), response.body.size());
+  writer->commit(actual);
+  std::int64_t t = now();
+  meta_.put_blob({actual, response.body.size(), media_type, t, t});
+  meta_.link(origin.ns, repo.str(), actual);
+
+  Memo memo{std::make_shared<const std::string>(std::move(response.body)), media_type};
+  remember(actual, memo);
+  return {memo.body, media_type, actual, CacheStatus::Miss};
+}
+
+// --- blobs -----------------------------------------------------------------
+
+BlobResult PullThroughCache::get_blob(const Origin& origin, const RepoName& repo, const Digest& digest) {
+  if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, std::move(reader), nullptr};
+  auto fill = fills_.join_or_start(digest, [this, origin, repo](BlobFill& f) { transfer_blob(origin, repo, f); });
+  return {CacheStatus::Miss, nullptr, std::move(fill)};
+}
+
+void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill) {
+  const Digest& digest = fill.digest();
+  // A fill that finished just before this one was started: serve what it stored.
+  if (std::shared_ptr<BlobReader> stored = blobs_.open(digest)) {
+    fill.started(stored->fd(), stored->size(), stored);
+    fill.spooled(stored->size());
+    fill.committed();
+    return;
+  }
+
+  std::unique_ptr<upstream::BodyStream> body;
+  try {
+    body = origin.upstream->get_blob(repo.str(), digest.str());
+  } catch (const upstream::TransportError& e) {
+    throw unreachable(origin, e);
+  }
+  const auto& response = body->response();
+  if (response.status != 200)
+    throw upstream_status_error(response.status, ObjectKind::Blob, origin.ns, response.retry_after);
+
+  std::shared_ptr<BlobWriter> writer = blobs_.create_writer();
+  fill.started(writer->spool_fd(), response.content_length, writer);
+  std::vector<char> buffer(256 << 10);
+  try {
+    while (std::size_t n = body->read(buffer.data(), buffer.size())) {
+      writer->write(buffer.data(), n);
+      fill.spooled(writer->size());
+    }
+  } catch (const upstream::TransportError& e) {
+    throw RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " broke off " + digest.str() + ": " + e.what());
+  }
+  if (response.content_length && writer->size() != *response.content_length)
+    throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent " + std::to_string(writer->size()) +
+                                                        " bytes of " + std::to_string(*response.content_length));
+  try {
+    writer->commit(digest);
+  } catch (const RegistryError& e) {
+    throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent wrong bytes: " + e.what());
+  }
+  std::int64_t t = now();
+  meta_.put_blob({digest, writer->size(), "", t, t});
+  meta_.link(origin.ns, repo.str(), digest);
+  fill.committed();
+}
+
+// --- tags ------------------------------------------------------------------
+
+TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& repo, const std::string& query) {
+  auto cached = [&](const std::string& why) {
+    auto tags = meta_.list_tags(origin.ns, repo.str());
+    if (tags.empty()) throw RegistryError(ErrorCode::Unavailable, why);
+    log::warn("serving cached tags of " + repo.str() + ": " + why);
+    return TagListResult{nlohmann::json{{"name", repo.str()}, {"tags", tags}}.dump(), CacheStatus::Stale};
+  };
+  upstream::BufferedResponse response;
+  try {
+    response = origin.upstream->get_tags(repo.str(), query, options_.max_manifest_bytes);
+  } catch (const upstream::TransportError& e) {
+    return cached(unreachable(origin, e).what());
+  }
+  if (response.status == 200) return {std::move(response.body), CacheStatus::Miss};
+  if (may_serve_stale(response.status))
+    return cached("upstream " + origin.ns + " answered " + std::to_string(response.status));
+  throw upstream_status_error(response.status, ObjectKind::TagList, origin.ns, response.retry_after);
+}
+
+// --- start-up --------------------------------------------------------------
+
+std::string PullThroughCache::reconcile() {
+  std::size_t spools = blobs_.remove_orphan_spools(), dropped = 0, adopted = 0, removed = 0;
+  for (const auto& row : meta_.list_blobs()) {
+    if (!blobs_.exists(row.digest)) {
+      meta_.delete_blob(row.digest);
+      ++dropped;
+    }
+  }
+  std::vector<char> buffer(1 << 20);
+  for (const auto& stored : blobs_.list()) {
+    if (meta_.find_blob(stored.digest)) continue;
+    auto reader = blobs_.open(stored.digest);
+    DigestHasher hasher(stored.digest.algorithm());
+    std::uint64_t offset = 0;
+    while (reader) {
+      std::size_t n = reader->read_at(offset, buffer.data(), buffer.size());
+      if (n == 0) break;
+      hasher.update(buffer.data(), n);
+      offset += n;
+    }
+    if (reader && hasher.finish() == stored.digest) {
+      meta_.put_blob({stored.digest, stored.size, "", now(), now()});
+      ++adopted;
+    } else {
+      blobs_.remove(stored.digest);
+      ++removed;
+    }
+  }
+  return "store reconciled: " + std::to_string(spools) + " orphan spools removed, " + std::to_string(dropped) +
+         " rows without content dropped, " + std::to_string(adopted) + " files adopted, " + std::to_string(removed) +
+         " corrupt files removed";
+}
+
+}  // namespace regcache::cache

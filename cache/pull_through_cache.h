@@ -1,0 +1,111 @@
+#pragma once
+// The pull-through cache: answers manifest, blob and tag-list requests from the
+// local store, and fills the store from the repository's upstream on a miss.
+//
+//   by digest  local first (immutable: cached forever); a miss fetches
+//   by tag     local while confirmed within the TTL; then revalidated with an
+//              upstream HEAD, fetched with GET only when the digest changed or
+//              its content is not here; served stale when the upstream is
+//              unreachable, overloaded or failing
+//
+// Content is only ever stored whole and verified: a manifest's bytes must hash
+// to the digest the upstream names; a blob is spooled, verified, then published.
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "cache/blob_fill.h"
+#include "cache/blob_store.h"
+#include "cache/policy.h"
+#include "cache/single_flight.h"
+#include "common/names.h"
+#include "db/metadata_store.h"
+#include "upstream/client.h"
+
+namespace regcache::cache {
+
+enum class CacheStatus { Hit, Miss, Revalidated, Stale };
+const char* to_string(CacheStatus status);
+
+// Where a repository's content comes from.
+struct Origin {
+  std::string ns;                        // metadata namespace: the upstream's name
+  upstream::Client* upstream = nullptr;  // never null for a proxied repository
+  std::chrono::seconds tag_ttl{60};
+};
+
+struct ManifestResult {
+  std::shared_ptr<const std::string> body;
+  std::string media_type;
+  Digest digest;
+  CacheStatus status;
+};
+
+// A blob to serve: either stored (`reader`) or arriving (`fill`).
+struct BlobResult {
+  CacheStatus status;
+  BlobReaderPtr reader;
+  BlobFillPtr fill;
+};
+
+struct TagListResult {
+  std::string body;  // JSON {"name":…, "tags":[…]}
+  CacheStatus status;
+};
+
+struct CacheOptions {
+  std::size_t max_manifest_bytes = 4 << 20;
+  std::size_t manifest_memory_bytes = 16 << 20;  // hot manifests kept in memory
+};
+
+class PullThroughCache {
+ public:
+  PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, CacheOptions options);
+
+  // Throws RegistryError (MANIFEST_UNKNOWN, UNAUTHORIZED, UNAVAILABLE, …).
+  ManifestResult get_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
+                              const AcceptList& accept);
+  // Throws RegistryError when the blob is neither stored nor fetchable.
+  BlobResult get_blob(const Origin& origin, const RepoName& repo, const Digest& digest);
+  // `query` is the client's query string (n, last), passed on verbatim.
+  TagListResult list_tags(const Origin& origin, const RepoName& repo, const std::string& query);
+
+  // Start-up reconciliation of store and metadata: drops rows whose blob is
+  // missing, adopts (after verifying) published files without rows, removes
+  // orphan spools. Returns a one-line summary for the log.
+  std::string reconcile();
+
+  std::size_t fills_running() const { return fills_.running(); }
+
+ private:
+  struct Memo {
+    std::shared_ptr<const std::string> body;
+    std::string media_type;
+  };
+  std::optional<Memo> load_manifest(const Digest& digest);
+  void remember(const Digest& digest, const Memo& memo);
+  ManifestResult fetch_manifest(const Origin& origin, const RepoName& repo, const std::string& reference,
+                                const AcceptList& accept, const std::optional<Digest>& expected);
+  ManifestResult resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
+                             const AcceptList& accept);
+  void transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill);
+  static std::int64_t now();
+
+  BlobStore& blobs_;
+  db::MetadataStore& meta_;
+  CacheOptions options_;
+  FillCoordinator fills_;
+  SingleFlight<ManifestResult> manifest_flights_;
+
+  // A small LRU of manifest bodies by digest: manifests are hot and tiny.
+  std::mutex memo_mutex_;
+  std::list<Digest> memo_order_;  // front = most recent
+  std::unordered_map<std::string, std::pair<Memo, std::list<Digest>::iterator>> memo_;
+  std::size_t memo_bytes_ = 0;
+};
+
+}  // namespace regcache::cache
