@@ -44,6 +44,20 @@ PullThroughCache::PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, Ca
 
 std::int64_t PullThroughCache::now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
+void PullThroughCache::check_reachable(const Origin& origin, const std::string& key, ErrorCode not_found,
+                                       const std::string& what) {
+  if (origin.offline)
+    throw RegistryError(not_found, what + " is not cached, and regcache is offline (upstream " + origin.ns + " is not contacted)");
+  if (missing_.contains(key))
+    throw RegistryError(not_found, what + " is unknown to upstream " + origin.ns + " (remembered for " +
+                                       std::to_string(origin.negative_ttl.count()) + " s)");
+}
+
+void PullThroughCache::remember_missing(const Origin& origin, const std::string& key, const RegistryError& e) {
+  if (e.code() == ErrorCode::ManifestUnknown || e.code() == ErrorCode::BlobUnknown) missing_.add(key, origin.negative_ttl);
+  throw e;
+}
+
 // --- manifests -------------------------------------------------------------
 
 std::optional<PullThroughCache::Memo> PullThroughCache::load_manifest(const Digest& digest) {
@@ -93,7 +107,15 @@ ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoNa
   const Digest& digest = ref.as_digest();
   if (auto memo = load_manifest(digest); memo && accept.accepts(memo->media_type))
     return {memo->body, memo->media_type, digest, CacheStatus::Hit};
-  return manifest_flights_.run(key, [&] { return fetch_manifest(origin, repo, digest.str(), accept, digest); });
+  std::string missing_key = "m|" + origin.ns + "|" + repo.str() + "|" + digest.str();
+  check_reachable(origin, missing_key, ErrorCode::ManifestUnknown, "manifest " + repo.str() + "@" + digest.str());
+  return manifest_flights_.run(key, [&] {
+    try {
+      return fetch_manifest(origin, repo, digest.str(), accept, digest);
+    } catch (const RegistryError& e) {
+      remember_missing(origin, missing_key, e);
+    }
+  });
 }
 
 ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
@@ -102,15 +124,22 @@ ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoNam
   std::optional<Memo> memo = row ? load_manifest(row->digest) : std::nullopt;
   bool usable = memo && accept.accepts(memo->media_type);
   auto confirmed = row ? std::optional(row->confirmed_at) : std::nullopt;
+  if (origin.offline && usable) return {memo->body, memo->media_type, row->digest, CacheStatus::Hit};
+  std::string missing_key = "t|" + origin.ns + "|" + repo.str() + "|" + tag;
+  if (!usable) check_reachable(origin, missing_key, ErrorCode::ManifestUnknown, "manifest " + repo.str() + ":" + tag);
 
   switch (decide_tag(confirmed, usable, now(), origin.tag_ttl)) {
     case TagAction::ServeLocal:
       return {memo->body, memo->media_type, row->digest, CacheStatus::Hit};
 
     case TagAction::Fetch: {
-      auto result = fetch_manifest(origin, repo, tag, accept, std::nullopt);
-      meta_.put_tag(origin.ns, repo.str(), tag, result.digest, now());
-      return result;
+      try {
+        auto result = fetch_manifest(origin, repo, tag, accept, std::nullopt);
+        meta_.put_tag(origin.ns, repo.str(), tag, result.digest, now());
+        return result;
+      } catch (const RegistryError& e) {
+        remember_missing(origin, missing_key, e);
+      }
     }
 
     case TagAction::Revalidate:
@@ -135,7 +164,7 @@ ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoNam
         meta_.put_tag(origin.ns, repo.str(), tag, result.digest, now());
         return result;
       } catch (const RegistryError& e) {
-        if (!upstream_trouble(e)) throw;
+        if (!upstream_trouble(e)) remember_missing(origin, missing_key, e);
         log::warn("serving " + repo.str() + ":" + tag + " stale: " + e.what());
         return {memo->body, memo->media_type, row->digest, CacheStatus::Stale};
       }
@@ -182,6 +211,7 @@ ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const Repo
 
 BlobResult PullThroughCache::get_blob(const Origin& origin, const RepoName& repo, const Digest& digest) {
   if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, std::move(reader), nullptr};
+  check_reachable(origin, "b|" + origin.ns + "|" + digest.str(), ErrorCode::BlobUnknown, "blob " + digest.str());
   auto fill = fills_.join_or_start(digest, [this, origin, repo](BlobFill& f) { transfer_blob(origin, repo, f); });
   return {CacheStatus::Miss, nullptr, std::move(fill)};
 }
@@ -204,15 +234,20 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   }
   const auto& response = body->response();
   if (response.status != 200)
-    throw upstream_status_error(response.status, ObjectKind::Blob, origin.ns, response.retry_after);
+    remember_missing(origin, "b|" + origin.ns + "|" + digest.str(),
+                     upstream_status_error(response.status, ObjectKind::Blob, origin.ns, response.retry_after));
 
   std::shared_ptr<BlobWriter> writer = blobs_.create_writer();
   fill.started(writer->spool_fd(), response.content_length, writer);
   std::vector<char> buffer(256 << 10);
+  const auto deadline = std::chrono::steady_clock::now() + options_.fill_timeout;
   try {
     while (std::size_t n = body->read(buffer.data(), buffer.size())) {
       writer->write(buffer.data(), n);
       fill.spooled(writer->size());
+      if (std::chrono::steady_clock::now() > deadline)
+        throw RegistryError(ErrorCode::Unavailable, "transfer of " + digest.str() + " from upstream " + origin.ns +
+                                                        " exceeded fill_timeout_s");
     }
   } catch (const upstream::TransportError& e) {
     throw RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " broke off " + digest.str() + ": " + e.what());
@@ -240,6 +275,7 @@ TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& 
     log::warn("serving cached tags of " + repo.str() + ": " + why);
     return TagListResult{nlohmann::json{{"name", repo.str()}, {"tags", tags}}.dump(), CacheStatus::Stale};
   };
+  if (origin.offline) return cached("regcache is offline");
   upstream::BufferedResponse response;
   try {
     response = origin.upstream->get_tags(repo.str(), query, options_.max_manifest_bytes);

@@ -20,6 +20,7 @@
 
 #include "cache/blob_fill.h"
 #include "cache/blob_store.h"
+#include "cache/negative_cache.h"
 #include "cache/policy.h"
 #include "cache/single_flight.h"
 #include "common/names.h"
@@ -36,6 +37,8 @@ struct Origin {
   std::string ns;                        // metadata namespace: the upstream's name
   upstream::Client* upstream = nullptr;  // never null for a proxied repository
   std::chrono::seconds tag_ttl{60};
+  std::chrono::seconds negative_ttl{10};  // how long an upstream 404 is remembered
+  bool offline = false;                   // never contact the upstream: serve what is here
 };
 
 struct ManifestResult {
@@ -60,6 +63,7 @@ struct TagListResult {
 struct CacheOptions {
   std::size_t max_manifest_bytes = 4 << 20;
   std::size_t manifest_memory_bytes = 16 << 20;  // hot manifests kept in memory
+  std::chrono::seconds fill_timeout{3600};       // longest one blob transfer may take
 };
 
 class PullThroughCache {
@@ -93,6 +97,11 @@ class PullThroughCache {
   ManifestResult resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
                              const AcceptList& accept);
   void transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill);
+  // Throws the remembered 404 when `key` is in the negative cache, or the
+  // offline refusal when the origin is offline.
+  void check_reachable(const Origin& origin, const std::string& key, ErrorCode not_found, const std::string& what);
+  // Rethrows `e` after remembering `key` as missing when it is an upstream 404.
+  [[noreturn]] void remember_missing(const Origin& origin, const std::string& key, const RegistryError& e);
   static std::int64_t now();
 
   BlobStore& blobs_;
@@ -100,6 +109,7 @@ class PullThroughCache {
   CacheOptions options_;
   FillCoordinator fills_;
   SingleFlight<ManifestResult> manifest_flights_;
+  NegativeCache missing_;
 
   // A small LRU of manifest bodies by digest: manifests are hot and tiny.
   std::mutex memo_mutex_;

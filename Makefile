@@ -1,0 +1,34 @@
+# The README's two commands:  make run   and   make test
+JOBS ?= $(shell nproc)
+ARGS ?=
+
+.PHONY: deps build run test test-release test-asan clean
+
+deps:
+	@./.ci/install-deps
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+# Builds and runs regcache on the local default: 127.0.0.1:5000, SQLite + ./data,
+# Docker Hub upstream. Extra flags: make run ARGS="--upstream http://127.0.0.1:5001"
+run: build
+	./build/release/proxy/regcache serve $(ARGS)
+
+# Builds and runs every test twice: optimised with warnings as errors, then
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: deps test-release test-asan
+
+test-release:
+	cmake --preset ci >/dev/null
+	cmake --build --preset ci -j $(JOBS)
+	ctest --preset ci -j 2
+
+test-asan:
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j 2
+
+clean:
+	rm -rf build

@@ -1,0 +1,62 @@
+#pragma once
+// regcache's configuration: a JSON file (comments allowed) whose every key and
+// default is documented in etc/regcache.json, overridden by command-line flags.
+// Validation is strict: an unknown key, a wrong type or an impossible value is
+// a ConfigError naming the key, and regcache refuses to start.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "upstream/client.h"
+
+namespace regcache::proxy {
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& key, const std::string& why) : std::runtime_error(key + ": " + why), key_(key) {}
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
+struct UpstreamSettings {
+  upstream::UpstreamConfig client;
+  std::chrono::seconds tag_ttl{60};
+  std::chrono::seconds negative_ttl{10};
+};
+
+struct Config {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 5000;
+  std::filesystem::path data_dir = "./data";
+  log::Level log_level = log::Level::Info;
+  std::size_t max_manifest_bytes = 4 << 20;
+  std::size_t manifest_memory_bytes = 16 << 20;
+  unsigned max_connections = 512;  // client connections served at once (one thread each)
+  std::chrono::seconds client_timeout{60};
+  std::chrono::seconds keep_alive_timeout{15};
+  std::chrono::seconds shutdown_grace{10};
+  std::chrono::seconds fill_timeout{3600};
+  bool offline = false;  // never contact any upstream
+  std::vector<UpstreamSettings> upstreams;
+  std::string default_upstream;
+
+  const UpstreamSettings& default_upstream_settings() const;
+};
+
+// The built-in defaults: Docker Hub as the only upstream.
+Config default_config();
+// Parses and validates a configuration document on top of the defaults.
+Config parse_config(const std::string& json_text);
+Config load_config(const std::filesystem::path& path);
+
+// Command-line overrides; each validates like the file does.
+void set_listen(Config& config, const std::string& host_port);
+void set_default_upstream_url(Config& config, const std::string& url);
+
+}  // namespace regcache::proxy

@@ -1,0 +1,150 @@
+// regcache: a pull-through caching OCI registry.
+//   regcache serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--upstream URL]
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "proxy/config.h"
+#include "proxy/server.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;  // bad flags or bad configuration
+
+const char* kUsage =
+    "Usage: regcache serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--upstream URL] [--offline]\n"
+    "       regcache --version | --help\n"
+    "\n"
+    "serve   run the registry. Flags override the config file; without one:\n"
+    "        listen 127.0.0.1:5000, data dir ./data, upstream https://registry-1.docker.io\n"
+    "  --config FILE       JSON configuration (every key documented in etc/regcache.json)\n"
+    "  --listen HOST:PORT  address to listen on\n"
+    "  --data-dir DIR      where blobs and the metadata database live\n"
+    "  --upstream URL      URL of the default upstream registry\n"
+    "  --offline           never contact an upstream: serve only what is cached\n";
+
+struct ServeFlags {
+  std::optional<std::string> config, listen, data_dir, upstream;
+  bool offline = false;
+};
+
+// Parses the flags after "serve"; accepts "--flag value" and "--flag=value".
+bool parse_serve_flags(const std::vector<std::string>& args, ServeFlags& out, std::string& error) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--offline") {
+      out.offline = true;
+      continue;
+    }
+    std::string flag = args[i], value;
+    bool inline_value = false;
+    if (auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      inline_value = true;
+    }
+    std::optional<std::string>* slot = flag == "--config"     ? &out.config
+                                       : flag == "--listen"   ? &out.listen
+                                       : flag == "--data-dir" ? &out.data_dir
+                                       : flag == "--upstream" ? &out.upstream
+                                                              : nullptr;
+    if (!slot) {
+      error = "unknown argument '" + args[i] + "'";
+      return false;
+    }
+    if (!inline_value) {
+      if (i + 1 >= args.size()) {
+        error = flag + " needs a value";
+        return false;
+      }
+      value = args[++i];
+    }
+    *slot = value;
+  }
+  return true;
+}
+
+int serve(const ServeFlags& flags) {
+  using namespace regcache;
+  proxy::Config config;
+  try {
+    config = flags.config ? proxy::load_config(*flags.config) : proxy::default_config();
+    if (flags.listen) proxy::set_listen(config, *flags.listen);
+    if (flags.data_dir) {
+      if (flags.data_dir->empty()) throw proxy::ConfigError("--data-dir", "must not be empty");
+      config.data_dir = *flags.data_dir;
+    }
+    if (flags.upstream) proxy::set_default_upstream_url(config, *flags.upstream);
+    if (flags.offline) config.offline = true;
+  } catch (const proxy::ConfigError& e) {
+    std::cerr << "regcache: configuration error: " << e.what() << "\n";
+    return kExitUsage;
+  }
+
+  // Termination signals are taken synchronously by this thread; every thread
+  // started from here on inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-sendfile is an error return, not a death
+
+  std::unique_ptr<proxy::Server> server;
+  try {
+    server = std::make_unique<proxy::Server>(config);
+    server->start();
+  } catch (const std::exception& e) {
+    std::cerr << "regcache: cannot start: " << e.what() << "\n";
+    return 1;
+  }
+
+  int received = 0;
+  sigwait(&signals, &received);
+  log::info(std::string("received ") + (received == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
+  if (!server->stop(config.shutdown_grace)) {
+    // Fills still running belong to no client; their spools are removed at the
+    // next start. Leave without waiting for them.
+    log::warn("shutdown grace expired with work in flight; exiting anyway");
+    std::fflush(stderr);
+    std::_Exit(0);
+  }
+  server.reset();
+  log::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::cout << "regcache " REGCACHE_VERSION "\n";
+    return 0;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args[0] != "serve") {
+    std::cerr << "regcache: unknown command '" << args[0] << "'\n" << kUsage;
+    return kExitUsage;
+  }
+  ServeFlags flags;
+  std::string error;
+  if (!parse_serve_flags({args.begin() + 1, args.end()}, flags, error)) {
+    std::cerr << "regcache: " << error << "\n" << kUsage;
+    return kExitUsage;
+  }
+  return serve(flags);
+}

@@ -1,0 +1,62 @@
+#pragma once
+// The application's start-up: the one place that builds the concrete objects
+// (SQLite metadata, local blob store, upstream clients, cache, HTTP server) and
+// wires them; everything else receives interfaces.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "proxy/config.h"
+
+namespace Poco {
+class ThreadPool;
+namespace Net {
+class HTTPServer;
+}
+}  // namespace Poco
+
+namespace regcache {
+namespace db {
+class MetadataStore;
+}
+namespace cache {
+class BlobStore;
+class PullThroughCache;
+}  // namespace cache
+namespace upstream {
+class Client;
+}
+
+namespace proxy {
+
+class RegistryApi;
+
+class Server {
+ public:
+  // Opens the store (reconciling it with its metadata) and binds the listening
+  // socket. Throws std::exception with a message fit for the operator.
+  explicit Server(Config config);
+  ~Server();
+
+  void start();
+  // Stops accepting, lets in-flight requests finish for at most `grace`, then
+  // closes every connection. Returns false when requests or fills were still
+  // running at the deadline.
+  bool stop(std::chrono::seconds grace);
+  std::uint16_t port() const;
+
+ private:
+  Config config_;
+  std::unique_ptr<db::MetadataStore> meta_;
+  std::unique_ptr<cache::BlobStore> blobs_;
+  std::vector<std::unique_ptr<upstream::Client>> clients_;
+  std::unique_ptr<cache::PullThroughCache> cache_;
+  std::unique_ptr<RegistryApi> api_;
+  std::unique_ptr<Poco::ThreadPool> pool_;
+  std::unique_ptr<Poco::Net::HTTPServer> http_;
+  std::atomic<int> in_flight_{0};
+};
+
+}  // namespace proxy
+}  // namespace regcache
