@@ -50,6 +50,22 @@ std::string AcceptList::key() const {
   return out;
 }
 
+std::vector<std::string> AcceptList::upstream_values() const {
+  static const char* const kManifestTypes[] = {
+      "application/vnd.oci.image.index.v1+json",
+      "application/vnd.oci.image.manifest.v1+json",
+      "application/vnd.docker.distribution.manifest.list.v2+json",
+      "application/vnd.docker.distribution.manifest.v2+json",
+  };
+  bool explicit_type = false;
+  for (const auto& v : values_)
+    if (v.find('*') == std::string::npos) explicit_type = true;
+  if (explicit_type) return values_;
+  std::vector<std::string> out(std::begin(kManifestTypes), std::end(kManifestTypes));
+  out.insert(out.end(), values_.begin(), values_.end());
+  return out;
+}
+
 TagAction decide_tag(std::optional<std::int64_t> confirmed_at, bool content_usable, std::int64_t now,
                      std::chrono::seconds ttl) {
   if (!confirmed_at || !content_usable) return TagAction::Fetch;

@@ -23,6 +23,11 @@ class AcceptList {
   const std::vector<std::string>& values() const { return values_; }
   // A stable key: the sorted values joined, for coalescing identical requests.
   std::string key() const;
+  // What to send upstream: the client's values, plus every manifest media
+  // type when the client named none explicitly (no Accept, or only wildcards).
+  // Registries answer a wildcard-only Accept with the old Docker schema or a
+  // 404 for OCI content.
+  std::vector<std::string> upstream_values() const;
 
  private:
   std::vector<std::string> values_;

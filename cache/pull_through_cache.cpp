@@ -146,7 +146,7 @@ ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoNam
       try {
         upstream::Response head;
         try {
-          head = origin.upstream->head_manifest(repo.str(), tag, accept.values());
+          head = origin.upstream->head_manifest(repo.str(), tag, accept.upstream_values());
         } catch (const upstream::TransportError& e) {
           throw unreachable(origin, e);
         }
@@ -176,7 +176,7 @@ ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const Repo
                                                 const AcceptList& accept, const std::optional<Digest>& expected) {
   upstream::BufferedResponse response;
   try {
-    response = origin.upstream->get_manifest(repo.str(), reference, accept.values(), options_.max_manifest_bytes);
+    response = origin.upstream->get_manifest(repo.str(), reference, accept.upstream_values(), options_.max_manifest_bytes);
   } catch (const upstream::TransportError& e) {
     throw unreachable(origin, e);
   }

@@ -74,9 +74,9 @@ void serve_filling(Exchange& ex, cache::BlobFill& fill) {
 }  // namespace
 
 void RegistryApi::blob(Exchange& ex, const Route& r) {
-  RepoName repo = parse_repo_name(r.name);
+  auto [origin, repo] = resolve(ex, r.name);
   Digest digest = parse_digest(r.reference);
-  auto result = cache_.get_blob(origin_for(repo), repo, digest);
+  auto result = cache_.get_blob(*origin, repo, digest);
   set_cache_status(ex, result.status);
   ex.response.setContentType("application/octet-stream");
   ex.response.set("Docker-Content-Digest", digest.str());

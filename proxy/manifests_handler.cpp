@@ -4,12 +4,12 @@
 namespace regcache::proxy {
 
 void RegistryApi::manifest(Exchange& ex, const Route& r) {
-  RepoName repo = parse_repo_name(r.name);
+  auto [origin, repo] = resolve(ex, r.name);
   Reference ref = parse_reference(r.reference);
   cache::AcceptList accept;
   for (const auto& value : ex.header_values("Accept")) accept.add_header(value);
 
-  auto result = cache_.get_manifest(origin_for(repo), repo, ref, accept);
+  auto result = cache_.get_manifest(*origin, repo, ref, accept);
   set_cache_status(ex, result.status);
   ex.response.set("Docker-Content-Digest", result.digest.str());
   ex.response.set("ETag", "\"" + result.digest.str() + "\"");

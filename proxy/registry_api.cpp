@@ -4,11 +4,6 @@
 
 namespace regcache::proxy {
 
-RepoName parse_repo_name(const std::string& text) {
-  if (auto name = RepoName::parse(text)) return *name;
-  throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + text + "'");
-}
-
 Digest parse_digest(const std::string& text) {
   if (auto d = Digest::parse(text)) return *d;
   if (digest_syntax_ok(text) && text.rfind("sha256:", 0) != 0 && text.rfind("sha512:", 0) != 0)
@@ -30,10 +25,14 @@ void set_cache_status(Exchange& ex, cache::CacheStatus status) {
   if (status == cache::CacheStatus::Stale) ex.response.set("Warning", "110 - \"Response is Stale\"");
 }
 
-RegistryApi::RegistryApi(cache::PullThroughCache& cache, std::vector<cache::Origin> origins, std::size_t default_origin)
-    : cache_(cache), origins_(std::move(origins)), default_origin_(default_origin) {}
+RegistryApi::RegistryApi(cache::PullThroughCache& cache, OriginResolver origins)
+    : cache_(cache), origins_(std::move(origins)) {}
 
-const cache::Origin& RegistryApi::origin_for(const RepoName&) const { return origins_.at(default_origin_); }
+ResolvedRepo RegistryApi::resolve(Exchange& ex, const std::string& name) const {
+  ResolvedRepo resolved = origins_.resolve(name, query_param(ex.query, "ns"));
+  ex.response.set("OCI-Namespace", resolved.origin->ns);
+  return resolved;
+}
 
 void RegistryApi::handle(Exchange& ex) {
   set_common_headers(ex);
@@ -68,12 +67,10 @@ void RegistryApi::dispatch(Exchange& ex, const Route& r) {
       if (!read) refuse_method();
       return base(ex);
     case Resource::Manifest:
-      if (method == "PUT" || method == "DELETE") {
-        parse_repo_name(r.name);
+      if (method == "PUT" || method == "DELETE")
         throw RegistryError(ErrorCode::Unsupported, "pushing and deleting are not supported: '" + r.name +
                                                         "' is a read-only mirror of upstream " +
-                                                        origins_[default_origin_].ns);
-      }
+                                                        resolve(ex, r.name).origin->ns);
       if (!read) refuse_method();
       return manifest(ex, r);
     case Resource::Blob:
@@ -84,10 +81,9 @@ void RegistryApi::dispatch(Exchange& ex, const Route& r) {
       return tag_list(ex, r);
     case Resource::UploadStart:
     case Resource::Upload:
-      parse_repo_name(r.name);
       throw RegistryError(ErrorCode::Unsupported, "uploads are not supported: '" + r.name +
                                                       "' is a read-only mirror of upstream " +
-                                                      origins_[default_origin_].ns);
+                                                      resolve(ex, r.name).origin->ns);
     case Resource::Catalog:
     case Resource::Referrers:
       throw RegistryError(ErrorCode::Unsupported, ex.path + " is not offered by this mirror");

@@ -6,15 +6,14 @@
 
 #include "cache/pull_through_cache.h"
 #include "proxy/exchange.h"
+#include "proxy/origin_resolver.h"
 #include "proxy/router.h"
 
 namespace regcache::proxy {
 
 class RegistryApi {
  public:
-  // `origins` are the configured upstreams; `default_origin` indexes the one
-  // plain repository names go to.
-  RegistryApi(cache::PullThroughCache& cache, std::vector<cache::Origin> origins, std::size_t default_origin);
+  RegistryApi(cache::PullThroughCache& cache, OriginResolver origins);
 
   // Answers one request completely (errors included). Throws only ClientGone.
   void handle(Exchange& ex);
@@ -25,15 +24,15 @@ class RegistryApi {
   void manifest(Exchange& ex, const Route& route);
   void blob(Exchange& ex, const Route& route);
   void tag_list(Exchange& ex, const Route& route);
-  const cache::Origin& origin_for(const RepoName& repo) const;
+  // The repository's upstream, from the path and the ns parameter; announced
+  // in OCI-Namespace.
+  ResolvedRepo resolve(Exchange& ex, const std::string& name) const;
 
   cache::PullThroughCache& cache_;
-  std::vector<cache::Origin> origins_;
-  std::size_t default_origin_;
+  OriginResolver origins_;
 };
 
 // Shared by the handlers: validation at the edge.
-RepoName parse_repo_name(const std::string& text);
 Digest parse_digest(const std::string& text);
 Reference parse_reference(const std::string& text);
 void set_common_headers(Exchange& ex);

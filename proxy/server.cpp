@@ -83,7 +83,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   cache_ = std::make_unique<cache::PullThroughCache>(
       *blobs_, *meta_, cache::CacheOptions{config_.max_manifest_bytes, config_.manifest_memory_bytes, config_.fill_timeout});
   log::info(cache_->reconcile());
-  api_ = std::make_unique<RegistryApi>(*cache_, std::move(origins), default_index);
+  api_ = std::make_unique<RegistryApi>(*cache_, OriginResolver(std::move(origins), default_index));
 
   Poco::Net::ServerSocket socket;
   socket.bind(Poco::Net::SocketAddress(config_.listen_host, config_.listen_port), true);

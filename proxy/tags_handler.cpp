@@ -4,8 +4,8 @@
 namespace regcache::proxy {
 
 void RegistryApi::tag_list(Exchange& ex, const Route& r) {
-  RepoName repo = parse_repo_name(r.name);
-  auto result = cache_.list_tags(origin_for(repo), repo, ex.query);
+  auto [origin, repo] = resolve(ex, r.name);
+  auto result = cache_.list_tags(*origin, repo, query_without(ex.query, "ns"));
   set_cache_status(ex, result.status);
   send_body(ex, result.body, "application/json");
 }

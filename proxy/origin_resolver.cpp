@@ -1,0 +1,68 @@
+#include "proxy/origin_resolver.h"
+
+#include "common/error.h"
+
+namespace regcache::proxy {
+namespace {
+
+template <class Fn>
+void for_each_param(std::string_view query, Fn&& fn) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    auto eq = item.find('=');
+    fn(item.substr(0, eq), eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1), item);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+}
+
+}  // namespace
+
+std::string query_param(std::string_view query, std::string_view key) {
+  std::string out;
+  for_each_param(query, [&](std::string_view k, std::string_view v, std::string_view) {
+    if (k == key && out.empty()) out = v;
+  });
+  return out;
+}
+
+std::string query_without(std::string_view query, std::string_view key) {
+  std::string out;
+  for_each_param(query, [&](std::string_view k, std::string_view, std::string_view item) {
+    if (k == key || item.empty()) return;
+    if (!out.empty()) out += '&';
+    out += item;
+  });
+  return out;
+}
+
+OriginResolver::OriginResolver(std::vector<cache::Origin> origins, std::size_t default_index)
+    : origins_(std::move(origins)), default_index_(default_index) {}
+
+const cache::Origin* OriginResolver::find(std::string_view upstream_name) const {
+  for (const auto& o : origins_)
+    if (o.ns == upstream_name) return &o;
+  return nullptr;
+}
+
+ResolvedRepo OriginResolver::resolve(const std::string& name, const std::string& ns) const {
+  if (!ns.empty()) {
+    const cache::Origin* origin = find(ns);
+    if (!origin)
+      throw RegistryError(ErrorCode::NameUnknown,
+                          "registry '" + ns + "' is not configured on this mirror; it serves only its configured upstreams");
+    if (auto repo = RepoName::parse(name)) return {origin, *repo};
+    throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");
+  }
+  if (auto slash = name.find('/'); slash != std::string::npos) {
+    if (const cache::Origin* origin = find(std::string_view(name).substr(0, slash))) {
+      if (auto repo = RepoName::parse(std::string_view(name).substr(slash + 1))) return {origin, *repo};
+      throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name.substr(slash + 1) + "'");
+    }
+  }
+  if (auto repo = RepoName::parse(name)) return {&origins_[default_index_], *repo};
+  throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");
+}
+
+}  // namespace regcache::proxy

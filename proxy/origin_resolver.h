@@ -1,0 +1,46 @@
+#pragma once
+// Decides which upstream a request's repository belongs to — and refuses
+// every registry that is not configured, so regcache is never an open proxy.
+//
+//   ?ns=<registry>            containerd names the original registry: it must be
+//                             a configured upstream's name
+//   /v2/<upstream>/<repo>/…   a path prefix for clients that cannot send ns
+//   /v2/<repo>/…              anything else goes to the default upstream
+//
+// Pure: no I/O, so the policy has unit tests of its own.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/pull_through_cache.h"
+#include "common/names.h"
+
+namespace regcache::proxy {
+
+struct ResolvedRepo {
+  const cache::Origin* origin;
+  RepoName repo;  // the name within that upstream
+};
+
+class OriginResolver {
+ public:
+  OriginResolver(std::vector<cache::Origin> origins, std::size_t default_index);
+
+  // `name` is the repository name from the path, `ns` the value of the ns query
+  // parameter (empty when absent). Throws RegistryError: NAME_INVALID for a bad
+  // name, NAME_UNKNOWN when `ns` names no configured upstream.
+  ResolvedRepo resolve(const std::string& name, const std::string& ns) const;
+  const cache::Origin& default_origin() const { return origins_[default_index_]; }
+
+ private:
+  const cache::Origin* find(std::string_view upstream_name) const;
+  std::vector<cache::Origin> origins_;
+  std::size_t default_index_;
+};
+
+// The value of `key` in a query string ("a=1&ns=docker.io"), or "" when absent.
+std::string query_param(std::string_view query, std::string_view key);
+// The query string without any `key=…` parameter.
+std::string query_without(std::string_view query, std::string_view key);
+
+}  // namespace regcache::proxy
