@@ -88,18 +88,25 @@ BlobFillPtr FillCoordinator::join_or_start(const Digest& digest, Transfer transf
   running_.emplace(digest, fill);
   ++threads_;
   if (started) *started = true;
-  std::thread([this, fill, transfer = std::move(transfer)] {
-    try {
-      transfer(*fill);
-    } catch (const RegistryError& e) {
-      fill->failed(e);
-    } catch (const std::exception& e) {
-      fill->failed(RegistryError(ErrorCode::Internal, e.what()));
+  std::thread([this, fill_handle = fill, transfer_handle = std::move(transfer)]() mutable {
+    Digest digest = fill_handle->digest();
+    {
+      // Everything the transfer owns is released inside this scope, before the
+      // coordinator is told the thread is done (it may be destroyed right after).
+      auto run = std::move(transfer_handle);
+      auto fill = std::move(fill_handle);
+      try {
+        run(*fill);
+      } catch (const RegistryError& e) {
+        fill->failed(e);
+      } catch (const std::exception& e) {
+        fill->failed(RegistryError(ErrorCode::Internal, e.what()));
+      }
+      if (fill->progress().state == BlobFill::State::Failed)
+        log::warn("fill of " + digest.str() + " failed: " + fill->failure());
     }
-    if (fill->progress().state == BlobFill::State::Failed)
-      log::warn("fill of " + fill->digest().str() + " failed: " + fill->failure());
     std::lock_guard done(mutex_);
-    running_.erase(fill->digest());
+    running_.erase(digest);
     --threads_;
     idle_.notify_all();
   }).detach();

@@ -69,7 +69,8 @@ std::vector<std::string> AcceptList::upstream_values() const {
 TagAction decide_tag(std::optional<std::int64_t> confirmed_at, bool content_usable, std::int64_t now,
                      std::chrono::seconds ttl) {
   if (!confirmed_at || !content_usable) return TagAction::Fetch;
-  if (now - *confirmed_at < ttl.count()) return TagAction::ServeLocal;
+  // A confirmation "from the future" (the clock stepped back) proves nothing.
+  if (*confirmed_at <= now && now - *confirmed_at < ttl.count()) return TagAction::ServeLocal;
   return TagAction::Revalidate;
 }
 
