@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "common/digest.h"
@@ -63,6 +65,16 @@ class BlobStore {
   virtual std::vector<StoredBlob> list() = 0;
   // Removes spool files left behind by a crash. Call before serving.
   virtual std::size_t remove_orphan_spools() = 0;
+
+  // Client uploads: named spools that outlive a request and a restart. The
+  // writer appends; destroying it keeps the bytes; commit() publishes them as
+  // above (hashing the whole upload) and the upload is gone.
+  // Returns nullptr when the upload does not exist and `create` is false.
+  virtual BlobWriterPtr open_upload(const std::string& id, bool create) = 0;
+  // Bytes received so far, nullopt when there is no such upload.
+  virtual std::optional<std::uint64_t> upload_size(const std::string& id) = 0;
+  virtual void remove_upload(const std::string& id) = 0;
+  virtual std::vector<std::string> list_uploads() = 0;
 };
 using BlobStorePtr = std::unique_ptr<BlobStore>;
 
@@ -73,8 +85,10 @@ using BlobStorePtr = std::unique_ptr<BlobStore>;
 //   │   └── sha256/
 //   │       └── ab/
 //   │           └── ab12…(64 hex)     one committed object, named by its digest
-//   └── tmp/
-//       └── spool-XXXXXX              writes in progress (same file system: rename is atomic)
+//   ├── tmp/
+//   │   └── spool-XXXXXX              writes in progress (same file system: rename is atomic)
+//   └── uploads/
+//       └── <32 hex>                  a client's upload session, appended to chunk by chunk
 //
 // Commit = verify digest, fsync the file, rename into blobs/, fsync the directory.
 class LocalBlobStore final : public BlobStore {
@@ -86,12 +100,18 @@ class LocalBlobStore final : public BlobStore {
   void remove(const Digest& digest) override;
   std::vector<StoredBlob> list() override;
   std::size_t remove_orphan_spools() override;
+  BlobWriterPtr open_upload(const std::string& id, bool create) override;
+  std::optional<std::uint64_t> upload_size(const std::string& id) override;
+  void remove_upload(const std::string& id) override;
+  std::vector<std::string> list_uploads() override;
 
   std::filesystem::path blob_path(const Digest& digest) const;
 
  private:
+  std::filesystem::path upload_path(const std::string& id) const;
   std::filesystem::path root_;
   std::filesystem::path tmp_;
+  std::filesystem::path uploads_;
 };
 
 }  // namespace regcache::cache

@@ -48,14 +48,19 @@ class FileReader final : public BlobReader {
 
 class FileWriter final : public BlobWriter {
  public:
+  // A fresh spool in `tmp_dir`, removed unless committed.
   FileWriter(const LocalBlobStore& store, const fs::path& tmp_dir) : store_(store) {
     std::string tmpl = (tmp_dir / "spool-XXXXXX").string();
     fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
     if (fd_ < 0) throw_errno("create spool file in " + tmp_dir.string());
     path_ = tmpl;
   }
+  // An upload file, appended to and kept unless committed. Bytes that were
+  // there before this writer are not in its running hash.
+  FileWriter(const LocalBlobStore& store, fs::path path, int fd, std::uint64_t existing)
+      : store_(store), fd_(fd), path_(std::move(path)), size_(existing), keep_(true), hash_complete_(existing == 0) {}
   ~FileWriter() override {
-    if (!committed_) ::unlink(path_.c_str());
+    if (!committed_ && !keep_) ::unlink(path_.c_str());
     ::close(fd_);
   }
 
@@ -76,8 +81,9 @@ class FileWriter final : public BlobWriter {
   std::uint64_t size() const override { return size_; }
 
   void commit(const Digest& expected) override {
-    if (expected.algorithm() != "sha256") {
-      // The running hash is sha256; other algorithms are hashed from the spool.
+    if (expected.algorithm() != "sha256" || !hash_complete_) {
+      // The running hash is sha256 over what this writer wrote; anything else
+      // is hashed from the file.
       DigestHasher h(expected.algorithm());
       char buf[1 << 16];
       std::uint64_t off = 0;
@@ -115,13 +121,58 @@ class FileWriter final : public BlobWriter {
   DigestHasher hasher_{"sha256"};
   std::uint64_t size_ = 0;
   bool committed_ = false;
+  bool keep_ = false;
+  bool hash_complete_ = true;
 };
 
 }  // namespace
 
-LocalBlobStore::LocalBlobStore(fs::path data_dir) : root_(data_dir / "blobs"), tmp_(data_dir / "tmp") {
+LocalBlobStore::LocalBlobStore(fs::path data_dir)
+    : root_(data_dir / "blobs"), tmp_(data_dir / "tmp"), uploads_(data_dir / "uploads") {
   fs::create_directories(root_);
   fs::create_directories(tmp_);
+  fs::create_directories(uploads_);
+}
+
+fs::path LocalBlobStore::upload_path(const std::string& id) const {
+  // Callers pass ids they validated; this keeps a bad one from naming another path.
+  if (id.empty() || id.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw std::invalid_argument("invalid upload id");
+  return uploads_ / id;
+}
+
+BlobWriterPtr LocalBlobStore::open_upload(const std::string& id, bool create) {
+  fs::path path = upload_path(id);
+  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+  if (fd < 0) {
+    if (errno == ENOENT && !create) return nullptr;
+    throw_errno("open upload " + id);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw_errno("stat upload " + id);
+  }
+  return std::make_unique<FileWriter>(*this, path, fd, static_cast<std::uint64_t>(st.st_size));
+}
+
+std::optional<std::uint64_t> LocalBlobStore::upload_size(const std::string& id) {
+  std::error_code ec;
+  auto size = fs::file_size(upload_path(id), ec);
+  if (ec) return std::nullopt;
+  return size;
+}
+
+void LocalBlobStore::remove_upload(const std::string& id) {
+  std::error_code ec;
+  fs::remove(upload_path(id), ec);
+}
+
+std::vector<std::string> LocalBlobStore::list_uploads() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(uploads_, ec)) out.push_back(entry.path().filename().string());
+  return out;
 }
 
 fs::path LocalBlobStore::blob_path(const Digest& digest) const {

@@ -35,12 +35,14 @@ const char* to_string(CacheStatus status) {
     case CacheStatus::Miss: return "miss";
     case CacheStatus::Revalidated: return "revalidated";
     case CacheStatus::Stale: return "stale";
+    case CacheStatus::Local: return "local";
   }
   return "?";
 }
 
-PullThroughCache::PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, CacheOptions options)
-    : blobs_(blobs), meta_(meta), options_(options) {}
+PullThroughCache::PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, ManifestMemo& manifests,
+                                   CacheOptions options)
+    : blobs_(blobs), meta_(meta), manifests_(manifests), options_(options) {}
 
 std::int64_t PullThroughCache::now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -60,44 +62,6 @@ void PullThroughCache::remember_missing(const Origin& origin, const std::string&
 
 // --- manifests -------------------------------------------------------------
 
-std::optional<PullThroughCache::Memo> PullThroughCache::load_manifest(const Digest& digest) {
-  {
-    std::lock_guard lock(memo_mutex_);
-    if (auto it = memo_.find(digest.str()); it != memo_.end()) {
-      memo_order_.splice(memo_order_.begin(), memo_order_, it->second.second);
-      return it->second.first;
-    }
-  }
-  auto row = meta_.find_blob(digest);
-  if (!row || row->media_type.empty() || row->size > options_.max_manifest_bytes) return std::nullopt;
-  auto reader = blobs_.open(digest);
-  if (!reader) return std::nullopt;
-  std::string body(reader->size(), '\0');
-  std::size_t got = 0;
-  while (got < body.size()) {
-    std::size_t n = reader->read_at(got, body.data() + got, body.size() - got);
-    if (n == 0) return std::nullopt;
-    got += n;
-  }
-  Memo memo{std::make_shared<const std::string>(std::move(body)), row->media_type};
-  remember(digest, memo);
-  return memo;
-}
-
-void PullThroughCache::remember(const Digest& digest, const Memo& memo) {
-  std::lock_guard lock(memo_mutex_);
-  if (memo_.count(digest.str()) || memo.body->size() > options_.manifest_memory_bytes) return;
-  memo_order_.push_front(digest);
-  memo_.emplace(digest.str(), std::make_pair(memo, memo_order_.begin()));
-  memo_bytes_ += memo.body->size();
-  while (memo_bytes_ > options_.manifest_memory_bytes && !memo_order_.empty()) {
-    auto it = memo_.find(memo_order_.back().str());
-    memo_bytes_ -= it->second.first.body->size();
-    memo_.erase(it);
-    memo_order_.pop_back();
-  }
-}
-
 ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
                                               const AcceptList& accept) {
   std::string key = origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key();
@@ -105,7 +69,7 @@ ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoNa
     return manifest_flights_.run(key, [&] { return resolve_tag(origin, repo, ref.as_tag(), accept); });
 
   const Digest& digest = ref.as_digest();
-  if (auto memo = load_manifest(digest); memo && accept.accepts(memo->media_type))
+  if (auto memo = manifests_.load(digest); memo && accept.accepts(memo->media_type))
     return {memo->body, memo->media_type, digest, CacheStatus::Hit};
   std::string missing_key = "m|" + origin.ns + "|" + repo.str() + "|" + digest.str();
   check_reachable(origin, missing_key, ErrorCode::ManifestUnknown, "manifest " + repo.str() + "@" + digest.str());
@@ -121,7 +85,7 @@ ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoNa
 ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
                                              const AcceptList& accept) {
   auto row = meta_.find_tag(origin.ns, repo.str(), tag);
-  std::optional<Memo> memo = row ? load_manifest(row->digest) : std::nullopt;
+  std::optional<Memo> memo = row ? manifests_.load(row->digest) : std::nullopt;
   bool usable = memo && accept.accepts(memo->media_type);
   auto confirmed = row ? std::optional(row->confirmed_at) : std::nullopt;
   if (origin.offline && usable) return {memo->body, memo->media_type, row->digest, CacheStatus::Hit};
@@ -155,7 +119,7 @@ ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoNam
         auto revalidated = [&]() -> ManifestResult {
           if (named && *named == row->digest)
             return {memo->body, memo->media_type, row->digest, CacheStatus::Revalidated};
-          if (auto other = named ? load_manifest(*named) : std::nullopt; other && accept.accepts(other->media_type))
+          if (auto other = named ? manifests_.load(*named) : std::nullopt; other && accept.accepts(other->media_type))
             return {other->body, other->media_type, *named, CacheStatus::Revalidated};
           // The tag moved to content we do not have (or the upstream named no digest).
           return fetch_manifest(origin, repo, named ? named->str() : tag, accept, named);
@@ -203,7 +167,7 @@ ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const Repo
   meta_.link(origin.ns, repo.str(), actual);
 
   Memo memo{std::make_shared<const std::string>(std::move(response.body)), media_type};
-  remember(actual, memo);
+  manifests_.remember(actual, memo);
   return {memo.body, media_type, actual, CacheStatus::Miss};
 }
 

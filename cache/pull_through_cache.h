@@ -20,6 +20,7 @@
 
 #include "cache/blob_fill.h"
 #include "cache/blob_store.h"
+#include "cache/manifest_memo.h"
 #include "cache/negative_cache.h"
 #include "cache/policy.h"
 #include "cache/single_flight.h"
@@ -29,7 +30,10 @@
 
 namespace regcache::cache {
 
-enum class CacheStatus { Hit, Miss, Revalidated, Stale };
+enum class CacheStatus {
+  Hit, Miss, Revalidated, Stale,  // proxied repositories
+  Local,                          // hosted repositories: no cache involved
+};
 const char* to_string(CacheStatus status);
 
 // Where a repository's content comes from.
@@ -68,7 +72,7 @@ struct CacheOptions {
 
 class PullThroughCache {
  public:
-  PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, CacheOptions options);
+  PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, ManifestMemo& manifests, CacheOptions options);
 
   // Throws RegistryError (MANIFEST_UNKNOWN, UNAUTHORIZED, UNAVAILABLE, …).
   ManifestResult get_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
@@ -86,12 +90,7 @@ class PullThroughCache {
   std::size_t fills_running() const { return fills_.running(); }
 
  private:
-  struct Memo {
-    std::shared_ptr<const std::string> body;
-    std::string media_type;
-  };
-  std::optional<Memo> load_manifest(const Digest& digest);
-  void remember(const Digest& digest, const Memo& memo);
+  using Memo = ManifestMemo::Entry;
   ManifestResult fetch_manifest(const Origin& origin, const RepoName& repo, const std::string& reference,
                                 const AcceptList& accept, const std::optional<Digest>& expected);
   ManifestResult resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
@@ -106,16 +105,11 @@ class PullThroughCache {
 
   BlobStore& blobs_;
   db::MetadataStore& meta_;
+  ManifestMemo& manifests_;
   CacheOptions options_;
   FillCoordinator fills_;
   SingleFlight<ManifestResult> manifest_flights_;
   NegativeCache missing_;
-
-  // A small LRU of manifest bodies by digest: manifests are hot and tiny.
-  std::mutex memo_mutex_;
-  std::list<Digest> memo_order_;  // front = most recent
-  std::unordered_map<std::string, std::pair<Memo, std::list<Digest>::iterator>> memo_;
-  std::size_t memo_bytes_ = 0;
 };
 
 }  // namespace regcache::cache

@@ -26,6 +26,9 @@ enum class ErrorCode {
   Unsupported,
   TooManyRequests,
   RangeNotSatisfiable,
+  UploadRangeInvalid,  // a chunk that does not continue the upload (416)
+  ManifestTooLarge,    // 413
+  PaginationInvalid,   // a bad `n`
   NotFound,          // unknown route
   MethodNotAllowed,  // known route, wrong method
   UpstreamInvalid,   // upstream answered something we refuse to pass on (502)

@@ -28,6 +28,24 @@ struct BlobRecord {
   std::int64_t last_access = 0;  // unix seconds
 };
 
+struct UploadRecord {
+  std::string id;  // random hex, also the spool's name in the blob store
+  std::string ns;
+  std::string repo;
+  std::int64_t created = 0;
+  std::int64_t updated = 0;  // last time bytes arrived: idle sessions expire from here
+};
+
+// A manifest in `repo` whose `subject` field names another manifest.
+struct ReferrerRecord {
+  Digest subject;
+  Digest digest;  // the referring manifest
+  std::string media_type;
+  std::string artifact_type;
+  std::uint64_t size = 0;
+  std::string annotations_json;  // "{}" when none
+};
+
 struct TagRecord {
   Digest digest;
   std::int64_t confirmed_at = 0;  // unix seconds: last time the upstream said tag -> digest
@@ -60,6 +78,44 @@ class MetadataStore {
   virtual void delete_tag(const std::string& ns, const std::string& repo, const std::string& tag) = 0;
   // Tags of one repository, sorted lexically (byte order).
   virtual std::vector<std::string> list_tags(const std::string& ns, const std::string& repo) = 0;
+  // Removes every tag of `repo` that points at `digest`.
+  virtual void delete_tags_for(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
+
+  // --- repositories ---
+  // Repositories of a namespace that have any link or tag, sorted (byte order).
+  virtual std::vector<std::string> list_repositories(const std::string& ns) = 0;
+  // How many repositories, in any namespace, reference `digest`.
+  virtual std::size_t count_links(const Digest& digest) = 0;
+
+  // --- what a manifest references (hosted repositories) ---
+  virtual void put_manifest_refs(const std::string& ns, const std::string& repo, const Digest& manifest,
+                                 const std::vector<Digest>& children) = 0;
+  virtual void delete_manifest_refs(const std::string& ns, const std::string& repo, const Digest& manifest) = 0;
+  // Manifests of `repo` that reference `child`.
+  virtual std::vector<Digest> manifests_referencing(const std::string& ns, const std::string& repo,
+                                                    const Digest& child) = 0;
+
+  // --- referrers (manifests with a subject) ---
+  virtual void put_referrer(const std::string& ns, const std::string& repo, const ReferrerRecord& record) = 0;
+  // Removes `digest` as a referrer of any subject in `repo`.
+  virtual void delete_referrer(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
+  virtual std::vector<ReferrerRecord> list_referrers(const std::string& ns, const std::string& repo,
+                                                     const Digest& subject) = 0;
+
+  // --- blob upload sessions ---
+  virtual void put_upload(const UploadRecord& record) = 0;
+  virtual std::optional<UploadRecord> find_upload(const std::string& id) = 0;
+  virtual void touch_upload(const std::string& id, std::int64_t now) = 0;
+  virtual void delete_upload(const std::string& id) = 0;
+  virtual std::vector<UploadRecord> list_uploads() = 0;
+
+  // --- cached upstream documents (tag lists, referrers) ---
+  virtual void put_document(const std::string& ns, const std::string& repo, const std::string& key,
+                            const std::string& body, std::int64_t fetched_at) = 0;
+  // The body and when it was fetched.
+  virtual std::optional<std::pair<std::string, std::int64_t>> find_document(const std::string& ns,
+                                                                            const std::string& repo,
+                                                                            const std::string& key) = 0;
 };
 
 // Opens (creating if needed) the SQLite database at `path`: WAL mode, a busy

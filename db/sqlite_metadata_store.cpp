@@ -61,6 +61,40 @@ const std::vector<std::string> kMigrations = {
         PRIMARY KEY(ns, repo, tag));
       CREATE INDEX tags_digest ON tags(digest);
     )sql",
+    // 2: the hosted registry: uploads, referrers, manifest references; cached upstream documents.
+    R"sql(
+      CREATE TABLE uploads(
+        id      TEXT PRIMARY KEY,
+        ns      TEXT NOT NULL,
+        repo    TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL);
+      CREATE TABLE referrers(
+        ns            TEXT NOT NULL,
+        repo          TEXT NOT NULL,
+        subject       TEXT NOT NULL,
+        digest        TEXT NOT NULL,
+        media_type    TEXT NOT NULL,
+        artifact_type TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        annotations   TEXT NOT NULL,
+        PRIMARY KEY(ns, repo, subject, digest));
+      CREATE INDEX referrers_digest ON referrers(ns, repo, digest);
+      CREATE TABLE manifest_refs(
+        ns       TEXT NOT NULL,
+        repo     TEXT NOT NULL,
+        manifest TEXT NOT NULL,
+        child    TEXT NOT NULL,
+        PRIMARY KEY(ns, repo, manifest, child));
+      CREATE INDEX manifest_refs_child ON manifest_refs(ns, repo, child);
+      CREATE TABLE documents(
+        ns         TEXT NOT NULL,
+        repo       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        fetched_at INTEGER NOT NULL,
+        PRIMARY KEY(ns, repo, key));
+    )sql",
 };
 
 [[noreturn]] void fail(sqlite3* db, std::string_view what) {
@@ -219,6 +253,31 @@ constexpr const char* kPutTag =
 constexpr const char* kDeleteTag = "DELETE FROM tags WHERE ns = ?1 AND repo = ?2 AND tag = ?3";
 // BINARY collation (the default) orders by bytes.
 constexpr const char* kListTags = "SELECT tag FROM tags WHERE ns = ?1 AND repo = ?2 ORDER BY tag";
+constexpr const char* kDeleteTagsFor = "DELETE FROM tags WHERE ns = ?1 AND repo = ?2 AND digest = ?3";
+constexpr const char* kListRepositories =
+    "SELECT repo FROM repo_blobs WHERE ns = ?1 UNION SELECT repo FROM tags WHERE ns = ?1 ORDER BY 1";
+constexpr const char* kCountLinks = "SELECT COUNT(*) FROM repo_blobs WHERE digest = ?1";
+constexpr const char* kPutManifestRef =
+    "INSERT OR IGNORE INTO manifest_refs(ns, repo, manifest, child) VALUES(?1, ?2, ?3, ?4)";
+constexpr const char* kDeleteManifestRefs = "DELETE FROM manifest_refs WHERE ns = ?1 AND repo = ?2 AND manifest = ?3";
+constexpr const char* kManifestsReferencing =
+    "SELECT manifest FROM manifest_refs WHERE ns = ?1 AND repo = ?2 AND child = ?3 ORDER BY manifest";
+constexpr const char* kPutReferrer =
+    "INSERT OR REPLACE INTO referrers(ns, repo, subject, digest, media_type, artifact_type, size, annotations) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr const char* kDeleteReferrer = "DELETE FROM referrers WHERE ns = ?1 AND repo = ?2 AND digest = ?3";
+constexpr const char* kListReferrers =
+    "SELECT subject, digest, media_type, artifact_type, size, annotations FROM referrers "
+    "WHERE ns = ?1 AND repo = ?2 AND subject = ?3 ORDER BY digest";
+constexpr const char* kPutUpload =
+    "INSERT OR REPLACE INTO uploads(id, ns, repo, created, updated) VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kFindUpload = "SELECT id, ns, repo, created, updated FROM uploads WHERE id = ?1";
+constexpr const char* kTouchUpload = "UPDATE uploads SET updated = MAX(updated, ?2) WHERE id = ?1";
+constexpr const char* kDeleteUpload = "DELETE FROM uploads WHERE id = ?1";
+constexpr const char* kListUploads = "SELECT id, ns, repo, created, updated FROM uploads ORDER BY id";
+constexpr const char* kPutDocument =
+    "INSERT OR REPLACE INTO documents(ns, repo, key, body, fetched_at) VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kFindDocument = "SELECT body, fetched_at FROM documents WHERE ns = ?1 AND repo = ?2 AND key = ?3";
 constexpr const char* kBegin = "BEGIN IMMEDIATE";
 constexpr const char* kCommit = "COMMIT";
 
@@ -227,6 +286,8 @@ std::int64_t to_sql_size(std::uint64_t size) {
     throw std::runtime_error("sqlite: put_blob: size out of range");
   return static_cast<std::int64_t>(size);
 }
+
+UploadRecord read_upload(const Query& q) { return UploadRecord{q.text(0), q.text(1), q.text(2), q.int64(3), q.int64(4)}; }
 
 BlobRecord read_blob(const Query& q) {
   return BlobRecord{q.digest(0), static_cast<std::uint64_t>(q.int64(1)), q.text(2), q.int64(3), q.int64(4)};
@@ -274,16 +335,10 @@ class SqliteMetadataStore final : public MetadataStore {
     std::lock_guard lock(mutex_);
     // Tags have no foreign key (a tag may be recorded before or without its
     // blob row), so they are removed explicitly, atomically with the blob.
-    query(kBegin, "delete_blob: begin").run();
-    try {
+    transaction("delete_blob", [&] {
       query(kDeleteBlobTags, "delete_blob: tags").bind(digest).run();
       query(kDeleteBlob, "delete_blob").bind(digest).run();
-      query(kCommit, "delete_blob: commit").run();
-    } catch (...) {
-      // Best effort: a failed ROLLBACK must not mask the original error.
-      if (!sqlite3_get_autocommit(db_.get())) sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
+    });
   }
 
   std::vector<BlobRecord> list_blobs() override {
@@ -337,7 +392,134 @@ class SqliteMetadataStore final : public MetadataStore {
     return out;
   }
 
+  void delete_tags_for(const std::string& ns, const std::string& repo, const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    query(kDeleteTagsFor, "delete_tags_for").bind(ns).bind(repo).bind(digest).run();
+  }
+
+  std::vector<std::string> list_repositories(const std::string& ns) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListRepositories, "list_repositories");
+    q.bind(ns);
+    std::vector<std::string> out;
+    while (q.step()) out.push_back(q.text(0));
+    return out;
+  }
+
+  std::size_t count_links(const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kCountLinks, "count_links");
+    q.bind(digest);
+    return q.step() ? static_cast<std::size_t>(q.int64(0)) : 0;
+  }
+
+  void put_manifest_refs(const std::string& ns, const std::string& repo, const Digest& manifest,
+                         const std::vector<Digest>& children) override {
+    std::lock_guard lock(mutex_);
+    transaction("put_manifest_refs", [&] {
+      for (const auto& child : children)
+        query(kPutManifestRef, "put_manifest_refs").bind(ns).bind(repo).bind(manifest).bind(child).run();
+    });
+  }
+
+  void delete_manifest_refs(const std::string& ns, const std::string& repo, const Digest& manifest) override {
+    std::lock_guard lock(mutex_);
+    query(kDeleteManifestRefs, "delete_manifest_refs").bind(ns).bind(repo).bind(manifest).run();
+  }
+
+  std::vector<Digest> manifests_referencing(const std::string& ns, const std::string& repo,
+                                            const Digest& child) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kManifestsReferencing, "manifests_referencing");
+    q.bind(ns).bind(repo).bind(child);
+    std::vector<Digest> out;
+    while (q.step()) out.push_back(q.digest(0));
+    return out;
+  }
+
+  void put_referrer(const std::string& ns, const std::string& repo, const ReferrerRecord& r) override {
+    std::lock_guard lock(mutex_);
+    query(kPutReferrer, "put_referrer")
+        .bind(ns).bind(repo).bind(r.subject).bind(r.digest).bind(r.media_type).bind(r.artifact_type)
+        .bind(to_sql_size(r.size)).bind(r.annotations_json).run();
+  }
+
+  void delete_referrer(const std::string& ns, const std::string& repo, const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    query(kDeleteReferrer, "delete_referrer").bind(ns).bind(repo).bind(digest).run();
+  }
+
+  std::vector<ReferrerRecord> list_referrers(const std::string& ns, const std::string& repo,
+                                             const Digest& subject) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListReferrers, "list_referrers");
+    q.bind(ns).bind(repo).bind(subject);
+    std::vector<ReferrerRecord> out;
+    while (q.step())
+      out.push_back({q.digest(0), q.digest(1), q.text(2), q.text(3), static_cast<std::uint64_t>(q.int64(4)), q.text(5)});
+    return out;
+  }
+
+  void put_upload(const UploadRecord& r) override {
+    std::lock_guard lock(mutex_);
+    query(kPutUpload, "put_upload").bind(r.id).bind(r.ns).bind(r.repo).bind(r.created).bind(r.updated).run();
+  }
+
+  std::optional<UploadRecord> find_upload(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kFindUpload, "find_upload");
+    q.bind(id);
+    if (!q.step()) return std::nullopt;
+    return read_upload(q);
+  }
+
+  void touch_upload(const std::string& id, std::int64_t now) override {
+    std::lock_guard lock(mutex_);
+    query(kTouchUpload, "touch_upload").bind(id).bind(now).run();
+  }
+
+  void delete_upload(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    query(kDeleteUpload, "delete_upload").bind(id).run();
+  }
+
+  std::vector<UploadRecord> list_uploads() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListUploads, "list_uploads");
+    std::vector<UploadRecord> out;
+    while (q.step()) out.push_back(read_upload(q));
+    return out;
+  }
+
+  void put_document(const std::string& ns, const std::string& repo, const std::string& key, const std::string& body,
+                    std::int64_t fetched_at) override {
+    std::lock_guard lock(mutex_);
+    query(kPutDocument, "put_document").bind(ns).bind(repo).bind(key).bind(body).bind(fetched_at).run();
+  }
+
+  std::optional<std::pair<std::string, std::int64_t>> find_document(const std::string& ns, const std::string& repo,
+                                                                    const std::string& key) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kFindDocument, "find_document");
+    q.bind(ns).bind(repo).bind(key);
+    if (!q.step()) return std::nullopt;
+    return std::make_pair(q.text(0), q.int64(1));
+  }
+
  private:
+  // Runs `body` in one write transaction. Caller holds mutex_.
+  template <class Body>
+  void transaction(std::string_view what, Body&& body) {
+    query(kBegin, what).run();
+    try {
+      body();
+      query(kCommit, what).run();
+    } catch (...) {
+      if (!sqlite3_get_autocommit(db_.get())) sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
   // Returns a ready-to-bind use of the cached statement for `sql`, preparing it
   // on first use. Caller holds mutex_ for the whole life of the Query.
   Query query(const char* sql, std::string_view what) {

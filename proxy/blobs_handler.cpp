@@ -1,5 +1,6 @@
-// GET/HEAD /v2/<name>/blobs/<digest>, with Range; streams cache hits with
-// sendfile(2) and misses from the growing spool of the blob's fill.
+// /v2/<name>/blobs/<digest>: GET/HEAD with Range — stored blobs go out with
+// sendfile(2), cache misses from the growing spool of the blob's fill — and
+// DELETE (hosted).
 #include "common/log.h"
 #include "proxy/http_range.h"
 #include "proxy/registry_api.h"
@@ -74,9 +75,15 @@ void serve_filling(Exchange& ex, cache::BlobFill& fill) {
 }  // namespace
 
 void RegistryApi::blob(Exchange& ex, const Route& r) {
+  if (ex.request.getMethod() == "DELETE") {
+    auto [origin, repo] = resolve_hosted(ex, r.name);
+    hosted_.delete_blob(repo, parse_digest(r.reference));
+    ex.response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_ACCEPTED);
+    return send_body(ex, "", "text/plain");
+  }
   auto [origin, repo] = resolve(ex, r.name);
   Digest digest = parse_digest(r.reference);
-  auto result = cache_.get_blob(*origin, repo, digest);
+  auto result = origin ? cache_.get_blob(*origin, repo, digest) : hosted_.get_blob(repo, digest);
   set_cache_status(ex, result.status);
   ex.response.setContentType("application/octet-stream");
   ex.response.set("Docker-Content-Digest", digest.str());

@@ -1,8 +1,11 @@
 #include "proxy/config.h"
 
+#include "common/names.h"
+
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -121,6 +124,13 @@ UpstreamSettings read_upstream(const json& object, const std::string& path) {
 
 }  // namespace
 
+void add_hosted_prefix(Config& config, const std::string& prefix) {
+  if (!RepoName::parse(prefix))
+    throw ConfigError("hosted", "'" + prefix + "' is not a repository-name prefix (lowercase components separated by '/')");
+  if (std::find(config.hosted.begin(), config.hosted.end(), prefix) == config.hosted.end())
+    config.hosted.push_back(prefix);
+}
+
 const UpstreamSettings& Config::default_upstream_settings() const {
   for (const auto& u : upstreams)
     if (u.client.name == default_upstream) return u;
@@ -135,6 +145,7 @@ Config default_config() {
   hub.client.library_prefix = true;
   c.upstreams.push_back(hub);
   c.default_upstream = "docker.io";
+  c.hosted = {"local"};
   return c;
 }
 
@@ -151,6 +162,18 @@ void set_listen(Config& config, const std::string& host_port) {
 }
 
 void set_default_upstream_url(Config& config, const std::string& url) {
+  if (url == "none") {
+    config.upstreams.clear();
+    config.default_upstream.clear();
+    return;
+  }
+  if (config.upstreams.empty()) {
+    // A plain registry given an upstream again: it becomes the default.
+    UpstreamSettings u;
+    u.client.name = "upstream";
+    config.upstreams.push_back(u);
+    config.default_upstream = "upstream";
+  }
   check_url("upstream", url);
   for (auto& u : config.upstreams)
     if (u.client.name == config.default_upstream) {
@@ -188,7 +211,7 @@ Config parse_config(const std::string& json_text) {
   r.read_seconds("fill_timeout_s", c.fill_timeout, 1, 7 * 24 * 3600);
   r.read("offline", c.offline);
   if (auto list = r.find("upstreams")) {
-    if (!list->is_array() || list->empty()) throw ConfigError("upstreams", "must be a non-empty list of upstreams");
+    if (!list->is_array()) throw ConfigError("upstreams", "must be a list of upstreams (empty: a plain registry)");
     c.upstreams.clear();
     std::set<std::string> names;
     for (std::size_t i = 0; i < list->size(); ++i) {
@@ -197,11 +220,23 @@ Config parse_config(const std::string& json_text) {
       if (!names.insert(c.upstreams.back().client.name).second)
         throw ConfigError(path + ".name", "duplicate upstream name '" + c.upstreams.back().client.name + "'");
     }
-    c.default_upstream = c.upstreams.front().client.name;
+    c.default_upstream = c.upstreams.empty() ? std::string() : c.upstreams.front().client.name;
   }
   r.read("default_upstream", c.default_upstream);
+  if (auto list = r.find("hosted")) {
+    if (!list->is_array()) throw ConfigError("hosted", "must be a list of repository-name prefixes");
+    c.hosted.clear();
+    for (const auto& item : *list) {
+      if (!item.is_string()) throw ConfigError("hosted", "must be a list of strings");
+      add_hosted_prefix(c, item.get<std::string>());
+    }
+  }
+  r.read("delete_enabled", c.delete_enabled);
+  r.read("tag_delete_enabled", c.tag_delete_enabled);
+  r.read_seconds("upload_ttl_s", c.upload_ttl, 60, 30LL * 24 * 3600);
   r.refuse_unknown();
-  c.default_upstream_settings();  // validates default_upstream
+  if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream
+  else if (!c.default_upstream.empty()) throw ConfigError("default_upstream", "names no configured upstream");
   return c;
 }
 

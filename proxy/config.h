@@ -43,8 +43,12 @@ struct Config {
   std::chrono::seconds shutdown_grace{10};
   std::chrono::seconds fill_timeout{3600};
   bool offline = false;  // never contact any upstream
-  std::vector<UpstreamSettings> upstreams;
+  std::vector<UpstreamSettings> upstreams;  // empty: a plain registry, everything hosted
   std::string default_upstream;
+  std::vector<std::string> hosted;  // repository-name prefixes that live here
+  bool delete_enabled = true;
+  bool tag_delete_enabled = true;
+  std::chrono::seconds upload_ttl{24 * 3600};
 
   const UpstreamSettings& default_upstream_settings() const;
 };
@@ -57,6 +61,8 @@ Config load_config(const std::filesystem::path& path);
 
 // Command-line overrides; each validates like the file does.
 void set_listen(Config& config, const std::string& host_port);
+// "none" removes every upstream: a plain registry.
 void set_default_upstream_url(Config& config, const std::string& url);
+void add_hosted_prefix(Config& config, const std::string& prefix);
 
 }  // namespace regcache::proxy

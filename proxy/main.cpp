@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "proxy/config.h"
+#include "proxy/sd_notify.h"
 #include "proxy/server.h"
 
 namespace {
@@ -19,7 +20,8 @@ namespace {
 constexpr int kExitUsage = 2;  // bad flags or bad configuration
 
 const char* kUsage =
-    "Usage: regcache serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--upstream URL] [--offline]\n"
+    "Usage: regcache serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--upstream URL|none]\n"
+    "                      [--hosted PREFIX]... [--offline]\n"
     "       regcache --version | --help\n"
     "\n"
     "serve   run the registry. Flags override the config file; without one:\n"
@@ -27,11 +29,13 @@ const char* kUsage =
     "  --config FILE       JSON configuration (every key documented in etc/regcache.json)\n"
     "  --listen HOST:PORT  address to listen on\n"
     "  --data-dir DIR      where blobs and the metadata database live\n"
-    "  --upstream URL      URL of the default upstream registry\n"
+    "  --upstream URL      URL of the default upstream registry; 'none': a plain registry\n"
+    "  --hosted PREFIX     repositories under PREFIX/ live here and accept pushes (repeatable)\n"
     "  --offline           never contact an upstream: serve only what is cached\n";
 
 struct ServeFlags {
   std::optional<std::string> config, listen, data_dir, upstream;
+  std::vector<std::string> hosted;
   bool offline = false;
 };
 
@@ -43,6 +47,7 @@ bool parse_serve_flags(const std::vector<std::string>& args, ServeFlags& out, st
       continue;
     }
     std::string flag = args[i], value;
+    std::optional<std::string> hosted_value;
     bool inline_value = false;
     if (auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = flag.substr(eq + 1);
@@ -53,6 +58,7 @@ bool parse_serve_flags(const std::vector<std::string>& args, ServeFlags& out, st
                                        : flag == "--listen"   ? &out.listen
                                        : flag == "--data-dir" ? &out.data_dir
                                        : flag == "--upstream" ? &out.upstream
+                                       : flag == "--hosted"   ? &hosted_value
                                                               : nullptr;
     if (!slot) {
       error = "unknown argument '" + args[i] + "'";
@@ -66,6 +72,7 @@ bool parse_serve_flags(const std::vector<std::string>& args, ServeFlags& out, st
       value = args[++i];
     }
     *slot = value;
+    if (hosted_value) out.hosted.push_back(*hosted_value);
   }
   return true;
 }
@@ -82,6 +89,7 @@ int serve(const ServeFlags& flags) {
     }
     if (flags.upstream) proxy::set_default_upstream_url(config, *flags.upstream);
     if (flags.offline) config.offline = true;
+    for (const auto& prefix : flags.hosted) proxy::add_hosted_prefix(config, prefix);
   } catch (const proxy::ConfigError& e) {
     std::cerr << "regcache: configuration error: " << e.what() << "\n";
     return kExitUsage;
@@ -100,6 +108,7 @@ int serve(const ServeFlags& flags) {
   try {
     server = std::make_unique<proxy::Server>(config);
     server->start();
+    proxy::notify_systemd("READY=1\nSTATUS=serving");  // under systemd (Type=notify): the port accepts now
   } catch (const std::exception& e) {
     std::cerr << "regcache: cannot start: " << e.what() << "\n";
     return 1;
@@ -108,6 +117,7 @@ int serve(const ServeFlags& flags) {
   int received = 0;
   sigwait(&signals, &received);
   log::info(std::string("received ") + (received == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
+  proxy::notify_systemd("STOPPING=1");
   if (!server->stop(config.shutdown_grace)) {
     // Fills still running belong to no client; their spools are removed at the
     // next start. Leave without waiting for them.

@@ -1,5 +1,7 @@
 #include "proxy/origin_resolver.h"
 
+#include <Poco/URI.h>
+
 #include "common/error.h"
 
 namespace regcache::proxy {
@@ -22,7 +24,7 @@ void for_each_param(std::string_view query, Fn&& fn) {
 std::string query_param(std::string_view query, std::string_view key) {
   std::string out;
   for_each_param(query, [&](std::string_view k, std::string_view v, std::string_view) {
-    if (k == key && out.empty()) out = v;
+    if (k == key && out.empty()) Poco::URI::decode(std::string(v), out);
   });
   return out;
 }
@@ -37,8 +39,17 @@ std::string query_without(std::string_view query, std::string_view key) {
   return out;
 }
 
-OriginResolver::OriginResolver(std::vector<cache::Origin> origins, std::size_t default_index)
-    : origins_(std::move(origins)), default_index_(default_index) {}
+OriginResolver::OriginResolver(std::vector<cache::Origin> origins, std::size_t default_index,
+                               std::vector<std::string> hosted_prefixes)
+    : origins_(std::move(origins)), default_index_(default_index), hosted_prefixes_(std::move(hosted_prefixes)) {}
+
+bool OriginResolver::is_hosted(std::string_view name) const {
+  if (origins_.empty()) return true;
+  for (const auto& prefix : hosted_prefixes_)
+    if (name == prefix || (name.starts_with(prefix) && name.size() > prefix.size() && name[prefix.size()] == '/'))
+      return true;
+  return false;
+}
 
 const cache::Origin* OriginResolver::find(std::string_view upstream_name) const {
   for (const auto& o : origins_)
@@ -53,6 +64,10 @@ ResolvedRepo OriginResolver::resolve(const std::string& name, const std::string&
       throw RegistryError(ErrorCode::NameUnknown,
                           "registry '" + ns + "' is not configured on this mirror; it serves only its configured upstreams");
     if (auto repo = RepoName::parse(name)) return {origin, *repo};
+    throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");
+  }
+  if (is_hosted(name)) {
+    if (auto repo = RepoName::parse(name)) return {nullptr, *repo};
     throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");
   }
   if (auto slash = name.find('/'); slash != std::string::npos) {

@@ -4,8 +4,10 @@
 //
 //   ?ns=<registry>            containerd names the original registry: it must be
 //                             a configured upstream's name
+//   /v2/<hosted prefix>/…     a hosted repository: lives here, never forwarded
 //   /v2/<upstream>/<repo>/…   a path prefix for clients that cannot send ns
-//   /v2/<repo>/…              anything else goes to the default upstream
+//   /v2/<repo>/…              anything else goes to the default upstream (or is
+//                             hosted when no upstream is configured)
 //
 // Pure: no I/O, so the policy has unit tests of its own.
 #include <string>
@@ -18,27 +20,33 @@
 namespace regcache::proxy {
 
 struct ResolvedRepo {
-  const cache::Origin* origin;
-  RepoName repo;  // the name within that upstream
+  const cache::Origin* origin;  // nullptr: a hosted repository
+  RepoName repo;                // the name within that upstream (or here)
+  bool hosted() const { return origin == nullptr; }
 };
 
 class OriginResolver {
  public:
-  OriginResolver(std::vector<cache::Origin> origins, std::size_t default_index);
+  // `default_index` indexes `origins` (ignored when there are none);
+  // `hosted_prefixes` are repository-name prefixes, matched whole components.
+  OriginResolver(std::vector<cache::Origin> origins, std::size_t default_index,
+                 std::vector<std::string> hosted_prefixes = {});
 
   // `name` is the repository name from the path, `ns` the value of the ns query
   // parameter (empty when absent). Throws RegistryError: NAME_INVALID for a bad
   // name, NAME_UNKNOWN when `ns` names no configured upstream.
   ResolvedRepo resolve(const std::string& name, const std::string& ns) const;
-  const cache::Origin& default_origin() const { return origins_[default_index_]; }
 
  private:
   const cache::Origin* find(std::string_view upstream_name) const;
+  bool is_hosted(std::string_view name) const;
   std::vector<cache::Origin> origins_;
   std::size_t default_index_;
+  std::vector<std::string> hosted_prefixes_;
 };
 
-// The value of `key` in a query string ("a=1&ns=docker.io"), or "" when absent.
+// The percent-decoded value of `key` in a query string ("a=1&ns=docker.io"),
+// or "" when absent.
 std::string query_param(std::string_view query, std::string_view key);
 // The query string without any `key=…` parameter.
 std::string query_without(std::string_view query, std::string_view key);

@@ -25,12 +25,26 @@ void set_cache_status(Exchange& ex, cache::CacheStatus status) {
   if (status == cache::CacheStatus::Stale) ex.response.set("Warning", "110 - \"Response is Stale\"");
 }
 
-RegistryApi::RegistryApi(cache::PullThroughCache& cache, OriginResolver origins)
-    : cache_(cache), origins_(std::move(origins)) {}
+cache::Body request_body(Exchange& ex) {
+  std::optional<std::uint64_t> length;
+  if (ex.request.hasContentLength()) length = static_cast<std::uint64_t>(ex.request.getContentLength64());
+  return {ex.request.stream(), length};
+}
+
+RegistryApi::RegistryApi(cache::PullThroughCache& cache, cache::HostedRegistry& hosted, OriginResolver origins)
+    : cache_(cache), hosted_(hosted), origins_(std::move(origins)) {}
 
 ResolvedRepo RegistryApi::resolve(Exchange& ex, const std::string& name) const {
   ResolvedRepo resolved = origins_.resolve(name, query_param(ex.query, "ns"));
-  ex.response.set("OCI-Namespace", resolved.origin->ns);
+  if (!resolved.hosted()) ex.response.set("OCI-Namespace", resolved.origin->ns);
+  return resolved;
+}
+
+ResolvedRepo RegistryApi::resolve_hosted(Exchange& ex, const std::string& name) const {
+  ResolvedRepo resolved = resolve(ex, name);
+  if (!resolved.hosted())
+    throw RegistryError(ErrorCode::Denied, "'" + name + "' is a read-only mirror of upstream " + resolved.origin->ns +
+                                               "; push to a hosted namespace instead");
   return resolved;
 }
 
@@ -59,34 +73,36 @@ void RegistryApi::handle(Exchange& ex) {
 void RegistryApi::dispatch(Exchange& ex, const Route& r) {
   const std::string& method = ex.request.getMethod();
   bool read = method == "GET" || method == "HEAD";
-  auto refuse_method = [&] {
+  auto allow = [&](std::initializer_list<const char*> methods) {
+    for (const char* m : methods)
+      if (method == m) return;
     throw RegistryError(ErrorCode::MethodNotAllowed, method + " is not supported on " + ex.path);
   };
   switch (r.resource) {
     case Resource::Base:
-      if (!read) refuse_method();
+      if (!read) allow({});
       return base(ex);
     case Resource::Manifest:
-      if (method == "PUT" || method == "DELETE")
-        throw RegistryError(ErrorCode::Unsupported, "pushing and deleting are not supported: '" + r.name +
-                                                        "' is a read-only mirror of upstream " +
-                                                        resolve(ex, r.name).origin->ns);
-      if (!read) refuse_method();
+      allow({"GET", "HEAD", "PUT", "DELETE"});
       return manifest(ex, r);
     case Resource::Blob:
-      if (!read) refuse_method();
+      allow({"GET", "HEAD", "DELETE"});
       return blob(ex, r);
-    case Resource::TagList:
-      if (method != "GET") refuse_method();
-      return tag_list(ex, r);
     case Resource::UploadStart:
+      allow({"POST"});
+      return upload(ex, r);
     case Resource::Upload:
-      throw RegistryError(ErrorCode::Unsupported, "uploads are not supported: '" + r.name +
-                                                      "' is a read-only mirror of upstream " +
-                                                      resolve(ex, r.name).origin->ns);
+      allow({"GET", "PATCH", "PUT", "DELETE"});
+      return upload(ex, r);
+    case Resource::TagList:
+      allow({"GET"});
+      return tag_list(ex, r);
     case Resource::Catalog:
+      allow({"GET"});
+      return catalog(ex);
     case Resource::Referrers:
-      throw RegistryError(ErrorCode::Unsupported, ex.path + " is not offered by this mirror");
+      allow({"GET"});
+      return referrers(ex, r);
     case Resource::Unknown:
       break;
   }

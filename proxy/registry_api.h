@@ -1,9 +1,9 @@
 #pragma once
 // The registry's HTTP face: validates what the client asked for (names,
-// references, digests) before any I/O, finds the repository's origin, and
-// answers each resource with its own handler (one file each).
-#include <vector>
-
+// references, digests) before any I/O, finds where the repository lives
+// (an upstream's cache, or hosted here), and answers each resource with its
+// own handler (one file each).
+#include "cache/hosted_registry.h"
 #include "cache/pull_through_cache.h"
 #include "proxy/exchange.h"
 #include "proxy/origin_resolver.h"
@@ -13,7 +13,7 @@ namespace regcache::proxy {
 
 class RegistryApi {
  public:
-  RegistryApi(cache::PullThroughCache& cache, OriginResolver origins);
+  RegistryApi(cache::PullThroughCache& cache, cache::HostedRegistry& hosted, OriginResolver origins);
 
   // Answers one request completely (errors included). Throws only ClientGone.
   void handle(Exchange& ex);
@@ -23,21 +23,30 @@ class RegistryApi {
   void base(Exchange& ex);
   void manifest(Exchange& ex, const Route& route);
   void blob(Exchange& ex, const Route& route);
+  void upload(Exchange& ex, const Route& route);
   void tag_list(Exchange& ex, const Route& route);
-  // The repository's upstream, from the path and the ns parameter; announced
-  // in OCI-Namespace.
+  void catalog(Exchange& ex);
+  void referrers(Exchange& ex, const Route& route);
+
+  // Where the repository lives, from the path and the ns parameter; a proxied
+  // one is announced in OCI-Namespace.
   ResolvedRepo resolve(Exchange& ex, const std::string& name) const;
+  // Refuses writes to a proxied repository.
+  ResolvedRepo resolve_hosted(Exchange& ex, const std::string& name) const;
 
   cache::PullThroughCache& cache_;
+  cache::HostedRegistry& hosted_;
   OriginResolver origins_;
 };
 
-// Shared by the handlers: validation at the edge.
+// Shared by the handlers: validation at the edge and common headers.
 Digest parse_digest(const std::string& text);
 Reference parse_reference(const std::string& text);
 void set_common_headers(Exchange& ex);
-// Records how the cache answered, for the log line and the X-Cache-Status
+// Records how the answer was made, for the log line and the X-Cache-Status
 // header; a stale answer also gets `Warning: 110`.
 void set_cache_status(Exchange& ex, cache::CacheStatus status);
+// The request body and its declared length.
+cache::Body request_body(Exchange& ex);
 
 }  // namespace regcache::proxy

@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "cache/blob_store.h"
+#include "cache/hosted_registry.h"
+#include "cache/manifest_memo.h"
 #include "cache/pull_through_cache.h"
 #include "common/log.h"
 #include "db/metadata_store.h"
@@ -80,10 +82,18 @@ Server::Server(Config config) : config_(std::move(config)) {
     if (u.client.name == config_.default_upstream) default_index = origins.size();
     origins.push_back({u.client.name, clients_.back().get(), u.tag_ttl, u.negative_ttl, config_.offline});
   }
+  manifests_ = std::make_unique<cache::ManifestMemo>(*blobs_, *meta_, config_.max_manifest_bytes,
+                                                    config_.manifest_memory_bytes);
   cache_ = std::make_unique<cache::PullThroughCache>(
-      *blobs_, *meta_, cache::CacheOptions{config_.max_manifest_bytes, config_.manifest_memory_bytes, config_.fill_timeout});
-  log::info(cache_->reconcile());
-  api_ = std::make_unique<RegistryApi>(*cache_, OriginResolver(std::move(origins), default_index));
+      *blobs_, *meta_, *manifests_,
+      cache::CacheOptions{config_.max_manifest_bytes, config_.manifest_memory_bytes, config_.fill_timeout});
+  hosted_ = std::make_unique<cache::HostedRegistry>(
+      *blobs_, *meta_, *manifests_,
+      cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
+                           config_.tag_delete_enabled});
+  log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads()) + " stale upload sessions removed");
+  api_ = std::make_unique<RegistryApi>(*cache_, *hosted_,
+                                       OriginResolver(std::move(origins), default_index, config_.hosted));
 
   Poco::Net::ServerSocket socket;
   socket.bind(Poco::Net::SocketAddress(config_.listen_host, config_.listen_port), true);
@@ -106,9 +116,16 @@ Server::~Server() = default;
 
 void Server::start() {
   http_->start();
+  std::string where = "no upstream: every repository is hosted";
+  if (!config_.upstreams.empty()) {
+    where = "default upstream " + config_.default_upstream_settings().client.url;
+    if (config_.offline) where += " (offline: never contacted)";
+    std::string prefixes;
+    for (const auto& p : config_.hosted) prefixes += (prefixes.empty() ? "" : ", ") + p + "/";
+    if (!prefixes.empty()) where += "; hosted: " + prefixes;
+  }
   log::info("regcache " REGCACHE_VERSION " listening on " + config_.listen_host + ":" + std::to_string(port()) +
-            ", data in " + config_.data_dir.string() + ", default upstream " +
-            config_.default_upstream_settings().client.url + (config_.offline ? " (offline: never contacted)" : ""));
+            ", data in " + config_.data_dir.string() + ", " + where);
 }
 
 std::uint16_t Server::port() const { return http_->port(); }

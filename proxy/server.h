@@ -22,7 +22,9 @@ class MetadataStore;
 }
 namespace cache {
 class BlobStore;
+class ManifestMemo;
 class PullThroughCache;
+class HostedRegistry;
 }  // namespace cache
 namespace upstream {
 class Client;
@@ -51,7 +53,9 @@ class Server {
   std::unique_ptr<db::MetadataStore> meta_;
   std::unique_ptr<cache::BlobStore> blobs_;
   std::vector<std::unique_ptr<upstream::Client>> clients_;
+  std::unique_ptr<cache::ManifestMemo> manifests_;
   std::unique_ptr<cache::PullThroughCache> cache_;
+  std::unique_ptr<cache::HostedRegistry> hosted_;
   std::unique_ptr<RegistryApi> api_;
   std::unique_ptr<Poco::ThreadPool> pool_;
   std::unique_ptr<Poco::Net::HTTPServer> http_;

@@ -219,7 +219,13 @@ TEST_CASE("config: impossible values name the key") {
   CHECK(error_key(R"({"log_level": "loud"})") == "log_level");
   CHECK(error_key(R"({"data_dir": ""})") == "data_dir");
   CHECK(error_key(R"({"listen": "localhost"})") == "listen");
-  CHECK(error_key(R"({"upstreams": []})") == "upstreams");
+  CHECK(error_key(R"({"upstreams": {}})") == "upstreams");
+  // An empty list is a plain registry; a default upstream then names nothing.
+  CHECK(error_key(R"({"upstreams": []})") == "(no error)");
+  CHECK(error_key(R"({"upstreams": [], "default_upstream": "docker.io"})") == "default_upstream");
+  CHECK(error_key(R"({"hosted": ["Local"]})") == "hosted");
+  CHECK(error_key(R"({"hosted": "local"})") == "hosted");
+  CHECK(error_key(R"({"upload_ttl_s": 1})") == "upload_ttl_s");
   CHECK(error_key(with_upstream(R"(, "tag_ttl_s": -1)")) == "upstreams[0].tag_ttl_s");
   CHECK(error_key(with_upstream(R"(, "max_connections": 0)")) == "upstreams[0].max_connections");
   CHECK(error_key(with_upstream(R"(, "connect_timeout_ms": 0)")) == "upstreams[0].connect_timeout_ms");

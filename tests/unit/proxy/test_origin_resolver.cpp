@@ -74,3 +74,29 @@ TEST_CASE("query helpers read and strip one parameter") {
   CHECK(proxy::query_without("ns=ghcr.io", "ns").empty());
   CHECK(proxy::query_without("", "ns").empty());
 }
+
+TEST_CASE("query parameters are percent-decoded") {
+  CHECK(proxy::query_param("digest=sha256%3Aabc", "digest") == "sha256:abc");
+  CHECK(proxy::query_param("artifactType=application%2Fvnd.example%2Bjson", "artifactType") ==
+        "application/vnd.example+json");
+}
+
+TEST_CASE("hosted prefixes keep repositories here and never reach an upstream") {
+  std::vector<cache::Origin> origins(1);
+  origins[0].ns = "docker.io";
+  OriginResolver r(origins, 0, {"local", "team/images"});
+  CHECK(r.resolve("local", "").hosted());
+  CHECK(r.resolve("local/app", "").hosted());
+  CHECK(r.resolve("team/images/app", "").hosted());
+  CHECK_FALSE(r.resolve("localapp", "").hosted());     // a prefix is whole components
+  CHECK_FALSE(r.resolve("team/imagesx", "").hosted());
+  CHECK(r.resolve("library/busybox", "").origin->ns == "docker.io");
+  // containerd's ns names the registry explicitly: it wins over a hosted prefix.
+  CHECK_FALSE(r.resolve("local/app", "docker.io").hosted());
+}
+
+TEST_CASE("with no upstream every repository is hosted") {
+  OriginResolver r({}, 0, {});
+  CHECK(r.resolve("anything/at/all", "").hosted());
+  CHECK(code_of(r, "org/app", "docker.io") == ErrorCode::NameUnknown);
+}

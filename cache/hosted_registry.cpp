@@ -1,0 +1,362 @@
+#include "cache/hosted_registry.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "cache/policy.h"
+#include "common/log.h"
+
+namespace regcache::cache {
+namespace {
+
+using nlohmann::json;
+const std::string& kNs = HostedRegistry::kNamespace;
+
+std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+std::string new_upload_id() {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no randomness for an upload id");
+  static const char* hex = "0123456789abcdef";
+  std::string id;
+  for (unsigned char c : raw) {
+    id.push_back(hex[c >> 4]);
+    id.push_back(hex[c & 15]);
+  }
+  return id;
+}
+
+RegistryError upload_unknown(const std::string& id) {
+  return RegistryError(ErrorCode::BlobUploadUnknown, "upload " + id + " is unknown or expired");
+}
+
+// The digest of a descriptor object, or MANIFEST_INVALID.
+Digest descriptor_digest(const json& descriptor, const std::string& where) {
+  if (descriptor.is_object())
+    if (auto it = descriptor.find("digest"); it != descriptor.end() && it->is_string())
+      if (auto d = Digest::parse(it->get<std::string>())) return *d;
+  throw RegistryError(ErrorCode::ManifestInvalid, where + " is not a descriptor with a valid digest");
+}
+
+std::string string_field(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+HostedRegistry::HostedRegistry(BlobStore& blobs, db::MetadataStore& meta, ManifestMemo& manifests,
+                               HostedOptions options)
+    : blobs_(blobs), meta_(meta), manifests_(manifests), options_(options) {}
+
+// --- pull ------------------------------------------------------------------
+
+ManifestResult HostedRegistry::get_manifest(const RepoName& repo, const Reference& ref) {
+  std::optional<Digest> digest;
+  if (ref.is_digest()) {
+    if (meta_.is_linked(kNs, repo.str(), ref.as_digest())) digest = ref.as_digest();
+  } else if (auto tag = meta_.find_tag(kNs, repo.str(), ref.as_tag())) {
+    digest = tag->digest;
+  }
+  if (digest)
+    if (auto m = manifests_.load(*digest)) return {m->body, m->media_type, *digest, CacheStatus::Local};
+  throw RegistryError(ErrorCode::ManifestUnknown, "manifest " + repo.str() + (ref.is_digest() ? "@" : ":") +
+                                                      ref.str() + " is unknown");
+}
+
+BlobResult HostedRegistry::get_blob(const RepoName& repo, const Digest& digest) {
+  if (meta_.is_linked(kNs, repo.str(), digest))
+    if (auto reader = blobs_.open(digest)) return {CacheStatus::Local, std::move(reader), nullptr};
+  throw RegistryError(ErrorCode::BlobUnknown, "blob " + digest.str() + " is unknown to " + repo.str());
+}
+
+// --- uploads ---------------------------------------------------------------
+
+std::shared_ptr<std::mutex> HostedRegistry::upload_lock(const std::string& id) {
+  std::lock_guard lock(locks_mutex_);
+  auto& weak = upload_locks_[id];
+  auto strong = weak.lock();
+  if (!strong) weak = strong = std::make_shared<std::mutex>();
+  // Drop entries of sessions nobody holds any more.
+  for (auto it = upload_locks_.begin(); it != upload_locks_.end();)
+    it = it->second.expired() ? upload_locks_.erase(it) : std::next(it);
+  return strong;
+}
+
+db::UploadRecord HostedRegistry::session(const RepoName& repo, const std::string& id) {
+  if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos) throw upload_unknown(id);
+  auto record = meta_.find_upload(id);
+  if (!record || record->repo != repo.str() || record->ns != kNs) throw upload_unknown(id);
+  if (now() - record->updated > options_.upload_ttl.count()) {
+    blobs_.remove_upload(id);
+    meta_.delete_upload(id);
+    throw upload_unknown(id);
+  }
+  return *record;
+}
+
+UploadStatus HostedRegistry::start_upload(const RepoName& repo) {
+  expire_uploads();
+  std::string id = new_upload_id();
+  blobs_.open_upload(id, true);  // the empty file exists before the session row
+  meta_.put_upload({id, kNs, repo.str(), now(), now()});
+  return {id, 0};
+}
+
+UploadStatus HostedRegistry::upload_status(const RepoName& repo, const std::string& id) {
+  session(repo, id);
+  auto size = blobs_.upload_size(id);
+  if (!size) throw upload_unknown(id);
+  return {id, *size};
+}
+
+std::uint64_t HostedRegistry::append(BlobWriter& writer, Body body) {
+  std::vector<char> buffer(256 << 10);
+  std::uint64_t received = 0;
+  while (body.stream) {
+    body.stream.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    auto n = static_cast<std::size_t>(body.stream.gcount());
+    if (n == 0) break;
+    writer.write(buffer.data(), n);
+    received += n;
+  }
+  if (body.length && received != *body.length)
+    throw RegistryError(ErrorCode::SizeInvalid, "received " + std::to_string(received) + " bytes of the " +
+                                                    std::to_string(*body.length) + " announced");
+  return received;
+}
+
+UploadStatus HostedRegistry::append_upload(const RepoName& repo, const std::string& id,
+                                           std::optional<std::uint64_t> first_byte, Body body) {
+  session(repo, id);
+  auto lock = upload_lock(id);
+  std::lock_guard guard(*lock);
+  auto writer = blobs_.open_upload(id, false);
+  if (!writer) throw upload_unknown(id);
+  if (first_byte && *first_byte != writer->size())
+    throw RegistryError(ErrorCode::UploadRangeInvalid, "chunk starts at byte " + std::to_string(*first_byte) +
+                                                           " but the upload has " + std::to_string(writer->size()));
+  append(*writer, body);
+  meta_.touch_upload(id, now());
+  return {id, writer->size()};
+}
+
+void HostedRegistry::publish(const RepoName& repo, BlobWriter& writer, const Digest& digest) {
+  writer.commit(digest);
+  std::int64_t t = now();
+  meta_.put_blob({digest, writer.size(), "", t, t});
+  meta_.link(kNs, repo.str(), digest);
+}
+
+void HostedRegistry::finish_upload(const RepoName& repo, const std::string& id, std::optional<Body> body,
+                                   const Digest& digest) {
+  session(repo, id);
+  auto lock = upload_lock(id);
+  std::lock_guard guard(*lock);
+  auto writer = blobs_.open_upload(id, false);
+  if (!writer) throw upload_unknown(id);
+  try {
+    if (body) append(*writer, *body);
+    publish(repo, *writer, digest);
+  } catch (const RegistryError& e) {
+    if (e.code() != ErrorCode::DigestInvalid) throw;
+    writer.reset();
+    blobs_.remove_upload(id);
+    meta_.delete_upload(id);
+    throw;
+  }
+  meta_.delete_upload(id);
+}
+
+void HostedRegistry::cancel_upload(const RepoName& repo, const std::string& id) {
+  session(repo, id);
+  auto lock = upload_lock(id);
+  std::lock_guard guard(*lock);
+  blobs_.remove_upload(id);
+  meta_.delete_upload(id);
+}
+
+void HostedRegistry::put_blob(const RepoName& repo, Body body, const Digest& digest) {
+  auto writer = blobs_.create_writer();
+  append(*writer, body);
+  publish(repo, *writer, digest);
+}
+
+bool HostedRegistry::mount_blob(const RepoName& to, const RepoName& from, const Digest& digest) {
+  if (!meta_.is_linked(kNs, from.str(), digest) || !blobs_.exists(digest)) return false;
+  meta_.link(kNs, to.str(), digest);
+  return true;
+}
+
+std::size_t HostedRegistry::expire_uploads() {
+  std::size_t removed = 0;
+  std::int64_t cutoff = now() - options_.upload_ttl.count();
+  std::vector<std::string> live;
+  for (const auto& u : meta_.list_uploads()) {
+    if (u.updated < cutoff || !blobs_.upload_size(u.id)) {
+      blobs_.remove_upload(u.id);
+      meta_.delete_upload(u.id);
+      ++removed;
+    } else {
+      live.push_back(u.id);
+    }
+  }
+  for (const auto& id : blobs_.list_uploads()) {
+    if (std::find(live.begin(), live.end(), id) == live.end() && !meta_.find_upload(id)) {
+      blobs_.remove_upload(id);
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+// --- manifests -------------------------------------------------------------
+
+PutManifestResult HostedRegistry::put_manifest(const RepoName& repo, const Reference& ref, const std::string& body,
+                                               const std::string& content_type) {
+  if (body.size() > options_.max_manifest_bytes)
+    throw RegistryError(ErrorCode::ManifestTooLarge, "manifest of " + std::to_string(body.size()) +
+                                                         " bytes exceeds the limit of " +
+                                                         std::to_string(options_.max_manifest_bytes));
+  json doc = json::parse(body, nullptr, false);
+  if (!doc.is_object()) throw RegistryError(ErrorCode::ManifestInvalid, "manifest is not a JSON object");
+  if (auto v = doc.find("schemaVersion"); v == doc.end() || !v->is_number_integer() || v->get<int>() != 2)
+    throw RegistryError(ErrorCode::ManifestInvalid, "manifest schemaVersion must be 2");
+
+  std::string declared = string_field(doc, "mediaType");
+  std::string header = content_type.substr(0, content_type.find(';'));
+  if (!declared.empty() && !header.empty() && header != declared)
+    throw RegistryError(ErrorCode::ManifestInvalid,
+                        "Content-Type " + header + " does not match the manifest's mediaType " + declared);
+  std::string media_type = !declared.empty() ? declared : !header.empty() ? header : sniff_manifest_media_type(body);
+
+  // Everything the manifest references must already be in this repository.
+  std::vector<Digest> children;
+  std::string artifact_type = string_field(doc, "artifactType");
+  if (auto list = doc.find("manifests"); list != doc.end()) {
+    if (!list->is_array()) throw RegistryError(ErrorCode::ManifestInvalid, "manifests must be a list");
+    for (const auto& entry : *list) {
+      Digest child = descriptor_digest(entry, "an index entry");
+      if (!meta_.is_linked(kNs, repo.str(), child) || !manifests_.load(child))
+        throw RegistryError(ErrorCode::ManifestBlobUnknown, "index references unknown manifest " + child.str());
+      children.push_back(child);
+    }
+  } else {
+    auto config = doc.find("config");
+    if (config == doc.end()) throw RegistryError(ErrorCode::ManifestInvalid, "manifest has no config");
+    children.push_back(descriptor_digest(*config, "config"));
+    if (artifact_type.empty()) artifact_type = string_field(*config, "mediaType");
+    if (auto layers = doc.find("layers"); layers != doc.end()) {
+      if (!layers->is_array()) throw RegistryError(ErrorCode::ManifestInvalid, "layers must be a list");
+      for (const auto& layer : *layers) {
+        Digest d = descriptor_digest(layer, "a layer");
+        if (layer.contains("urls")) continue;  // non-distributable: fetched from elsewhere
+        children.push_back(d);
+      }
+    }
+    for (const auto& child : children)
+      if (!meta_.is_linked(kNs, repo.str(), child))
+        throw RegistryError(ErrorCode::ManifestBlobUnknown, "manifest references unknown blob " + child.str());
+  }
+  std::optional<Digest> subject;
+  if (auto s = doc.find("subject"); s != doc.end()) subject = descriptor_digest(*s, "subject");
+
+  Digest digest = ref.is_digest() ? digest_of(ref.as_digest().algorithm(), body) : sha256_of(body);
+  if (ref.is_digest() && digest != ref.as_digest())
+    throw RegistryError(ErrorCode::DigestInvalid,
+                        "manifest body has digest " + digest.str() + ", not " + ref.as_digest().str());
+
+  auto writer = blobs_.create_writer();
+  writer->write(body.data(), body.size());
+  writer->commit(digest);
+  std::int64_t t = now();
+  meta_.put_blob({digest, body.size(), media_type, t, t});
+  meta_.link(kNs, repo.str(), digest);
+  meta_.put_manifest_refs(kNs, repo.str(), digest, children);
+  if (subject) {
+    json annotations = doc.contains("annotations") && doc["annotations"].is_object() ? doc["annotations"] : json::object();
+    meta_.put_referrer(kNs, repo.str(), {*subject, digest, media_type, artifact_type, body.size(), annotations.dump()});
+  }
+  if (!ref.is_digest()) meta_.put_tag(kNs, repo.str(), ref.as_tag(), digest, t);
+  manifests_.remember(digest, {std::make_shared<const std::string>(body), media_type});
+  return {digest, subject};
+}
+
+// --- deletes ---------------------------------------------------------------
+
+void HostedRegistry::require_deletes() const {
+  if (!options_.delete_enabled) throw RegistryError(ErrorCode::Unsupported, "deleting is disabled on this registry");
+}
+
+void HostedRegistry::collect_if_unreferenced(const Digest& digest) {
+  if (meta_.count_links(digest) > 0) return;
+  manifests_.forget(digest);
+  meta_.delete_blob(digest);
+  blobs_.remove(digest);
+}
+
+void HostedRegistry::delete_manifest(const RepoName& repo, const Reference& ref) {
+  require_deletes();
+  if (!ref.is_digest()) {
+    if (!options_.tag_delete_enabled)
+      throw RegistryError(ErrorCode::Unsupported, "deleting tags is disabled; delete the manifest by digest");
+    if (!meta_.find_tag(kNs, repo.str(), ref.as_tag()))
+      throw RegistryError(ErrorCode::ManifestUnknown, "tag " + ref.as_tag() + " is unknown to " + repo.str());
+    meta_.delete_tag(kNs, repo.str(), ref.as_tag());
+    return;
+  }
+  const Digest& digest = ref.as_digest();
+  if (!meta_.is_linked(kNs, repo.str(), digest) || !manifests_.load(digest))
+    throw RegistryError(ErrorCode::ManifestUnknown, "manifest " + digest.str() + " is unknown to " + repo.str());
+  meta_.delete_tags_for(kNs, repo.str(), digest);
+  meta_.delete_referrer(kNs, repo.str(), digest);
+  meta_.delete_manifest_refs(kNs, repo.str(), digest);
+  meta_.unlink(kNs, repo.str(), digest);
+  collect_if_unreferenced(digest);
+}
+
+void HostedRegistry::delete_blob(const RepoName& repo, const Digest& digest) {
+  require_deletes();
+  if (!meta_.is_linked(kNs, repo.str(), digest))
+    throw RegistryError(ErrorCode::BlobUnknown, "blob " + digest.str() + " is unknown to " + repo.str());
+  auto users = meta_.manifests_referencing(kNs, repo.str(), digest);
+  if (!users.empty())
+    throw RegistryError(ErrorCode::Denied, "blob " + digest.str() + " is referenced by manifest " +
+                                               users.front().str() + "; delete the manifest first");
+  meta_.unlink(kNs, repo.str(), digest);
+  collect_if_unreferenced(digest);
+}
+
+// --- discovery -------------------------------------------------------------
+
+std::vector<std::string> HostedRegistry::list_tags(const RepoName& repo) {
+  auto tags = meta_.list_tags(kNs, repo.str());
+  if (tags.empty()) {
+    auto repos = meta_.list_repositories(kNs);
+    if (!std::binary_search(repos.begin(), repos.end(), repo.str()))
+      throw RegistryError(ErrorCode::NameUnknown, "repository " + repo.str() + " is unknown");
+  }
+  return tags;
+}
+
+std::vector<std::string> HostedRegistry::list_repositories() { return meta_.list_repositories(kNs); }
+
+std::string HostedRegistry::referrers(const RepoName& repo, const Digest& subject, const std::string& artifact_type) {
+  json manifests = json::array();
+  for (const auto& r : meta_.list_referrers(kNs, repo.str(), subject)) {
+    if (!artifact_type.empty() && r.artifact_type != artifact_type) continue;
+    json d = {{"mediaType", r.media_type}, {"digest", r.digest.str()}, {"size", r.size}};
+    if (!r.artifact_type.empty()) d["artifactType"] = r.artifact_type;
+    json annotations = json::parse(r.annotations_json, nullptr, false);
+    if (annotations.is_object() && !annotations.empty()) d["annotations"] = annotations;
+    manifests.push_back(std::move(d));
+  }
+  return json{{"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.index.v1+json"}, {"manifests", manifests}}
+      .dump();
+}
+
+}  // namespace regcache::cache

@@ -1,0 +1,17 @@
+// GET /v2/_catalog[?n=&last=]: the hosted repositories. Cached upstream
+// repositories are not listed: the catalog describes what this registry holds
+// as a registry, not what it happened to cache.
+#include <nlohmann/json.hpp>
+
+#include "proxy/pagination.h"
+#include "proxy/registry_api.h"
+
+namespace regcache::proxy {
+
+void RegistryApi::catalog(Exchange& ex) {
+  Page page = paginate(hosted_.list_repositories(), ex.query);
+  if (auto link = next_link("/v2/_catalog", page); !link.empty()) ex.response.set("Link", link);
+  send_body(ex, nlohmann::json{{"repositories", page.items}}.dump(), "application/json");
+}
+
+}  // namespace regcache::proxy
