@@ -1,0 +1,91 @@
+#pragma once
+// A client for one remote registry (the OCI distribution API's pull side).
+//
+// Promises:
+// - HTTP and HTTPS (system CA bundle, or `ca_file`; `insecure_skip_tls_verify`).
+// - Keep-alive: connections are pooled per host and reused; at most
+//   `max_connections` are open to the upstream at once (callers wait for one).
+// - Auth is transparent: a 401 with `WWW-Authenticate: Bearer realm,service,scope`
+//   fetches a token (anonymous, or with username/password as Basic auth on the
+//   token request), caches it per scope until it expires, and retries once; a
+//   `Basic` challenge is answered with the configured credentials. Once the
+//   upstream's scheme is known, later requests send credentials up front
+//   (fetching a token for a new scope first) instead of collecting a 401 each.
+// - Redirects (301/302/303/307/308) are followed, at most 5; credentials are
+//   only ever sent to the upstream's own host, never to a redirect target on
+//   another host.
+// - For Docker Hub (`library_prefix`), single-component names get "library/".
+// - Transport failures (refused, reset, timeout, TLS, malformed HTTP) throw
+//   TransportError; every HTTP status, including 4xx/5xx, is returned.
+// - Credentials never appear in logs or exception messages.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace regcache::upstream {
+
+struct UpstreamConfig {
+  std::string name;  // e.g. "docker.io"; also the cache namespace
+  std::string url;   // e.g. "https://registry-1.docker.io" (scheme, host, optional port; no path)
+  std::string username;
+  std::string password;
+  std::string ca_file;  // PEM bundle to trust instead of the system one; empty = system
+  bool insecure_skip_tls_verify = false;
+  bool library_prefix = false;  // Docker Hub: "busybox" -> "library/busybox"
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds read_timeout{30'000};  // idle time allowed between bytes
+  std::size_t max_connections = 32;
+};
+
+class TransportError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Response {
+  int status = 0;
+  std::string content_type;
+  std::string docker_content_digest;  // empty when the upstream sent none
+  std::optional<std::uint64_t> content_length;
+  std::string retry_after;  // verbatim, empty when absent
+};
+
+struct BufferedResponse : Response {
+  std::string body;
+};
+
+// An upstream response whose body has not been read yet. Destroying it before
+// the body is fully read closes the connection (it is not returned to the pool).
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  virtual const Response& response() const = 0;
+  // Reads up to `n` bytes of the body; returns 0 at its end. Throws
+  // TransportError on a reset, a timeout or a body shorter than Content-Length.
+  virtual std::size_t read(char* buf, std::size_t n) = 0;
+};
+
+class Client {
+ public:
+  virtual ~Client() = default;
+  virtual const UpstreamConfig& config() const = 0;
+
+  // HEAD /v2/<repo>/manifests/<reference>, sending every value of `accept` as its own Accept line.
+  virtual Response head_manifest(const std::string& repo, const std::string& reference,
+                                 const std::vector<std::string>& accept) = 0;
+  // GET of the same. A body longer than `max_bytes` throws TransportError.
+  virtual BufferedResponse get_manifest(const std::string& repo, const std::string& reference,
+                                        const std::vector<std::string>& accept, std::size_t max_bytes) = 0;
+  // GET /v2/<repo>/blobs/<digest>, following redirects; the body is left unread.
+  virtual std::unique_ptr<BodyStream> get_blob(const std::string& repo, const std::string& digest) = 0;
+  // GET /v2/<repo>/tags/list[?query]; `query` is passed verbatim without '?' (may be empty).
+  virtual BufferedResponse get_tags(const std::string& repo, const std::string& query, std::size_t max_bytes) = 0;
+};
+
+std::unique_ptr<Client> make_client(UpstreamConfig config);
+
+}  // namespace regcache::upstream

@@ -1,0 +1,122 @@
+#pragma once
+// Pooled HTTP(S) sessions, one pool per (scheme, host, port).
+//
+// Invariants of a ConnectionPool:
+// - At most `max_connections` sessions exist at once, idle and leased together.
+// - A session is only put back as idle by Lease::release(), which callers use
+//   solely after a response was read to its end on a keep-alive connection;
+//   every other session is destroyed (socket closed) when its Lease ends.
+// - acquire() waits at most `connect_timeout` for a free slot.
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
+
+#include <chrono>
+#include <compare>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace regcache::upstream {
+
+struct Endpoint {
+  std::string scheme;  // "http" or "https"
+  std::string host;    // lowercased
+  std::uint16_t port = 0;
+
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+  friend auto operator<=>(const Endpoint&, const Endpoint&) = default;
+  // "host:port", for messages.
+  std::string label() const { return host + ":" + std::to_string(port); }
+};
+
+// An absolute http(s) URL split into where to connect and what to request.
+struct Target {
+  Endpoint endpoint;
+  std::string path_and_query;  // origin-form, bytes kept verbatim (signed URLs stay valid); "/" at least
+};
+// nullopt unless `url` is an absolute http:// or https:// URL with a host.
+std::optional<Target> parse_target(const std::string& url);
+
+struct SessionSettings {
+  Poco::Net::Context::Ptr tls;  // for https endpoints; never null
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds read_timeout{30'000};
+};
+
+// A new, not yet connected keep-alive session with the timeouts applied.
+std::unique_ptr<Poco::Net::HTTPClientSession> open_session(const Endpoint& endpoint, const SessionSettings& settings);
+
+class ConnectionPool;
+
+// Exclusive use of one pooled session. Ending a Lease without release()
+// closes the session and frees its slot.
+class Lease {
+ public:
+  Lease(Lease&& other) noexcept = default;
+  Lease& operator=(Lease&&) = delete;
+  ~Lease();
+
+  Poco::Net::HTTPClientSession& session() const { return *session_; }
+  // True when the session was idle in the pool: the server may have closed it since.
+  bool reused() const { return reused_; }
+  // The last response was read to its end: the session goes back to the idle list.
+  void release();
+  // Replaces a dead session with a new, unconnected one in the same slot.
+  void renew();
+
+ private:
+  friend class ConnectionPool;
+  Lease(std::shared_ptr<ConnectionPool> pool, std::unique_ptr<Poco::Net::HTTPClientSession> session, bool reused)
+      : pool_(std::move(pool)), session_(std::move(session)), reused_(reused) {}
+
+  std::shared_ptr<ConnectionPool> pool_;
+  std::unique_ptr<Poco::Net::HTTPClientSession> session_;
+  bool reused_;
+};
+
+class ConnectionPool : public std::enable_shared_from_this<ConnectionPool> {
+ public:
+  ConnectionPool(Endpoint endpoint, SessionSettings settings, std::size_t max_connections);
+
+  const Endpoint& endpoint() const { return endpoint_; }
+  // An idle session (most recently used first) or a new one. Throws
+  // TransportError("too many upstream connections ...") after waiting
+  // `connect_timeout` for a slot.
+  Lease acquire();
+
+ private:
+  friend class Lease;
+  std::unique_ptr<Poco::Net::HTTPClientSession> new_session() const { return open_session(endpoint_, settings_); }
+  void put_back(std::unique_ptr<Poco::Net::HTTPClientSession> session);
+  void drop(std::unique_ptr<Poco::Net::HTTPClientSession> session);
+
+  const Endpoint endpoint_;
+  const SessionSettings settings_;
+  const std::size_t max_connections_;
+  std::mutex mu_;
+  std::condition_variable freed_;
+  std::vector<std::unique_ptr<Poco::Net::HTTPClientSession>> idle_;  // guarded by mu_
+  std::size_t open_ = 0;                                             // idle + leased; guarded by mu_
+};
+
+// The pools of one client, created on first use of an endpoint.
+class PoolSet {
+ public:
+  PoolSet(SessionSettings settings, std::size_t max_connections_per_endpoint)
+      : settings_(std::move(settings)), max_connections_(max_connections_per_endpoint) {}
+
+  std::shared_ptr<ConnectionPool> pool(const Endpoint& endpoint);
+
+ private:
+  const SessionSettings settings_;
+  const std::size_t max_connections_;
+  std::mutex mu_;
+  std::map<Endpoint, std::shared_ptr<ConnectionPool>> pools_;  // guarded by mu_
+};
+
+}  // namespace regcache::upstream
