@@ -233,22 +233,32 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
 // --- tags ------------------------------------------------------------------
 
 TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& repo, const std::string& query) {
-  auto cached = [&](const std::string& why) {
+  // The upstream's answer is kept like a tag: fresh for tag_ttl, then asked
+  // again, and served stale when the upstream cannot answer.
+  const std::string key = "tags/list?" + query;
+  auto stored = meta_.find_document(origin.ns, repo.str(), key);
+  if (stored && (origin.offline || (stored->second <= now() && now() - stored->second < origin.tag_ttl.count())))
+    return {stored->first, CacheStatus::Hit};
+  auto fallback = [&](const std::string& why) {
+    log::warn("serving cached tags of " + repo.str() + ": " + why);
+    if (stored) return TagListResult{stored->first, CacheStatus::Stale};
     auto tags = meta_.list_tags(origin.ns, repo.str());
     if (tags.empty()) throw RegistryError(ErrorCode::Unavailable, why);
-    log::warn("serving cached tags of " + repo.str() + ": " + why);
     return TagListResult{nlohmann::json{{"name", repo.str()}, {"tags", tags}}.dump(), CacheStatus::Stale};
   };
-  if (origin.offline) return cached("regcache is offline");
+  if (origin.offline) return fallback("regcache is offline");
   upstream::BufferedResponse response;
   try {
     response = origin.upstream->get_tags(repo.str(), query, options_.max_manifest_bytes);
   } catch (const upstream::TransportError& e) {
-    return cached(unreachable(origin, e).what());
+    return fallback(unreachable(origin, e).what());
   }
-  if (response.status == 200) return {std::move(response.body), CacheStatus::Miss};
+  if (response.status == 200) {
+    meta_.put_document(origin.ns, repo.str(), key, response.body, now());
+    return {std::move(response.body), stored ? CacheStatus::Revalidated : CacheStatus::Miss};
+  }
   if (may_serve_stale(response.status))
-    return cached("upstream " + origin.ns + " answered " + std::to_string(response.status));
+    return fallback("upstream " + origin.ns + " answered " + std::to_string(response.status));
   throw upstream_status_error(response.status, ObjectKind::TagList, origin.ns, response.retry_after);
 }
 
