@@ -232,24 +232,23 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
 
 // --- tags ------------------------------------------------------------------
 
-TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& repo, const std::string& query) {
-  // The upstream's answer is kept like a tag: fresh for tag_ttl, then asked
-  // again, and served stale when the upstream cannot answer.
-  const std::string key = "tags/list?" + query;
+TagListResult PullThroughCache::kept_document(const Origin& origin, const RepoName& repo, const std::string& key,
+                                              const std::function<upstream::BufferedResponse()>& fetch,
+                                              ObjectKind kind,
+                                              const std::function<std::optional<std::string>()>& fallback_body) {
   auto stored = meta_.find_document(origin.ns, repo.str(), key);
   if (stored && (origin.offline || (stored->second <= now() && now() - stored->second < origin.tag_ttl.count())))
     return {stored->first, CacheStatus::Hit};
   auto fallback = [&](const std::string& why) {
-    log::warn("serving cached tags of " + repo.str() + ": " + why);
+    log::warn("serving kept " + key + " of " + repo.str() + ": " + why);
     if (stored) return TagListResult{stored->first, CacheStatus::Stale};
-    auto tags = meta_.list_tags(origin.ns, repo.str());
-    if (tags.empty()) throw RegistryError(ErrorCode::Unavailable, why);
-    return TagListResult{nlohmann::json{{"name", repo.str()}, {"tags", tags}}.dump(), CacheStatus::Stale};
+    if (auto body = fallback_body()) return TagListResult{*body, CacheStatus::Stale};
+    throw RegistryError(ErrorCode::Unavailable, why);
   };
   if (origin.offline) return fallback("regcache is offline");
   upstream::BufferedResponse response;
   try {
-    response = origin.upstream->get_tags(repo.str(), query, options_.max_manifest_bytes);
+    response = fetch();
   } catch (const upstream::TransportError& e) {
     return fallback(unreachable(origin, e).what());
   }
@@ -259,7 +258,26 @@ TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& 
   }
   if (may_serve_stale(response.status))
     return fallback("upstream " + origin.ns + " answered " + std::to_string(response.status));
-  throw upstream_status_error(response.status, ObjectKind::TagList, origin.ns, response.retry_after);
+  throw upstream_status_error(response.status, kind, origin.ns, response.retry_after);
+}
+
+TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& repo, const std::string& query) {
+  return kept_document(
+      origin, repo, "tags/list?" + query,
+      [&] { return origin.upstream->get_tags(repo.str(), query, options_.max_manifest_bytes); }, ObjectKind::TagList,
+      [&]() -> std::optional<std::string> {
+        auto tags = meta_.list_tags(origin.ns, repo.str());
+        if (tags.empty()) return std::nullopt;
+        return nlohmann::json{{"name", repo.str()}, {"tags", tags}}.dump();
+      });
+}
+
+TagListResult PullThroughCache::list_referrers(const Origin& origin, const RepoName& repo, const Digest& subject,
+                                               const std::string& query) {
+  return kept_document(
+      origin, repo, "referrers/" + subject.str() + "?" + query,
+      [&] { return origin.upstream->get_referrers(repo.str(), subject.str(), query, options_.max_manifest_bytes); },
+      ObjectKind::Manifest, [] { return std::optional<std::string>(); });
 }
 
 // --- start-up --------------------------------------------------------------

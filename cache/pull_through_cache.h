@@ -11,6 +11,7 @@
 // Content is only ever stored whole and verified: a manifest's bytes must hash
 // to the digest the upstream names; a blob is spooled, verified, then published.
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -59,8 +60,10 @@ struct BlobResult {
   BlobFillPtr fill;
 };
 
+// A JSON document answered by the upstream and kept like a tag: a tag list
+// ({"name":…, "tags":[…]}) or a referrers index.
 struct TagListResult {
-  std::string body;  // JSON {"name":…, "tags":[…]}
+  std::string body;
   CacheStatus status;
 };
 
@@ -82,6 +85,12 @@ class PullThroughCache {
   // `query` is the client's query string (n, last), passed on verbatim.
   TagListResult list_tags(const Origin& origin, const RepoName& repo, const std::string& query);
 
+  // The upstream's referrers index for `subject` (`query` passed on verbatim),
+  // kept like a tag list. Sets `filtered` when the upstream applied the
+  // artifactType filter.
+  TagListResult list_referrers(const Origin& origin, const RepoName& repo, const Digest& subject,
+                               const std::string& query);
+
   // Start-up reconciliation of store and metadata: drops rows whose blob is
   // missing, adopts (after verifying) published files without rows, removes
   // orphan spools. Returns a one-line summary for the log.
@@ -101,6 +110,12 @@ class PullThroughCache {
   void check_reachable(const Origin& origin, const std::string& key, ErrorCode not_found, const std::string& what);
   // Rethrows `e` after remembering `key` as missing when it is an upstream 404.
   [[noreturn]] void remember_missing(const Origin& origin, const std::string& key, const RegistryError& e);
+  // Serves the document kept under `key` while fresh, else asks `fetch`, keeps
+  // its 200 answer, and falls back to the kept one (or `fallback_body`) when
+  // the upstream is in trouble.
+  TagListResult kept_document(const Origin& origin, const RepoName& repo, const std::string& key,
+                              const std::function<upstream::BufferedResponse()>& fetch, ObjectKind kind,
+                              const std::function<std::optional<std::string>()>& fallback_body);
   static std::int64_t now();
 
   BlobStore& blobs_;

@@ -117,6 +117,14 @@ class RegistryClient final : public Client {
     return buffered(perform("GET", name, std::move(path), {}), max_bytes, "tag list");
   }
 
+  BufferedResponse get_referrers(const std::string& repo, const std::string& digest, const std::string& query,
+                                 std::size_t max_bytes) override {
+    std::string name = upstream_name(repo);
+    std::string path = "/v2/" + name + "/referrers/" + digest;
+    if (!query.empty()) path += "?" + query;
+    return buffered(perform("GET", name, std::move(path), {}), max_bytes, "referrers list");
+  }
+
  private:
   std::string upstream_name(const std::string& repo) const {
     if (config_.library_prefix && repo.find('/') == std::string::npos) return "library/" + repo;

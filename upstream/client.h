@@ -84,6 +84,9 @@ class Client {
   virtual std::unique_ptr<BodyStream> get_blob(const std::string& repo, const std::string& digest) = 0;
   // GET /v2/<repo>/tags/list[?query]; `query` is passed verbatim without '?' (may be empty).
   virtual BufferedResponse get_tags(const std::string& repo, const std::string& query, std::size_t max_bytes) = 0;
+  // GET /v2/<repo>/referrers/<digest>[?query] (OCI distribution v1.1).
+  virtual BufferedResponse get_referrers(const std::string& repo, const std::string& digest, const std::string& query,
+                                         std::size_t max_bytes) = 0;
 };
 
 std::unique_ptr<Client> make_client(UpstreamConfig config);
