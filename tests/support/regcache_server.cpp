@@ -1,0 +1,65 @@
+#include "support/regcache_server.h"
+
+#include <stdexcept>
+
+#include "support/files.h"
+#include "support/http_client.h"
+#include "support/ports.h"
+#include "support/wait.h"
+
+#ifndef REGCACHE_BINARY
+#error "REGCACHE_BINARY must name the regcache executable"
+#endif
+
+namespace regcache::test {
+
+nlohmann::json regcache_config(const std::string& upstream_url, const std::string& username,
+                               const std::string& password, int tag_ttl_s) {
+  return {{"log_level", "info"},
+          {"upstreams",
+           nlohmann::json::array({{{"name", "upstream"},
+                                   {"url", upstream_url},
+                                   {"username", username},
+                                   {"password", password},
+                                   {"tag_ttl_s", tag_ttl_s}}})},
+          {"default_upstream", "upstream"}};
+}
+
+RegcacheServer::RegcacheServer(const std::filesystem::path& dir, RegcacheOptions options)
+    : dir_(dir), data_dir_(dir / "data"), options_(std::move(options)) {
+  std::filesystem::create_directories(data_dir_);
+  if (options_.config) write_file(dir_ / "config.json", options_.config->dump(2));
+  for (int attempt = 0; attempt < 3; ++attempt) {  // the free port may be taken before we bind it
+    port_ = free_port();
+    if (try_start()) return;
+    if (!process_->alive() && process_->stderr_text().find("in use") == std::string::npos) break;
+  }
+  std::string err = process_ ? process_->stderr_text() : std::string();
+  throw std::runtime_error("regcache did not answer GET /v2/ with 200 (binary " + std::string(REGCACHE_BINARY) +
+                           "); stderr:\n" + err);
+}
+
+RegcacheServer::~RegcacheServer() = default;  // Process kills and reaps
+
+std::string RegcacheServer::host() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string RegcacheServer::url() const { return "http://" + host(); }
+
+bool RegcacheServer::try_start() {
+  std::vector<std::string> argv{REGCACHE_BINARY, "serve", "--listen", host(), "--data-dir", data_dir_.string(),
+                                "--upstream", options_.upstream_url};
+  if (options_.config) argv.insert(argv.end(), {"--config", (dir_ / "config.json").string()});
+  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  process_.reset();
+  process_ = std::make_unique<Process>(ProcessOptions{argv, {}, dir_ / "regcache.out", dir_ / "regcache.err"});
+  bool up = wait_until(
+      [&] {
+        if (!process_->alive()) return true;
+        return http_request("GET", url() + "/v2/", {}, {}, std::chrono::seconds(2)).status == 200;
+      },
+      std::chrono::seconds(20));
+  return up && process_->alive();
+}
+
+int RegcacheServer::stop(std::chrono::milliseconds grace) { return process_->stop(SIGTERM, grace); }
+
+}  // namespace regcache::test

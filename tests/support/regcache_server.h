@@ -1,0 +1,58 @@
+#pragma once
+// The product under test: REGCACHE_BINARY run as a child process,
+//   regcache serve --listen 127.0.0.1:PORT --data-dir DIR --upstream URL [--config FILE]
+// on a free port with its own data directory. The constructor returns once GET /v2/
+// answers 200 (and throws with the captured stderr when it never does). stderr (the
+// request log) and stdout are captured to files under `dir`.
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/process.h"
+
+namespace regcache::test {
+
+struct RegcacheOptions {
+  std::string upstream_url;                 // --upstream
+  std::optional<nlohmann::json> config;     // written to dir/config.json and passed as --config
+  std::vector<std::string> extra_args;
+};
+
+// A config with one upstream named "upstream" (the default), optional credentials and
+// a tag TTL. Tests that count upstream requests use a long TTL.
+nlohmann::json regcache_config(const std::string& upstream_url, const std::string& username = {},
+                               const std::string& password = {}, int tag_ttl_s = 3600);
+
+class RegcacheServer {
+ public:
+  RegcacheServer(const std::filesystem::path& dir, RegcacheOptions options);
+  ~RegcacheServer();
+  RegcacheServer(const RegcacheServer&) = delete;
+  RegcacheServer& operator=(const RegcacheServer&) = delete;
+
+  int port() const { return port_; }
+  std::string host() const;  // "127.0.0.1:PORT"
+  std::string url() const;   // "http://127.0.0.1:PORT"
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+
+  bool alive() { return process_->alive(); }
+  // SIGTERM; waits up to `grace` and then SIGKILLs. Returns the exit code (0 expected).
+  int stop(std::chrono::milliseconds grace = std::chrono::seconds(15));
+  std::string stderr_text() const { return process_->stderr_text(); }
+  std::string stdout_text() const { return process_->stdout_text(); }
+
+ private:
+  bool try_start();
+
+  std::filesystem::path dir_;
+  std::filesystem::path data_dir_;
+  RegcacheOptions options_;
+  int port_ = 0;
+  std::unique_ptr<Process> process_;
+};
+
+}  // namespace regcache::test
