@@ -210,6 +210,10 @@ Config parse_config(const std::string& json_text) {
   r.read_seconds("shutdown_grace_s", c.shutdown_grace, 0, 3600);
   r.read_seconds("fill_timeout_s", c.fill_timeout, 1, 7 * 24 * 3600);
   r.read("offline", c.offline);
+  r.read("tls_cert", c.tls_cert);
+  r.read("tls_key", c.tls_key);
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    throw ConfigError(c.tls_cert.empty() ? "tls_cert" : "tls_key", "tls_cert and tls_key go together");
   if (auto list = r.find("upstreams")) {
     if (!list->is_array()) throw ConfigError("upstreams", "must be a list of upstreams (empty: a plain registry)");
     c.upstreams.clear();

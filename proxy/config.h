@@ -42,6 +42,8 @@ struct Config {
   std::chrono::seconds keep_alive_timeout{15};
   std::chrono::seconds shutdown_grace{10};
   std::chrono::seconds fill_timeout{3600};
+  std::string tls_cert;  // PEM certificate (chain) to serve HTTPS with; empty: plain HTTP
+  std::string tls_key;   // its PEM private key
   bool offline = false;  // never contact any upstream
   std::vector<UpstreamSettings> upstreams;  // empty: a plain registry, everything hosted
   std::string default_upstream;

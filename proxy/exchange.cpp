@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 namespace regcache::proxy {
@@ -17,8 +18,8 @@ Poco::Net::StreamSocket& socket_of(Exchange& ex) {
 
 }  // namespace
 
-Exchange::Exchange(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp)
-    : request(req), response(resp) {
+Exchange::Exchange(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp, bool tls_connection)
+    : request(req), response(resp), tls(tls_connection) {
   const std::string& uri = req.getURI();
   auto q = uri.find('?');
   path = uri.substr(0, q);
@@ -53,9 +54,34 @@ void send_body(Exchange& ex, std::string_view body, const std::string& content_t
   ex.body_bytes += body.size();
 }
 
-void send_headers(Exchange& ex) { ex.response.send().flush(); }
+void send_headers(Exchange& ex) {
+  ex.body_stream = &ex.response.send();
+  ex.body_stream->flush();
+}
+
+namespace {
+
+// TLS: the bytes must go through the session's encryption.
+void copy_through_stream(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t count) {
+  std::vector<char> buffer(256 << 10);
+  while (count > 0) {
+    std::size_t want = count < buffer.size() ? static_cast<std::size_t>(count) : buffer.size();
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw ClientGone("reading the blob file failed");
+    ex.body_stream->write(buffer.data(), n);
+    ex.body_stream->flush();
+    if (!*ex.body_stream) throw ClientGone("sending to client failed");
+    offset += static_cast<std::uint64_t>(n);
+    count -= static_cast<std::uint64_t>(n);
+    ex.body_bytes += static_cast<std::uint64_t>(n);
+  }
+}
+
+}  // namespace
 
 void send_file_range(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t count) {
+  if (ex.tls) return copy_through_stream(ex, fd, offset, count);
   int out = socket_of(ex).impl()->sockfd();
   auto pos = static_cast<off_t>(offset);
   while (count > 0) {

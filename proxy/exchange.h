@@ -21,7 +21,8 @@ class ClientGone : public std::runtime_error {
 };
 
 struct Exchange {
-  Exchange(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp);
+  // `tls`: the connection is TLS, so bodies cannot bypass the stream with sendfile.
+  Exchange(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp, bool tls = false);
 
   Poco::Net::HTTPServerRequest& request;
   Poco::Net::HTTPServerResponse& response;
@@ -30,6 +31,8 @@ struct Exchange {
   std::string cache_status = "-";
   std::uint64_t body_bytes = 0;
   bool aborted = false;
+  bool tls = false;
+  std::ostream* body_stream = nullptr;  // set by send_headers()
 
   bool is_head() const { return request.getMethod() == "HEAD"; }
   // Every value of a header that may repeat (Accept), in arrival order.
@@ -43,8 +46,9 @@ void send_body(Exchange& ex, std::string_view body, const std::string& content_t
 // Sends the response headers now (Content-Length must be set), so that the
 // body can follow with send_file_range().
 void send_headers(Exchange& ex);
-// Copies `count` bytes at `offset` of `fd` to the client with sendfile(2).
-// Throws ClientGone when the client disconnects or stalls.
+// Copies `count` bytes at `offset` of `fd` to the client: with sendfile(2) on a
+// plain connection, through the TLS stream otherwise. Throws ClientGone when
+// the client disconnects or stalls.
 void send_file_range(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t count);
 // After headers were sent, the only honest way to report a failure: cut the
 // connection, so that the short body can never look complete.

@@ -2,13 +2,20 @@
 
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerConnection.h>
+#include <Poco/Net/TCPServer.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequestImpl.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/ThreadPool.h>
 
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "cache/blob_store.h"
@@ -25,13 +32,13 @@ namespace {
 
 class RequestHandler final : public Poco::Net::HTTPRequestHandler {
  public:
-  RequestHandler(RegistryApi& api, std::atomic<int>& in_flight, std::chrono::seconds send_timeout)
-      : api_(api), in_flight_(in_flight), send_timeout_(send_timeout) {}
+  RequestHandler(RegistryApi& api, std::atomic<int>& in_flight, std::chrono::seconds send_timeout, bool tls)
+      : api_(api), in_flight_(in_flight), send_timeout_(send_timeout), tls_(tls) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) override {
     auto started = std::chrono::steady_clock::now();
     ++in_flight_;
-    Exchange ex(req, resp);
+    Exchange ex(req, resp, tls_);
     try {
       static_cast<Poco::Net::HTTPServerRequestImpl&>(req).socket().setSendTimeout(
           Poco::Timespan(send_timeout_.count(), 0));
@@ -51,21 +58,106 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
   RegistryApi& api_;
   std::atomic<int>& in_flight_;
   std::chrono::seconds send_timeout_;
+  bool tls_;
 };
 
+}  // namespace
+
+// Creates the handler for each request (declared in server.h for ownership).
 class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  HandlerFactory(RegistryApi& api, std::atomic<int>& in_flight, std::chrono::seconds send_timeout)
-      : api_(api), in_flight_(in_flight), send_timeout_(send_timeout) {}
+  HandlerFactory(RegistryApi& api, std::atomic<int>& in_flight, std::chrono::seconds send_timeout, bool tls)
+      : api_(api), in_flight_(in_flight), send_timeout_(send_timeout), tls_(tls) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new RequestHandler(api_, in_flight_, send_timeout_);
+    return new RequestHandler(api_, in_flight_, send_timeout_, tls_);
   }
+  // Tells every open connection the server stopped: each ends after its
+  // current request, or at once when `abort`.
+  void announce_stop(bool abort) { serverStopped(this, abort); }
 
  private:
   RegistryApi& api_;
   std::atomic<int>& in_flight_;
   std::chrono::seconds send_timeout_;
+  bool tls_;
 };
+
+namespace {
+
+// A plain-HTTP connection whose client may open with a TLS handshake (skopeo
+// and podman try TLS first, then fall back to HTTP when they get an HTTP
+// answer). Poco's parser would wait for a line break that a ClientHello may
+// never contain, so the first byte is peeked: a TLS record (0x16) gets a 400
+// at once; anything else is served as HTTP.
+class PlainConnection final : public Poco::Net::TCPServerConnection {
+ public:
+  PlainConnection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
+                  Poco::SharedPtr<HandlerFactory> factory, bool sniff_tls)
+      : TCPServerConnection(socket), params_(std::move(params)), factory_(std::move(factory)), sniff_tls_(sniff_tls) {}
+
+  void run() override {
+    if (sniff_tls_ && opens_with_tls()) {
+      static const std::string body =
+          R"({"errors":[{"code":"UNSUPPORTED","message":"this port speaks plain HTTP, not TLS"}]})";
+      std::string answer = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+      try {
+        socket().sendBytes(answer.data(), static_cast<int>(answer.size()));
+        socket().shutdown();
+      } catch (const Poco::Exception&) {
+      }
+      log::info("TLS handshake from " + socket().peerAddress().toString() + " on the plain-HTTP port: answered 400");
+      return;
+    }
+    Poco::Net::HTTPServerConnection(socket(), params_, factory_).run();
+  }
+
+ private:
+  bool opens_with_tls() {
+    pollfd p{socket().impl()->sockfd(), POLLIN, 0};
+    int timeout_ms = static_cast<int>(params_->getKeepAliveTimeout().totalMilliseconds());
+    if (::poll(&p, 1, timeout_ms) <= 0) return false;  // silent client: let HTTP time it out
+    unsigned char first = 0;
+    return ::recv(p.fd, &first, 1, MSG_PEEK) == 1 && first == 0x16;
+  }
+
+  Poco::Net::HTTPServerParams::Ptr params_;
+  Poco::SharedPtr<HandlerFactory> factory_;
+  bool sniff_tls_;
+};
+
+class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
+ public:
+  ConnectionFactory(Poco::Net::HTTPServerParams::Ptr params, Poco::SharedPtr<HandlerFactory> handlers, bool sniff_tls)
+      : params_(std::move(params)), handlers_(std::move(handlers)), sniff_tls_(sniff_tls) {}
+  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
+    return new PlainConnection(socket, params_, handlers_, sniff_tls_);
+  }
+
+ private:
+  Poco::Net::HTTPServerParams::Ptr params_;
+  Poco::SharedPtr<HandlerFactory> handlers_;
+  bool sniff_tls_;
+};
+
+// A listening socket: TLS when a certificate is configured.
+Poco::Net::ServerSocket listening_socket(const Config& config) {
+  Poco::Net::SocketAddress address(config.listen_host, config.listen_port);
+  if (config.tls_cert.empty()) {
+    Poco::Net::ServerSocket socket;
+    socket.bind(address, true);
+    socket.listen(1024);
+    return socket;
+  }
+  static std::once_flag ssl_once;
+  std::call_once(ssl_once, [] { Poco::Net::initializeSSL(); });
+  Poco::Net::Context::Ptr context = new Poco::Net::Context(
+      Poco::Net::Context::TLS_SERVER_USE, config.tls_key, config.tls_cert, "", Poco::Net::Context::VERIFY_NONE);
+  Poco::Net::SecureServerSocket socket(context);
+  socket.bind(address, true);
+  socket.listen(1024);
+  return socket;
+}
 
 }  // namespace
 
@@ -95,11 +187,9 @@ Server::Server(Config config) : config_(std::move(config)) {
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_,
                                        OriginResolver(std::move(origins), default_index, config_.hosted));
 
-  Poco::Net::ServerSocket socket;
-  socket.bind(Poco::Net::SocketAddress(config_.listen_host, config_.listen_port), true);
-  socket.listen(1024);
+  Poco::Net::ServerSocket socket = listening_socket(config_);
 
-  auto* params = new Poco::Net::HTTPServerParams;  // owned by the server (ref-counted)
+  Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
   params->setMaxThreads(static_cast<int>(config_.max_connections));
   params->setMaxQueued(static_cast<int>(config_.max_connections) * 2);
   params->setKeepAlive(true);
@@ -108,8 +198,10 @@ Server::Server(Config config) : config_(std::move(config)) {
   params->setTimeout(Poco::Timespan(config_.client_timeout.count(), 0));
   params->setSoftwareVersion("regcache/" REGCACHE_VERSION);
   pool_ = std::make_unique<Poco::ThreadPool>(4, static_cast<int>(config_.max_connections) + 4, 60, 1 << 20);
-  http_ = std::make_unique<Poco::Net::HTTPServer>(
-      new HandlerFactory(*api_, in_flight_, config_.client_timeout), *pool_, socket, params);
+  const bool tls = !config_.tls_cert.empty();
+  handlers_ = new HandlerFactory(*api_, in_flight_, config_.client_timeout, tls);
+  http_ = std::make_unique<Poco::Net::TCPServer>(new ConnectionFactory(params, handlers_, !tls), *pool_, socket,
+                                                 params);
 }
 
 Server::~Server() = default;
@@ -124,19 +216,20 @@ void Server::start() {
     for (const auto& p : config_.hosted) prefixes += (prefixes.empty() ? "" : ", ") + p + "/";
     if (!prefixes.empty()) where += "; hosted: " + prefixes;
   }
-  log::info("regcache " REGCACHE_VERSION " listening on " + config_.listen_host + ":" + std::to_string(port()) +
+  log::info("regcache " REGCACHE_VERSION " listening on " + std::string(config_.tls_cert.empty() ? "http://" : "https://") + config_.listen_host + ":" + std::to_string(port()) +
             ", data in " + config_.data_dir.string() + ", " + where);
 }
 
 std::uint16_t Server::port() const { return http_->port(); }
 
 bool Server::stop(std::chrono::seconds grace) {
-  http_->stopAll(false);  // no new connections; open ones end after their current request
+  http_->stop();                  // no new connections...
+  handlers_->announce_stop(false);  // ...and open ones end after their current request
   auto deadline = std::chrono::steady_clock::now() + grace;
   while ((in_flight_ > 0 || cache_->fills_running() > 0) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   bool drained = in_flight_ == 0 && cache_->fills_running() == 0;
-  http_->stopAll(true);  // close idle keep-alive connections
+  handlers_->announce_stop(true);  // close idle keep-alive connections
   return drained;
 }
 

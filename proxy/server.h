@@ -9,10 +9,12 @@
 
 #include "proxy/config.h"
 
+#include <Poco/SharedPtr.h>
+
 namespace Poco {
 class ThreadPool;
 namespace Net {
-class HTTPServer;
+class TCPServer;
 }
 }  // namespace Poco
 
@@ -33,6 +35,7 @@ class Client;
 namespace proxy {
 
 class RegistryApi;
+class HandlerFactory;
 
 class Server {
  public:
@@ -58,7 +61,8 @@ class Server {
   std::unique_ptr<cache::HostedRegistry> hosted_;
   std::unique_ptr<RegistryApi> api_;
   std::unique_ptr<Poco::ThreadPool> pool_;
-  std::unique_ptr<Poco::Net::HTTPServer> http_;
+  Poco::SharedPtr<HandlerFactory> handlers_;
+  std::unique_ptr<Poco::Net::TCPServer> http_;
   std::atomic<int> in_flight_{0};
 };
 
