@@ -40,7 +40,9 @@ const char* to_string(CacheStatus status);
 // Where a repository's content comes from.
 struct Origin {
   std::string ns;                        // metadata namespace: the upstream's name
-  upstream::Client* upstream = nullptr;  // never null for a proxied repository
+  // Never null for a proxied repository. Shared: a reload swaps in a new
+  // client while requests and fills still finish on the old one.
+  std::shared_ptr<upstream::Client> upstream;
   std::chrono::seconds tag_ttl{60};
   std::chrono::seconds negative_ttl{10};  // how long an upstream 404 is remembered
   bool offline = false;                   // never contact the upstream: serve what is here

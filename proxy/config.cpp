@@ -5,6 +5,8 @@
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <fstream>
 #include <functional>
@@ -90,6 +92,23 @@ void check_url(const std::string& key, const std::string& url) {
     throw ConfigError(key, "must be scheme://host[:port] only (credentials go in username/password), not '" + url + "'");
 }
 
+// A secret kept in a file of its own: it must not be readable by group or
+// others. A trailing newline is not part of it.
+std::string read_secret(const std::string& key, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw ConfigError(key, "cannot read '" + path + "'");
+  if (st.st_mode & 077)
+    throw ConfigError(key, "'" + path + "' is readable by group or others; chmod 600 it");
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) throw ConfigError(key, "cannot read '" + path + "'");
+  std::string secret = text.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.empty()) throw ConfigError(key, "'" + path + "' is empty");
+  return secret;
+}
+
 bool is_docker_hub(const std::string& url) {
   Poco::URI uri(url);
   return uri.getHost() == "registry-1.docker.io" || uri.getHost() == "docker.io" ||
@@ -107,6 +126,12 @@ UpstreamSettings read_upstream(const json& object, const std::string& path) {
   check_url(r.key("url"), c.url);
   r.read("username", c.username);
   r.read("password", c.password);
+  std::string password_file;
+  r.read("password_file", password_file);
+  if (!password_file.empty()) {
+    if (!c.password.empty()) throw ConfigError(r.key("password_file"), "give password or password_file, not both");
+    c.password = read_secret(r.key("password_file"), password_file);
+  }
   if (c.username.empty() != c.password.empty())
     throw ConfigError(r.key(c.username.empty() ? "username" : "password"), "username and password go together");
   r.read("ca_file", c.ca_file);

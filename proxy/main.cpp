@@ -77,19 +77,27 @@ bool parse_serve_flags(const std::vector<std::string>& args, ServeFlags& out, st
   return true;
 }
 
+// The configuration the flags ask for: the file (or the defaults), then the
+// flags on top. Throws ConfigError.
+regcache::proxy::Config build_config(const ServeFlags& flags) {
+  using namespace regcache;
+  proxy::Config config = flags.config ? proxy::load_config(*flags.config) : proxy::default_config();
+  if (flags.listen) proxy::set_listen(config, *flags.listen);
+  if (flags.data_dir) {
+    if (flags.data_dir->empty()) throw proxy::ConfigError("--data-dir", "must not be empty");
+    config.data_dir = *flags.data_dir;
+  }
+  if (flags.upstream) proxy::set_default_upstream_url(config, *flags.upstream);
+  if (flags.offline) config.offline = true;
+  for (const auto& prefix : flags.hosted) proxy::add_hosted_prefix(config, prefix);
+  return config;
+}
+
 int serve(const ServeFlags& flags) {
   using namespace regcache;
   proxy::Config config;
   try {
-    config = flags.config ? proxy::load_config(*flags.config) : proxy::default_config();
-    if (flags.listen) proxy::set_listen(config, *flags.listen);
-    if (flags.data_dir) {
-      if (flags.data_dir->empty()) throw proxy::ConfigError("--data-dir", "must not be empty");
-      config.data_dir = *flags.data_dir;
-    }
-    if (flags.upstream) proxy::set_default_upstream_url(config, *flags.upstream);
-    if (flags.offline) config.offline = true;
-    for (const auto& prefix : flags.hosted) proxy::add_hosted_prefix(config, prefix);
+    config = build_config(flags);
   } catch (const proxy::ConfigError& e) {
     std::cerr << "regcache: configuration error: " << e.what() << "\n";
     return kExitUsage;
@@ -101,6 +109,7 @@ int serve(const ServeFlags& flags) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-sendfile is an error return, not a death
 
@@ -115,10 +124,23 @@ int serve(const ServeFlags& flags) {
   }
 
   int received = 0;
-  sigwait(&signals, &received);
+  for (;;) {
+    sigwait(&signals, &received);
+    if (received != SIGHUP) break;
+    // SIGHUP: re-read the configuration; a bad one is refused and the running
+    // one stays.
+    proxy::notify_systemd("RELOADING=1");
+    log::info("received SIGHUP, reloading " + (flags.config ? *flags.config : std::string("the built-in defaults")));
+    try {
+      server->reload(build_config(flags));
+    } catch (const proxy::ConfigError& e) {
+      log::error(std::string("reload refused, configuration unchanged: ") + e.what());
+    }
+    proxy::notify_systemd("READY=1");
+  }
   log::info(std::string("received ") + (received == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
   proxy::notify_systemd("STOPPING=1");
-  if (!server->stop(config.shutdown_grace)) {
+  if (!server->stop(server->shutdown_grace())) {
     // Fills still running belong to no client; their spools are removed at the
     // next start. Leave without waiting for them.
     log::warn("shutdown grace expired with work in flight; exiting anyway");

@@ -63,20 +63,20 @@ ResolvedRepo OriginResolver::resolve(const std::string& name, const std::string&
     if (!origin)
       throw RegistryError(ErrorCode::NameUnknown,
                           "registry '" + ns + "' is not configured on this mirror; it serves only its configured upstreams");
-    if (auto repo = RepoName::parse(name)) return {origin, *repo};
+    if (auto repo = RepoName::parse(name)) return {*origin, *repo};
     throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");
   }
   if (is_hosted(name)) {
-    if (auto repo = RepoName::parse(name)) return {nullptr, *repo};
+    if (auto repo = RepoName::parse(name)) return {std::nullopt, *repo};
     throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");
   }
   if (auto slash = name.find('/'); slash != std::string::npos) {
     if (const cache::Origin* origin = find(std::string_view(name).substr(0, slash))) {
-      if (auto repo = RepoName::parse(std::string_view(name).substr(slash + 1))) return {origin, *repo};
+      if (auto repo = RepoName::parse(std::string_view(name).substr(slash + 1))) return {*origin, *repo};
       throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name.substr(slash + 1) + "'");
     }
   }
-  if (auto repo = RepoName::parse(name)) return {&origins_[default_index_], *repo};
+  if (auto repo = RepoName::parse(name)) return {origins_[default_index_], *repo};
   throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");
 }
 

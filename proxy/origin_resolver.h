@@ -10,6 +10,7 @@
 //                             hosted when no upstream is configured)
 //
 // Pure: no I/O, so the policy has unit tests of its own.
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,9 +21,9 @@
 namespace regcache::proxy {
 
 struct ResolvedRepo {
-  const cache::Origin* origin;  // nullptr: a hosted repository
-  RepoName repo;                // the name within that upstream (or here)
-  bool hosted() const { return origin == nullptr; }
+  std::optional<cache::Origin> origin;  // empty: a hosted repository
+  RepoName repo;                        // the name within that upstream (or here)
+  bool hosted() const { return !origin.has_value(); }
 };
 
 class OriginResolver {

@@ -32,10 +32,21 @@ cache::Body request_body(Exchange& ex) {
 }
 
 RegistryApi::RegistryApi(cache::PullThroughCache& cache, cache::HostedRegistry& hosted, OriginResolver origins)
-    : cache_(cache), hosted_(hosted), origins_(std::move(origins)) {}
+    : cache_(cache), hosted_(hosted), origins_(std::make_shared<const OriginResolver>(std::move(origins))) {}
+
+void RegistryApi::set_origins(OriginResolver origins) {
+  auto fresh = std::make_shared<const OriginResolver>(std::move(origins));
+  std::lock_guard lock(origins_mutex_);
+  origins_ = std::move(fresh);
+}
+
+std::shared_ptr<const OriginResolver> RegistryApi::origins() const {
+  std::lock_guard lock(origins_mutex_);
+  return origins_;
+}
 
 ResolvedRepo RegistryApi::resolve(Exchange& ex, const std::string& name) const {
-  ResolvedRepo resolved = origins_.resolve(name, query_param(ex.query, "ns"));
+  ResolvedRepo resolved = origins()->resolve(name, query_param(ex.query, "ns"));
   if (!resolved.hosted()) ex.response.set("OCI-Namespace", resolved.origin->ns);
   return resolved;
 }

@@ -3,6 +3,9 @@
 // references, digests) before any I/O, finds where the repository lives
 // (an upstream's cache, or hosted here), and answers each resource with its
 // own handler (one file each).
+#include <memory>
+#include <mutex>
+
 #include "cache/hosted_registry.h"
 #include "cache/pull_through_cache.h"
 #include "proxy/exchange.h"
@@ -14,6 +17,10 @@ namespace regcache::proxy {
 class RegistryApi {
  public:
   RegistryApi(cache::PullThroughCache& cache, cache::HostedRegistry& hosted, OriginResolver origins);
+
+  // Replaces the routing (upstreams, their clients and settings, hosted
+  // prefixes); requests already routed finish with what they had.
+  void set_origins(OriginResolver origins);
 
   // Answers one request completely (errors included). Throws only ClientGone.
   void handle(Exchange& ex);
@@ -34,9 +41,12 @@ class RegistryApi {
   // Refuses writes to a proxied repository.
   ResolvedRepo resolve_hosted(Exchange& ex, const std::string& name) const;
 
+  std::shared_ptr<const OriginResolver> origins() const;
+
   cache::PullThroughCache& cache_;
   cache::HostedRegistry& hosted_;
-  OriginResolver origins_;
+  mutable std::mutex origins_mutex_;
+  std::shared_ptr<const OriginResolver> origins_;
 };
 
 // Shared by the handlers: validation at the edge and common headers.

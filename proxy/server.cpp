@@ -159,21 +159,26 @@ Poco::Net::ServerSocket listening_socket(const Config& config) {
   return socket;
 }
 
+// The upstream clients and routing a configuration asks for.
+OriginResolver routing(const Config& config) {
+  std::vector<cache::Origin> origins;
+  std::size_t default_index = 0;
+  for (const auto& u : config.upstreams) {
+    if (u.client.name == config.default_upstream) default_index = origins.size();
+    origins.push_back({u.client.name, upstream::make_client(u.client), u.tag_ttl, u.negative_ttl, config.offline});
+  }
+  return OriginResolver(std::move(origins), default_index, config.hosted);
+}
+
 }  // namespace
 
 Server::Server(Config config) : config_(std::move(config)) {
   log::set_level(config_.log_level);
+  shutdown_grace_ = config_.shutdown_grace;
   std::filesystem::create_directories(config_.data_dir);
   meta_ = db::open_sqlite_store((config_.data_dir / "regcache.db").string());
   blobs_ = std::make_unique<cache::LocalBlobStore>(config_.data_dir);
 
-  std::vector<cache::Origin> origins;
-  std::size_t default_index = 0;
-  for (const auto& u : config_.upstreams) {
-    clients_.push_back(upstream::make_client(u.client));
-    if (u.client.name == config_.default_upstream) default_index = origins.size();
-    origins.push_back({u.client.name, clients_.back().get(), u.tag_ttl, u.negative_ttl, config_.offline});
-  }
   manifests_ = std::make_unique<cache::ManifestMemo>(*blobs_, *meta_, config_.max_manifest_bytes,
                                                     config_.manifest_memory_bytes);
   cache_ = std::make_unique<cache::PullThroughCache>(
@@ -184,8 +189,7 @@ Server::Server(Config config) : config_(std::move(config)) {
       cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
                            config_.tag_delete_enabled});
   log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads()) + " stale upload sessions removed");
-  api_ = std::make_unique<RegistryApi>(*cache_, *hosted_,
-                                       OriginResolver(std::move(origins), default_index, config_.hosted));
+  api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
 
   Poco::Net::ServerSocket socket = listening_socket(config_);
 
@@ -221,6 +225,40 @@ void Server::start() {
 }
 
 std::uint16_t Server::port() const { return http_->port(); }
+
+void Server::reload(Config fresh) {
+  // What lives in the listening socket, the thread pool, the store or the
+  // cache's sizing is fixed at start; say so rather than half-apply it.
+  std::vector<std::string> fixed;
+  auto note = [&](bool changed, const char* key) {
+    if (changed) fixed.push_back(key);
+  };
+  note(fresh.listen_host != config_.listen_host || fresh.listen_port != config_.listen_port, "listen");
+  note(fresh.data_dir != config_.data_dir, "data_dir");
+  note(fresh.tls_cert != config_.tls_cert || fresh.tls_key != config_.tls_key, "tls_cert/tls_key");
+  note(fresh.max_connections != config_.max_connections, "max_connections");
+  note(fresh.client_timeout != config_.client_timeout, "client_timeout_s");
+  note(fresh.keep_alive_timeout != config_.keep_alive_timeout, "keep_alive_timeout_s");
+  note(fresh.max_manifest_bytes != config_.max_manifest_bytes, "max_manifest_bytes");
+  note(fresh.manifest_memory_bytes != config_.manifest_memory_bytes, "manifest_memory_bytes");
+  note(fresh.fill_timeout != config_.fill_timeout, "fill_timeout_s");
+  note(fresh.delete_enabled != config_.delete_enabled || fresh.tag_delete_enabled != config_.tag_delete_enabled,
+       "delete_enabled/tag_delete_enabled");
+  note(fresh.upload_ttl != config_.upload_ttl, "upload_ttl_s");
+  for (const auto& key : fixed) log::warn("reload: " + key + " changed; it takes effect after a restart");
+
+  // Upstreams (URLs, credentials, TLS options, tag_ttl_s, negative_ttl_s),
+  // hosted prefixes, offline and the log level apply now.
+  api_->set_origins(routing(fresh));
+  log::set_level(fresh.log_level);
+  config_.upstreams = fresh.upstreams;
+  config_.default_upstream = fresh.default_upstream;
+  config_.hosted = fresh.hosted;
+  config_.offline = fresh.offline;
+  config_.log_level = fresh.log_level;
+  shutdown_grace_ = fresh.shutdown_grace;
+  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline and log level applied");
+}
 
 bool Server::stop(std::chrono::seconds grace) {
   http_->stop();                  // no new connections...

@@ -50,12 +50,16 @@ class Server {
   // running at the deadline.
   bool stop(std::chrono::seconds grace);
   std::uint16_t port() const;
+  // Applies a re-read configuration (SIGHUP): upstreams with their credentials
+  // and TTLs, hosted prefixes, offline and the log level change live; keys that
+  // need a restart are logged by name and left as they were.
+  void reload(Config fresh);
+  std::chrono::seconds shutdown_grace() const { return shutdown_grace_; }
 
  private:
   Config config_;
   std::unique_ptr<db::MetadataStore> meta_;
   std::unique_ptr<cache::BlobStore> blobs_;
-  std::vector<std::unique_ptr<upstream::Client>> clients_;
   std::unique_ptr<cache::ManifestMemo> manifests_;
   std::unique_ptr<cache::PullThroughCache> cache_;
   std::unique_ptr<cache::HostedRegistry> hosted_;
@@ -64,6 +68,7 @@ class Server {
   Poco::SharedPtr<HandlerFactory> handlers_;
   std::unique_ptr<Poco::Net::TCPServer> http_;
   std::atomic<int> in_flight_{0};
+  std::chrono::seconds shutdown_grace_{10};
 };
 
 }  // namespace proxy

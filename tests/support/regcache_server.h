@@ -40,6 +40,7 @@ class RegcacheServer {
   const std::filesystem::path& data_dir() const { return data_dir_; }
 
   bool alive() { return process_->alive(); }
+  pid_t pid() const { return process_->pid(); }
   // SIGTERM; waits up to `grace` and then SIGKILLs. Returns the exit code (0 expected).
   int stop(std::chrono::milliseconds grace = std::chrono::seconds(15));
   std::string stderr_text() const { return process_->stderr_text(); }
