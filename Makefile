@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps build run test test-release test-asan clean
+.PHONY: deps build run test test-release test-asan deb test-package clean
 
 deps:
 	@./.ci/install-deps
@@ -29,6 +29,16 @@ test-asan:
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j 2
+
+# Builds build/regcache_<version>_<arch>.deb (installs its build tools through
+# apt); fails unless lintian is clean.
+deb:
+	./packaging/build-deb.sh
+
+# Installs, runs, upgrades, removes and purges the package on this machine
+# (needs root).
+test-package:
+	./packaging/test-package.sh
 
 clean:
 	rm -rf build
