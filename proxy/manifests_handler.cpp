@@ -4,18 +4,33 @@
 namespace regcache::proxy {
 namespace {
 
-// Reads a manifest body, refusing more than `limit` bytes without reading them all.
+// Reads and drops what is left of a refused body (up to a bound), so that a
+// client still writing it gets to read the error instead of a broken pipe.
+void discard_body(std::istream& in) {
+  constexpr std::uint64_t kMaxDiscard = 64 << 20;
+  char buffer[64 << 10];
+  std::uint64_t dropped = 0;
+  while (in && dropped < kMaxDiscard) {
+    in.read(buffer, sizeof buffer);
+    dropped += static_cast<std::uint64_t>(in.gcount());
+  }
+}
+
+// Reads a manifest body of at most `limit` bytes.
 std::string read_manifest_body(Exchange& ex, std::size_t limit) {
+  auto too_large = [&] {
+    discard_body(ex.request.stream());
+    return RegistryError(ErrorCode::ManifestTooLarge, "manifest exceeds the limit of " + std::to_string(limit) + " bytes");
+  };
   if (ex.request.hasContentLength() && static_cast<std::uint64_t>(ex.request.getContentLength64()) > limit)
-    throw RegistryError(ErrorCode::ManifestTooLarge, "manifest exceeds the limit of " + std::to_string(limit) + " bytes");
+    throw too_large();
   std::string body;
   std::istream& in = ex.request.stream();
   char buffer[64 << 10];
   while (in) {
     in.read(buffer, sizeof buffer);
     body.append(buffer, static_cast<std::size_t>(in.gcount()));
-    if (body.size() > limit)
-      throw RegistryError(ErrorCode::ManifestTooLarge, "manifest exceeds the limit of " + std::to_string(limit) + " bytes");
+    if (body.size() > limit) throw too_large();
   }
   return body;
 }
@@ -43,7 +58,17 @@ void RegistryApi::manifest(Exchange& ex, const Route& r) {
   }
 
   auto [origin, repo] = resolve(ex, r.name);
-  Reference ref = parse_reference(r.reference);
+  // A read of a reference that cannot exist is a miss, not a bad request
+  // (the OCI conformance suite expects 404 for ".INVALID_MANIFEST_NAME");
+  // either way nothing is asked of any upstream.
+  Reference ref = [&] {
+    try {
+      return parse_reference(r.reference);
+    } catch (const RegistryError& e) {
+      if (e.code() != ErrorCode::TagInvalid) throw;
+      throw RegistryError(ErrorCode::ManifestUnknown, std::string(e.what()) + ": no such manifest");
+    }
+  }();
   cache::ManifestResult result = [&] {
     if (!origin) return hosted_.get_manifest(repo, ref);
     cache::AcceptList accept;
