@@ -2,6 +2,9 @@
 
 #include <Poco/URI.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "common/error.h"
 
 namespace regcache::proxy {
@@ -52,10 +55,25 @@ bool OriginResolver::is_hosted(std::string_view name) const {
 }
 
 const cache::Origin* OriginResolver::find(std::string_view upstream_name) const {
+  std::string wanted(upstream_name);
+  std::transform(wanted.begin(), wanted.end(), wanted.begin(), [](unsigned char c) { return std::tolower(c); });
+  // Docker Hub goes by several host names.
+  if (wanted == "index.docker.io" || wanted == "registry-1.docker.io") wanted = "docker.io";
   for (const auto& o : origins_)
-    if (o.ns == upstream_name) return &o;
+    if (o.ns == wanted) return &o;
   return nullptr;
 }
+
+namespace {
+
+// Docker's rule for telling a registry host from a repository path: a first
+// component with a dot or a colon, or "localhost".
+bool names_a_registry(std::string_view component) {
+  return component.find('.') != std::string_view::npos || component.find(':') != std::string_view::npos ||
+         component == "localhost";
+}
+
+}  // namespace
 
 ResolvedRepo OriginResolver::resolve(const std::string& name, const std::string& ns) const {
   if (!ns.empty()) {
@@ -71,10 +89,14 @@ ResolvedRepo OriginResolver::resolve(const std::string& name, const std::string&
     throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");
   }
   if (auto slash = name.find('/'); slash != std::string::npos) {
-    if (const cache::Origin* origin = find(std::string_view(name).substr(0, slash))) {
+    std::string_view first = std::string_view(name).substr(0, slash);
+    if (const cache::Origin* origin = find(first)) {
       if (auto repo = RepoName::parse(std::string_view(name).substr(slash + 1))) return {*origin, *repo};
       throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name.substr(slash + 1) + "'");
     }
+    if (names_a_registry(first))
+      throw RegistryError(ErrorCode::NameUnknown, "registry '" + std::string(first) +
+                                                      "' is not configured on this mirror; it serves only its configured upstreams");
   }
   if (auto repo = RepoName::parse(name)) return {origins_[default_index_], *repo};
   throw RegistryError(ErrorCode::NameInvalid, "invalid repository name '" + name + "'");

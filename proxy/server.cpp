@@ -101,12 +101,14 @@ class PlainConnection final : public Poco::Net::TCPServerConnection {
           R"({"errors":[{"code":"UNSUPPORTED","message":"this port speaks plain HTTP, not TLS"}]})";
       std::string answer = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: " +
                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+      std::string peer = "a client";
       try {
+        peer = socket().peerAddress().toString();  // before the client can hang up
         socket().sendBytes(answer.data(), static_cast<int>(answer.size()));
         socket().shutdown();
       } catch (const Poco::Exception&) {
       }
-      log::info("TLS handshake from " + socket().peerAddress().toString() + " on the plain-HTTP port: answered 400");
+      log::info("TLS handshake from " + peer + " on the plain-HTTP port: answered 400");
       return;
     }
     Poco::Net::HTTPServerConnection(socket(), params_, factory_).run();

@@ -52,10 +52,22 @@ TEST_CASE("a path prefix naming an upstream selects it and is stripped") {
   auto got = r.resolve("ghcr.io/org/app", "");
   CHECK(got.origin->ns == "ghcr.io");
   CHECK(got.repo.str() == "org/app");
-  // A first component that is no upstream's name is part of the repository name.
-  auto plain = r.resolve("quay.io/org/app", "");
+  // A first component that looks like a registry host but is not configured
+  // is refused: nothing is forwarded for it.
+  CHECK(code_of(r, "quay.io/org/app", "") == ErrorCode::NameUnknown);
+  CHECK(code_of(r, "localhost/app", "") == ErrorCode::NameUnknown);
+  CHECK(code_of(r, "evil.example.com/org/app", "") == ErrorCode::NameUnknown);
+  // Any other first component is part of the repository name.
+  auto plain = r.resolve("org/app", "");
   CHECK(plain.origin->ns == "docker.io");
-  CHECK(plain.repo.str() == "quay.io/org/app");
+  CHECK(plain.repo.str() == "org/app");
+}
+
+TEST_CASE("ns matching ignores case and knows Docker Hub's other host names") {
+  auto r = two_upstreams();
+  CHECK(r.resolve("org/app", "GHCR.IO").origin->ns == "ghcr.io");
+  CHECK(r.resolve("library/busybox", "index.docker.io").origin->ns == "docker.io");
+  CHECK(r.resolve("library/busybox", "registry-1.docker.io").origin->ns == "docker.io");
 }
 
 TEST_CASE("invalid names are refused whichever way the upstream was chosen") {
