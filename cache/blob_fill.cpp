@@ -80,16 +80,19 @@ FillCoordinator::~FillCoordinator() {
 
 BlobFillPtr FillCoordinator::join_or_start(const Digest& digest, Transfer transfer, bool* started) {
   std::lock_guard lock(mutex_);
-  if (auto it = running_.find(digest); it != running_.end()) {
+  // A fill that already failed is on its way out: the request that arrives
+  // in that moment starts afresh rather than inherit the failure.
+  if (auto it = running_.find(digest); it != running_.end() && it->second->progress().state != BlobFill::State::Failed) {
     if (started) *started = false;
     return it->second;
   }
   auto fill = std::make_shared<BlobFill>(digest);
-  running_.emplace(digest, fill);
+  running_[digest] = fill;
   ++threads_;
   if (started) *started = true;
   std::thread([this, fill_handle = fill, transfer_handle = std::move(transfer)]() mutable {
     Digest digest = fill_handle->digest();
+    const BlobFill* self = fill_handle.get();  // identity only: compared, never used
     {
       // Everything the transfer owns is released inside this scope, before the
       // coordinator is told the thread is done (it may be destroyed right after).
@@ -106,7 +109,7 @@ BlobFillPtr FillCoordinator::join_or_start(const Digest& digest, Transfer transf
         log::warn("fill of " + digest.str() + " failed: " + fill->failure());
     }
     std::lock_guard done(mutex_);
-    running_.erase(digest);
+    if (auto it = running_.find(digest); it != running_.end() && it->second.get() == self) running_.erase(it);
     --threads_;
     idle_.notify_all();
   }).detach();

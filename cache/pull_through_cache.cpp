@@ -203,22 +203,40 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
 
   std::shared_ptr<BlobWriter> writer = blobs_.create_writer();
   fill.started(writer->spool_fd(), response.content_length, writer);
-  std::vector<char> buffer(256 << 10);
+  // Bytes are handed to readers in batches: the upstream stream yields a few
+  // KiB per read, and each hand-over costs a write, a wake-up of every reader
+  // and their sends. The first bytes go at once (time to first byte), later
+  // ones when a batch is full or has waited long enough.
+  constexpr std::size_t kBatch = 128 << 10;
+  constexpr auto kMaxHold = std::chrono::milliseconds(20);
+  std::vector<char> buffer(2 * kBatch);
+  std::size_t held = 0;
+  auto held_since = std::chrono::steady_clock::now();
+  auto hand_over = [&] {
+    writer->write(buffer.data(), held);
+    fill.spooled(writer->size());
+    held = 0;
+  };
   const auto deadline = std::chrono::steady_clock::now() + options_.fill_timeout;
   try {
-    while (std::size_t n = body->read(buffer.data(), buffer.size())) {
-      writer->write(buffer.data(), n);
-      fill.spooled(writer->size());
-      if (std::chrono::steady_clock::now() > deadline)
+    while (std::size_t n = body->read(buffer.data() + held, buffer.size() - held)) {
+      auto now_time = std::chrono::steady_clock::now();
+      if (held == 0) held_since = now_time;
+      held += n;
+      if (writer->size() == 0 || held >= kBatch || now_time - held_since >= kMaxHold) hand_over();
+      if (now_time > deadline)
         throw RegistryError(ErrorCode::Unavailable, "transfer of " + digest.str() + " from upstream " + origin.ns +
                                                         " exceeded fill_timeout_s");
     }
+    if (held > 0) hand_over();
   } catch (const upstream::TransportError& e) {
     throw RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " broke off " + digest.str() + ": " + e.what());
   }
   if (response.content_length && writer->size() != *response.content_length)
     throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent " + std::to_string(writer->size()) +
                                                         " bytes of " + std::to_string(*response.content_length));
+  // Readers send the final byte only after this: a client that got the whole
+  // blob can rely on it being verified and durable here.
   try {
     writer->commit(digest);
   } catch (const RegistryError& e) {
