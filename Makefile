@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps build run test test-release test-asan deb test-package clean
+.PHONY: deps build run test test-release test-asan deb test-package bench bench-quick clean
 
 deps:
 	@./.ci/install-deps
@@ -39,6 +39,15 @@ deb:
 # (needs root).
 test-package:
 	./packaging/test-package.sh
+
+# Side-by-side benchmark: regcache vs docker-registry's proxy mode vs nginx
+# (bench/README.md). Not a test: nothing fails on a timing.
+BENCH_ARGS ?=
+bench: deps
+	bench/run $(BENCH_ARGS)
+
+bench-quick: deps
+	bench/run --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf build
