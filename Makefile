@@ -9,7 +9,7 @@ deps:
 
 build: deps
 	cmake --preset release >/dev/null
-	cmake --build --preset release -j $(JOBS)
+	cmake --build --preset release -j $(JOBS) --target regcache
 
 # Builds and runs regcache on the local default: 127.0.0.1:5000, SQLite + ./data,
 # Docker Hub upstream. Extra flags: make run ARGS="--upstream http://127.0.0.1:5001"
