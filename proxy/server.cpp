@@ -142,23 +142,29 @@ class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
   bool sniff_tls_;
 };
 
-// A listening socket: TLS when a certificate is configured.
+// A listening socket: TLS when a certificate is configured. SO_REUSEPORT is
+// left off: a second regcache on the same port must fail, not share it.
 Poco::Net::ServerSocket listening_socket(const Config& config) {
   Poco::Net::SocketAddress address(config.listen_host, config.listen_port);
-  if (config.tls_cert.empty()) {
-    Poco::Net::ServerSocket socket;
-    socket.bind(address, true);
+  try {
+    if (config.tls_cert.empty()) {
+      Poco::Net::ServerSocket socket;
+      socket.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
+      socket.listen(1024);
+      return socket;
+    }
+    static std::once_flag ssl_once;
+    std::call_once(ssl_once, [] { Poco::Net::initializeSSL(); });
+    Poco::Net::Context::Ptr context = new Poco::Net::Context(
+        Poco::Net::Context::TLS_SERVER_USE, config.tls_key, config.tls_cert, "", Poco::Net::Context::VERIFY_NONE);
+    Poco::Net::SecureServerSocket socket(context);
+    socket.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
     socket.listen(1024);
     return socket;
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot listen on " + config.listen_host + ":" + std::to_string(config.listen_port) +
+                             ": " + e.displayText());
   }
-  static std::once_flag ssl_once;
-  std::call_once(ssl_once, [] { Poco::Net::initializeSSL(); });
-  Poco::Net::Context::Ptr context = new Poco::Net::Context(
-      Poco::Net::Context::TLS_SERVER_USE, config.tls_key, config.tls_cert, "", Poco::Net::Context::VERIFY_NONE);
-  Poco::Net::SecureServerSocket socket(context);
-  socket.bind(address, true);
-  socket.listen(1024);
-  return socket;
 }
 
 // The upstream clients and routing a configuration asks for.
@@ -263,13 +269,15 @@ void Server::reload(Config fresh) {
 }
 
 bool Server::stop(std::chrono::seconds grace) {
-  http_->stop();                  // no new connections...
-  handlers_->announce_stop(false);  // ...and open ones end after their current request
+  http_->stop();  // no new connections
+  // In-flight requests get the grace period to finish. (Poco's polite stop
+  // notice waits on each busy connection's lock, so it is not used: a stuck
+  // response would hold shutdown past the grace.)
   auto deadline = std::chrono::steady_clock::now() + grace;
   while ((in_flight_ > 0 || cache_->fills_running() > 0) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   bool drained = in_flight_ == 0 && cache_->fills_running() == 0;
-  handlers_->announce_stop(true);  // close idle keep-alive connections
+  handlers_->announce_stop(true);  // close every connection, idle keep-alive ones included
   return drained;
 }
 
