@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# podman pull through regcache as a registries.conf mirror (issue 5):
+# podman pull through regcache as a registries.conf mirror (issue 5), and podman
+# push into a hosted repository and pull back (issue 3):
 #   docker.io/library/busybox (short name "busybox") and docker.io/library/multi
 #   (an index) come from a local docker-registry standing in for Docker Hub, via
 #   regcache, with the upstream's digests; `podman run` runs the pulled image; a
@@ -104,6 +105,31 @@ if pull "second podman pull of library/multi after rmi" docker.io/library/multi:
   hits=$(blob_hits_since "$lines_before")
   check "second pull of library/multi: regcache served the blobs from its cache ($hits blob hits)" \
     test "$hits" -ge 2
+fi
+
+# podman push into a hosted repository of regcache (local/ by default), then
+# pull it back: the digest podman pushed is the digest it pulls (issue 3).
+if podman_ push -q --tls-verify=false --digestfile "$T/pushed.digest" docker.io/library/busybox:latest \
+    "docker://127.0.0.1:$REGCACHE_PORT/local/busybox:pushed" >"$T/push.log" 2>&1; then
+  ok "podman push into the hosted repository local/busybox"
+  pushed=$(cat "$T/pushed.digest")
+  check_eq "regcache serves the pushed manifest under the digest podman reported" "$pushed" \
+    "$(curl -fsS -o /dev/null -D - -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "http://127.0.0.1:$REGCACHE_PORT/v2/local/busybox/manifests/pushed" |
+       tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}')"
+  podman_ rmi -f docker.io/library/busybox:latest >/dev/null 2>&1
+  if podman_ pull -q --tls-verify=false "127.0.0.1:$REGCACHE_PORT/local/busybox:pushed" >"$T/pull-pushed.log" 2>&1; then
+    ok "podman pull of the pushed image back from regcache"
+    check "the pulled image has the pushed digest ($pushed)" has_digest "127.0.0.1:$REGCACHE_PORT/local/busybox:pushed" "$pushed"
+  else
+    not_ok "podman pull of the pushed image back from regcache"
+    tail -15 "$T/pull-pushed.log" | diag
+  fi
+else
+  not_ok "podman push into the hosted repository local/busybox"
+  tail -15 "$T/push.log" | diag
+  show_log regcache 15
 fi
 
 check_regcache_stops
