@@ -1,6 +1,8 @@
 // Crash safety (issue 4): regcache is SIGKILLed at random moments while concurrent
-// pulls fill its store from a real docker-registry, and restarted on the same data
-// directory, round after round. At every kill the store must already be consistent
+// pulls fill its store from a real docker-registry and concurrent pushes upload
+// into a hosted repository, and restarted on the same data directory, round after
+// round. Every push that was answered 201 must survive; an interrupted upload
+// session is either resumable (its row and its file both there) or cleanly gone. At every kill the store must already be consistent
 // (every row's file exists and hashes to its name; SQLite integrity ok); after every
 // restart no spool file is left; at the end everything ever served whole is still
 // served, from the cache, with the right bytes.
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <random>
 #include <set>
@@ -114,7 +117,7 @@ struct Target {
 
 }  // namespace
 
-TEST_CASE("crash safety: SIGKILL at random moments during concurrent pulls leaves a consistent, serving store") {
+TEST_CASE("crash safety: SIGKILL at random moments during concurrent pulls and pushes leaves a consistent, serving store") {
   std::uint64_t seed = 20240611;
   if (const char* s = std::getenv("REGCACHE_IT_SEED"); s && *s) seed = std::strtoull(s, nullptr, 10);
   CAPTURE(seed);
@@ -137,6 +140,38 @@ TEST_CASE("crash safety: SIGKILL at random moments during concurrent pulls leave
   std::set<std::string> served_whole;         // digests some client received complete and correct
   std::map<std::string, std::string> hashed;  // stored file -> digest already verified (files are immutable)
   int rounds_with_spools = 0, rounds_killed_mid_body = 0;
+  std::map<std::string, std::string> pushed;  // digest -> bytes of every push answered 201
+  std::mutex pushed_mutex;
+
+  // One push into the hosted repository local/crash: monolithic, or chunked in two PATCHes.
+  auto push = [&](const std::string& base, const std::string& bytes, bool chunked) {
+    const std::string digest = sha256_digest(bytes);
+    const std::string repo = base + "/v2/local/crash/blobs/uploads/";
+    HttpResponse done;
+    if (!chunked) {
+      done = http_request("POST", repo + "?digest=" + digest, {{"Content-Type", "application/octet-stream"}}, bytes, 20s);
+    } else {
+      auto start = http_request("POST", repo, {}, {}, 20s);
+      if (start.status != 202) return;
+      const std::string location = base + start.header("Location");
+      const std::size_t half = bytes.size() / 2;
+      auto first = http_request("PATCH", location,
+                                {{"Content-Type", "application/octet-stream"},
+                                 {"Content-Range", "0-" + std::to_string(half - 1)}},
+                                bytes.substr(0, half), 20s);
+      if (first.status != 202) return;
+      auto second = http_request("PATCH", location,
+                                 {{"Content-Type", "application/octet-stream"},
+                                  {"Content-Range", std::to_string(half) + "-" + std::to_string(bytes.size() - 1)}},
+                                 bytes.substr(half), 20s);
+      if (second.status != 202) return;
+      done = http_request("PUT", location + "?digest=" + digest, {}, {}, 20s);
+    }
+    if (done.status == 201 && done.complete) {
+      std::lock_guard lock(pushed_mutex);
+      pushed[digest] = bytes;
+    }
+  };
 
   // Every row's file exists and hashes to its digest; every stored file hashes to its name.
   auto check_store = [&](const std::string& when) {
@@ -166,6 +201,14 @@ TEST_CASE("crash safety: SIGKILL at random moments during concurrent pulls leave
     // After a restart the previous round's spools are gone (nothing fills yet).
     const auto spools = files_under(data / "tmp");
     CHECK_MESSAGE(spools.empty(), "spool files left after restart: " << spools.size());
+    // Upload sessions: each is resumable (row and file) or gone (neither).
+    {
+      auto ids = lines_of(sqlite(work, db, "SELECT id FROM uploads ORDER BY id;").out);
+      std::vector<std::string> files;
+      for (const auto& f : files_under(data / "uploads")) files.push_back(f.filename().string());
+      std::sort(files.begin(), files.end());
+      CHECK_MESSAGE(ids == files, "upload rows and upload files differ after restart");
+    }
 
     // This round's requests: two cold layers (each asked twice at once: a fill and a
     // joiner), one random blob, the manifest by tag and by digest.
@@ -194,6 +237,17 @@ TEST_CASE("crash safety: SIGKILL at random moments during concurrent pulls leave
         after_all ? UINT64_MAX : std::uniform_int_distribution<std::uint64_t>(0, cold_bytes + cold_bytes / 10)(rng);
     const auto extra_delay = std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng));
 
+    // Two pushes run beside the pulls: one monolithic, one chunked.
+    std::vector<std::string> uploads;
+    for (int i = 0; i < 2; ++i) {
+      std::string bytes(std::uniform_int_distribution<std::size_t>(256 * KiB, 2 * MiB)(rng), '\0');
+      for (auto& c : bytes) c = static_cast<char>(rng());
+      uploads.push_back(std::move(bytes));
+    }
+    std::vector<std::thread> pushers;
+    for (std::size_t i = 0; i < uploads.size(); ++i)
+      pushers.emplace_back([&, i] { push(regcache.url(), uploads[i], i % 2 == 1); });
+
     std::atomic<std::uint64_t> received{0};
     std::atomic<int> finished{0};
     std::vector<StreamedResponse> results(targets.size());
@@ -213,6 +267,7 @@ TEST_CASE("crash safety: SIGKILL at random moments during concurrent pulls leave
     regcache.kill9();
     if (!files_under(data / "tmp").empty()) ++rounds_with_spools;
     for (auto& t : threads) t.join();
+    for (auto& t : pushers) t.join();
 
     for (std::size_t i = 0; i < targets.size(); ++i) {
       const auto& r = results[i];
@@ -225,7 +280,7 @@ TEST_CASE("crash safety: SIGKILL at random moments during concurrent pulls leave
     // Consistent at the instant of the kill, before any start-up repair.
     check_store("after SIGKILL in round " + std::to_string(round));
   }
-  MESSAGE("seed " << seed << ": " << rounds_killed_mid_body << " of " << kRounds << " kills hit transfers in flight, "
+  MESSAGE("seed " << seed << ": " << pushed.size() << " pushes committed; " << rounds_killed_mid_body << " of " << kRounds << " kills hit transfers in flight, "
                   << rounds_with_spools << " left spool files behind; " << served_whole.size() << " of "
                   << blobs.size() << " blobs served whole");
 
@@ -250,6 +305,14 @@ TEST_CASE("crash safety: SIGKILL at random moments during concurrent pulls leave
     CHECK(r.complete);
     CHECK(r.body_digest == digest);
     CHECK(r.header("X-Cache-Status") == "hit");
+  }
+  // Every push answered 201 is still there, whole.
+  CHECK_MESSAGE(!pushed.empty(), "no push completed in any round: the pushes were not exercised");
+  for (const auto& [digest, bytes] : pushed) {
+    CAPTURE(digest);
+    auto r = http_request("GET", regcache.url() + "/v2/local/crash/blobs/" + digest, {}, {}, 20s);
+    CHECK(r.status == 200);
+    CHECK(sha256_digest(r.body) == digest);
   }
   if (served_whole.count(image.top.digest)) {
     auto by_tag = http_request("GET", regcache.url() + "/v2/crash/app/manifests/v1", manifest_accept_headers());
