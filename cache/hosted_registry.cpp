@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <vector>
 
 #include "cache/policy.h"
@@ -195,18 +196,22 @@ bool HostedRegistry::mount_blob(const RepoName& to, const RepoName& from, const 
 std::size_t HostedRegistry::expire_uploads() {
   std::size_t removed = 0;
   std::int64_t cutoff = now() - options_.upload_ttl.count();
-  std::vector<std::string> live;
   for (const auto& u : meta_.list_uploads()) {
     if (u.updated < cutoff || !blobs_.upload_size(u.id)) {
       blobs_.remove_upload(u.id);
       meta_.delete_upload(u.id);
       ++removed;
-    } else {
-      live.push_back(u.id);
     }
   }
+  return removed;
+}
+
+std::size_t HostedRegistry::remove_orphan_uploads() {
+  std::set<std::string> sessions;
+  for (const auto& u : meta_.list_uploads()) sessions.insert(u.id);
+  std::size_t removed = 0;
   for (const auto& id : blobs_.list_uploads()) {
-    if (std::find(live.begin(), live.end(), id) == live.end() && !meta_.find_upload(id)) {
+    if (!sessions.count(id)) {
       blobs_.remove_upload(id);
       ++removed;
     }

@@ -96,9 +96,13 @@ class HostedRegistry {
   // artifact type when `artifact_type` is not empty.
   std::string referrers(const RepoName& repo, const Digest& subject, const std::string& artifact_type);
 
-  // Removes sessions idle for longer than upload_ttl, and upload files without
-  // a session (and sessions without a file). Returns how many were removed.
+  // Removes sessions idle for longer than upload_ttl, and sessions whose file
+  // is gone. Returns how many were removed.
   std::size_t expire_uploads();
+  // Removes upload files without a session (a crash between creating the file
+  // and its row). Only at start-up: a session being started has its file
+  // before its row.
+  std::size_t remove_orphan_uploads();
 
  private:
   db::UploadRecord session(const RepoName& repo, const std::string& id);

@@ -13,11 +13,9 @@
 #include <chrono>
 #include <functional>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "cache/blob_fill.h"
 #include "cache/blob_store.h"

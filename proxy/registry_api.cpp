@@ -83,7 +83,6 @@ void RegistryApi::handle(Exchange& ex) {
 
 void RegistryApi::dispatch(Exchange& ex, const Route& r) {
   const std::string& method = ex.request.getMethod();
-  bool read = method == "GET" || method == "HEAD";
   auto allow = [&](std::initializer_list<const char*> methods) {
     for (const char* m : methods)
       if (method == m) return;
@@ -91,7 +90,7 @@ void RegistryApi::dispatch(Exchange& ex, const Route& r) {
   };
   switch (r.resource) {
     case Resource::Base:
-      if (!read) allow({});
+      allow({"GET", "HEAD"});
       return base(ex);
     case Resource::Manifest:
       allow({"GET", "HEAD", "PUT", "DELETE"});

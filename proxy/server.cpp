@@ -7,7 +7,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/SSLManager.h>
 #include <Poco/Net/SecureServerSocket.h>
@@ -32,16 +31,14 @@ namespace {
 
 class RequestHandler final : public Poco::Net::HTTPRequestHandler {
  public:
-  RequestHandler(RegistryApi& api, std::atomic<int>& in_flight, std::chrono::seconds send_timeout, bool tls)
-      : api_(api), in_flight_(in_flight), send_timeout_(send_timeout), tls_(tls) {}
+  RequestHandler(RegistryApi& api, std::atomic<int>& in_flight, bool tls)
+      : api_(api), in_flight_(in_flight), tls_(tls) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) override {
     auto started = std::chrono::steady_clock::now();
     ++in_flight_;
     Exchange ex(req, resp, tls_);
     try {
-      static_cast<Poco::Net::HTTPServerRequestImpl&>(req).socket().setSendTimeout(
-          Poco::Timespan(send_timeout_.count(), 0));
       api_.handle(ex);
     } catch (const std::exception& e) {  // ClientGone, or the socket failing under Poco
       log::debug(std::string("client connection ended: ") + e.what());
@@ -57,7 +54,6 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
  private:
   RegistryApi& api_;
   std::atomic<int>& in_flight_;
-  std::chrono::seconds send_timeout_;
   bool tls_;
 };
 
@@ -66,10 +62,9 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
 // Creates the handler for each request (declared in server.h for ownership).
 class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  HandlerFactory(RegistryApi& api, std::atomic<int>& in_flight, std::chrono::seconds send_timeout, bool tls)
-      : api_(api), in_flight_(in_flight), send_timeout_(send_timeout), tls_(tls) {}
+  HandlerFactory(RegistryApi& api, std::atomic<int>& in_flight, bool tls) : api_(api), in_flight_(in_flight), tls_(tls) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new RequestHandler(api_, in_flight_, send_timeout_, tls_);
+    return new RequestHandler(api_, in_flight_, tls_);
   }
   // Tells every open connection the server stopped: each ends after its
   // current request, or at once when `abort`.
@@ -78,24 +73,30 @@ class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  private:
   RegistryApi& api_;
   std::atomic<int>& in_flight_;
-  std::chrono::seconds send_timeout_;
   bool tls_;
 };
 
 namespace {
 
-// A plain-HTTP connection whose client may open with a TLS handshake (skopeo
-// and podman try TLS first, then fall back to HTTP when they get an HTTP
-// answer). Poco's parser would wait for a line break that a ClientHello may
-// never contain, so the first byte is peeked: a TLS record (0x16) gets a 400
-// at once; anything else is served as HTTP.
-class PlainConnection final : public Poco::Net::TCPServerConnection {
+// One client connection, served as HTTP by Poco. A client that stalls while
+// receiving is cut off after the send timeout (set once per connection).
+// On a plain-HTTP port the client may open with a TLS handshake (skopeo and
+// podman try TLS first, then fall back to HTTP when they get an HTTP answer).
+// Poco's parser would wait for a line break that a ClientHello may never
+// contain, so the first byte is peeked: a TLS record (0x16) gets a 400 at
+// once; anything else is served as HTTP.
+class RegistryConnection final : public Poco::Net::TCPServerConnection {
  public:
-  PlainConnection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
-                  Poco::SharedPtr<HandlerFactory> factory, bool sniff_tls)
+  RegistryConnection(const Poco::Net::StreamSocket& socket, Poco::Net::HTTPServerParams::Ptr params,
+                     Poco::SharedPtr<HandlerFactory> factory, bool sniff_tls)
       : TCPServerConnection(socket), params_(std::move(params)), factory_(std::move(factory)), sniff_tls_(sniff_tls) {}
 
   void run() override {
+    try {
+      socket().setSendTimeout(params_->getTimeout());
+    } catch (const Poco::Exception&) {
+      return;  // the client is already gone
+    }
     if (sniff_tls_ && opens_with_tls()) {
       static const std::string body =
           R"({"errors":[{"code":"UNSUPPORTED","message":"this port speaks plain HTTP, not TLS"}]})";
@@ -133,7 +134,7 @@ class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
   ConnectionFactory(Poco::Net::HTTPServerParams::Ptr params, Poco::SharedPtr<HandlerFactory> handlers, bool sniff_tls)
       : params_(std::move(params)), handlers_(std::move(handlers)), sniff_tls_(sniff_tls) {}
   Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
-    return new PlainConnection(socket, params_, handlers_, sniff_tls_);
+    return new RegistryConnection(socket, params_, handlers_, sniff_tls_);
   }
 
  private:
@@ -147,17 +148,14 @@ class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
 Poco::Net::ServerSocket listening_socket(const Config& config) {
   Poco::Net::SocketAddress address(config.listen_host, config.listen_port);
   try {
-    if (config.tls_cert.empty()) {
-      Poco::Net::ServerSocket socket;
-      socket.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
-      socket.listen(1024);
-      return socket;
+    Poco::Net::ServerSocket socket;
+    if (!config.tls_cert.empty()) {
+      static std::once_flag ssl_once;
+      std::call_once(ssl_once, [] { Poco::Net::initializeSSL(); });
+      Poco::Net::Context::Ptr context = new Poco::Net::Context(
+          Poco::Net::Context::TLS_SERVER_USE, config.tls_key, config.tls_cert, "", Poco::Net::Context::VERIFY_NONE);
+      socket = Poco::Net::SecureServerSocket(context);  // shares the TLS socket implementation
     }
-    static std::once_flag ssl_once;
-    std::call_once(ssl_once, [] { Poco::Net::initializeSSL(); });
-    Poco::Net::Context::Ptr context = new Poco::Net::Context(
-        Poco::Net::Context::TLS_SERVER_USE, config.tls_key, config.tls_cert, "", Poco::Net::Context::VERIFY_NONE);
-    Poco::Net::SecureServerSocket socket(context);
     socket.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
     socket.listen(1024);
     return socket;
@@ -196,7 +194,8 @@ Server::Server(Config config) : config_(std::move(config)) {
       *blobs_, *meta_, *manifests_,
       cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
                            config_.tag_delete_enabled});
-  log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads()) + " stale upload sessions removed");
+  log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
+            " stale upload sessions removed");
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
 
   Poco::Net::ServerSocket socket = listening_socket(config_);
@@ -211,7 +210,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   params->setSoftwareVersion("regcache/" REGCACHE_VERSION);
   pool_ = std::make_unique<Poco::ThreadPool>(4, static_cast<int>(config_.max_connections) + 4, 60, 1 << 20);
   const bool tls = !config_.tls_cert.empty();
-  handlers_ = new HandlerFactory(*api_, in_flight_, config_.client_timeout, tls);
+  handlers_ = new HandlerFactory(*api_, in_flight_, tls);
   http_ = std::make_unique<Poco::Net::TCPServer>(new ConnectionFactory(params, handlers_, !tls), *pool_, socket,
                                                  params);
 }
