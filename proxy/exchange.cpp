@@ -2,7 +2,10 @@
 
 #include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/StreamSocket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
@@ -83,6 +86,9 @@ void copy_through_stream(Exchange& ex, int fd, std::uint64_t offset, std::uint64
 void send_file_range(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t count) {
   if (ex.tls) return copy_through_stream(ex, fd, offset, count);
   int out = socket_of(ex).impl()->sockfd();
+  int on = 1, off = 0;
+  ::setsockopt(out, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  struct Uncork { int fd; int* v; ~Uncork() { ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, v, sizeof *v); } } uncork{out, &off};
   auto pos = static_cast<off_t>(offset);
   while (count > 0) {
     std::size_t chunk = count < (std::uint64_t{1} << 30) ? static_cast<std::size_t>(count) : std::size_t{1} << 30;
