@@ -15,6 +15,13 @@ Poco::Timespan timespan(std::chrono::milliseconds ms) {
   return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000);
 }
 
+template <class Session>
+class DirectSession final : public Session, public SessionBodyReader {
+ public:
+  using Session::Session;
+  int read_body(char* buffer, std::streamsize n) override { return this->read(buffer, n); }
+};
+
 }  // namespace
 
 std::optional<Target> parse_target(const std::string& url) {
@@ -42,9 +49,9 @@ std::optional<Target> parse_target(const std::string& url) {
 std::unique_ptr<Poco::Net::HTTPClientSession> open_session(const Endpoint& endpoint, const SessionSettings& settings) {
   std::unique_ptr<Poco::Net::HTTPClientSession> session;
   if (endpoint.scheme == "https") {
-    session = std::make_unique<Poco::Net::HTTPSClientSession>(endpoint.host, endpoint.port, settings.tls);
+    session = std::make_unique<DirectSession<Poco::Net::HTTPSClientSession>>(endpoint.host, endpoint.port, settings.tls);
   } else {
-    session = std::make_unique<Poco::Net::HTTPClientSession>(endpoint.host, endpoint.port);
+    session = std::make_unique<DirectSession<Poco::Net::HTTPClientSession>>(endpoint.host, endpoint.port);
   }
   session->setKeepAlive(true);
   session->setTimeout(timespan(settings.connect_timeout), timespan(settings.read_timeout),

@@ -48,6 +48,20 @@ struct SessionSettings {
   std::chrono::milliseconds read_timeout{30'000};
 };
 
+// Every session open_session() makes also is a SessionBodyReader: it reads
+// response bodies straight into the caller's buffer (first what the session
+// buffered with the headers, then from the socket, as much as the buffer
+// holds), where Poco's body streams read 4 KiB per call.
+class SessionBodyReader {
+ public:
+  // Like recv(2): up to `n` bytes, 0 at the end of the connection. Throws
+  // Poco exceptions (timeout, reset) as the session's streams would.
+  virtual int read_body(char* buffer, std::streamsize n) = 0;
+
+ protected:
+  ~SessionBodyReader() = default;
+};
+
 // A new, not yet connected keep-alive session with the timeouts applied.
 std::unique_ptr<Poco::Net::HTTPClientSession> open_session(const Endpoint& endpoint, const SessionSettings& settings);
 

@@ -55,6 +55,9 @@ PooledBodyStream::PooledBodyStream(Lease lease, Endpoint endpoint, std::unique_p
   bool has_body = !head_request && response_.status >= 200 && response_.status != 204 && response_.status != 304;
   expected_ = has_body ? response_.content_length : std::optional<std::uint64_t>(0);
   if (http_->getChunkedTransferEncoding() && has_body) expected_.reset();
+  // A body of known length is read straight from the session, in the
+  // caller's buffer size; chunked and close-delimited ones through Poco's stream.
+  if (expected_) direct_ = dynamic_cast<SessionBodyReader*>(&lease_->session());
   if (expected_ == 0u) finish();
 }
 
@@ -75,6 +78,17 @@ std::size_t PooledBodyStream::read(char* buf, std::size_t n) {
 }
 
 std::size_t PooledBodyStream::read_some(char* buf, std::size_t n) {
+  if (direct_) {
+    auto want = static_cast<std::streamsize>(std::min<std::uint64_t>({n, *expected_ - received_, 1u << 30}));
+    int got = direct_->read_body(buf, want);
+    if (got <= 0) {
+      throw TransportError("upstream body truncated: " + where(endpoint_) + " sent " + std::to_string(received_) +
+                           " of " + std::to_string(*expected_) + " bytes");
+    }
+    received_ += static_cast<std::uint64_t>(got);
+    if (received_ == *expected_) finish();
+    return static_cast<std::size_t>(got);
+  }
   using traits = std::istream::traits_type;
   std::streambuf* in = body_->rdbuf();
   if (expected_) n = static_cast<std::size_t>(std::min<std::uint64_t>(n, *expected_ - received_));
@@ -99,6 +113,7 @@ std::size_t PooledBodyStream::read_some(char* buf, std::size_t n) {
 }
 
 void PooledBodyStream::finish() {
+  direct_ = nullptr;
   // Without a length or chunking the body ended with the connection.
   bool reusable = http_->getKeepAlive() && (expected_ || http_->getChunkedTransferEncoding());
   if (reusable) lease_->release();

@@ -61,6 +61,7 @@ class PooledBodyStream final : public BodyStream {
   Endpoint endpoint_;
   std::unique_ptr<Poco::Net::HTTPResponse> http_;
   std::istream* body_;  // owned by the leased session
+  SessionBodyReader* direct_ = nullptr;  // the leased session, when the body has a known length
   Response response_;
   std::optional<std::uint64_t> expected_;  // body bytes still to come are expected_ - received_
   std::uint64_t received_ = 0;

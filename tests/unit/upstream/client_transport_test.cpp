@@ -276,3 +276,37 @@ TEST_CASE("make_client rejects URLs that are not http(s)://host[:port]") {
   CHECK_NOTHROW(make_client(config_for("https://registry-1.docker.io")));
   CHECK_NOTHROW(make_client(config_for("http://localhost:5000/")));
 }
+
+TEST_CASE("a large blob body arrives intact in reads as big as the caller's buffer; a chunked one through the stream") {
+  std::string blob(3 << 20, '\0');
+  for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>(i * 7 + i / 4099);
+  FakeServer server([&](FakeServer&, Req& request, Resp& response) {
+    if (request.getURI().find("/tags/") != std::string::npos) {
+      response.setChunkedTransferEncoding(true);
+      response.setContentType("application/json");
+      auto& out = response.send();
+      for (int i = 0; i < 100; ++i) out << R"({"chunk":)" << i << "}\n" << std::flush;
+      return;
+    }
+    FakeServer::send(response, 200, blob, "application/octet-stream");
+  });
+  auto client = make_client(config_for(server.url()));
+  auto stream = client->get_blob("foo", kDigest);
+  std::string got;
+  std::vector<char> buf(1 << 20);
+  std::size_t largest = 0;
+  while (std::size_t n = stream->read(buf.data(), buf.size())) {
+    got.append(buf.data(), n);
+    largest = std::max(largest, n);
+  }
+  CHECK(got == blob);
+  // Poco's body stream would hand out at most 4 KiB per read.
+  CHECK(largest > (64u << 10));
+
+  auto tags = client->get_tags("foo", "", 1 << 20);
+  CHECK(tags.status == 200);
+  std::string expected;
+  for (int i = 0; i < 100; ++i) expected += R"({"chunk":)" + std::to_string(i) + "}\n";
+  CHECK(tags.body == expected);
+  CHECK(server.connections() == 1);  // both bodies ended cleanly: the connection was reused
+}
