@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cache/blob_store.h"
+#include "cache/spool_hasher.h"
 #include "common/error.h"
 
 namespace fs = std::filesystem;
@@ -60,12 +61,16 @@ class FileWriter final : public BlobWriter {
   FileWriter(const LocalBlobStore& store, fs::path path, int fd, std::uint64_t existing)
       : store_(store), fd_(fd), path_(std::move(path)), size_(existing), keep_(true), hash_complete_(existing == 0) {}
   ~FileWriter() override {
+    background_.reset();
     if (!committed_ && !keep_) ::unlink(path_.c_str());
     ::close(fd_);
   }
 
   void write(const char* data, std::size_t size) override {
-    hasher_.update(data, size);
+    // Small blobs are hashed here; from kInlineHashLimit on, a SpoolHasher
+    // takes over on its own thread (reading the bytes back from the file).
+    bool inline_hash = hash_complete_ && !background_;
+    if (inline_hash) hasher_->update(data, size);
     while (size > 0) {
       ssize_t n = ::write(fd_, data, size);
       if (n < 0) {
@@ -76,6 +81,10 @@ class FileWriter final : public BlobWriter {
       size -= static_cast<std::size_t>(n);
       size_ += static_cast<std::uint64_t>(n);
     }
+    if (background_)
+      background_->available(size_);
+    else if (inline_hash && size_ >= kInlineHashLimit)
+      background_ = std::make_unique<SpoolHasher>(fd_, std::move(hasher_), size_);
   }
 
   std::uint64_t size() const override { return size_; }
@@ -97,7 +106,9 @@ class FileWriter final : public BlobWriter {
       }
       check(h.finish(), expected);
     } else {
-      check(hasher_.finish(), expected);
+      Digest actual = background_ ? background_->finish(size_) : hasher_->finish();
+      background_.reset();
+      check(actual, expected);
     }
     if (::fsync(fd_) != 0) throw_errno("fsync spool file");
     fs::path target = store_.blob_path(expected);
@@ -118,7 +129,9 @@ class FileWriter final : public BlobWriter {
   const LocalBlobStore& store_;
   int fd_ = -1;
   fs::path path_;
-  DigestHasher hasher_{"sha256"};
+  static constexpr std::uint64_t kInlineHashLimit = 1 << 20;
+  std::unique_ptr<DigestHasher> hasher_ = std::make_unique<DigestHasher>("sha256");
+  std::unique_ptr<SpoolHasher> background_;  // reads fd_: the destructor stops it before closing fd_
   std::uint64_t size_ = 0;
   bool committed_ = false;
   bool keep_ = false;
