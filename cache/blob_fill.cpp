@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace regcache::cache {
 
@@ -91,6 +92,7 @@ BlobFillPtr FillCoordinator::join_or_start(const Digest& digest, Transfer transf
   ++threads_;
   if (started) *started = true;
   std::thread([this, fill_handle = fill, transfer_handle = std::move(transfer)]() mutable {
+    name_this_thread("regcache-fill");
     Digest digest = fill_handle->digest();
     const BlobFill* self = fill_handle.get();  // identity only: compared, never used
     {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "common/thread_name.h"
+
 namespace regcache::cache {
 
 SpoolHasher::SpoolHasher(int fd, std::unique_ptr<DigestHasher> hasher, std::uint64_t hashed)
@@ -49,6 +51,7 @@ Digest SpoolHasher::finish(std::uint64_t end) {
 }
 
 void SpoolHasher::run() {
+  name_this_thread("regcache-hash");
   std::vector<char> buffer(256 << 10);
   std::uint64_t written_back = 0;
   std::unique_lock lock(mu_);

@@ -22,6 +22,7 @@
 #include "cache/manifest_memo.h"
 #include "cache/pull_through_cache.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "db/metadata_store.h"
 #include "proxy/registry_api.h"
 #include "upstream/client.h"
@@ -92,6 +93,7 @@ class RegistryConnection final : public Poco::Net::TCPServerConnection {
       : TCPServerConnection(socket), params_(std::move(params)), factory_(std::move(factory)), sniff_tls_(sniff_tls) {}
 
   void run() override {
+    name_this_thread("regcache-conn");
     try {
       socket().setSendTimeout(params_->getTimeout());
     } catch (const Poco::Exception&) {
