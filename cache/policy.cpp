@@ -1,6 +1,7 @@
 #include "cache/policy.h"
 
 #include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 namespace regcache::cache {
@@ -106,6 +107,39 @@ std::string sniff_manifest_media_type(std::string_view body) {
     if (json.contains("manifests")) return "application/vnd.oci.image.index.v1+json";
   }
   return "application/vnd.oci.image.manifest.v1+json";
+}
+
+std::string next_page_query(std::string_view link_header) {
+  // Link: <uri>; param; param, <uri>; param ...  (RFC 8288); commas inside <> are not separators.
+  std::size_t pos = 0;
+  while ((pos = link_header.find('<', pos)) != std::string_view::npos) {
+    std::size_t close = link_header.find('>', pos);
+    if (close == std::string_view::npos) return "";
+    std::string_view target = link_header.substr(pos + 1, close - pos - 1);
+    std::size_t next_link = link_header.find('<', close);
+    std::string_view params = link_header.substr(close + 1, next_link == std::string_view::npos
+                                                                ? std::string_view::npos
+                                                                : next_link - close - 1);
+    bool is_next = false;
+    for (std::size_t start = 0; start <= params.size();) {
+      std::size_t end = params.find(';', start);
+      std::string param(trim(params.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start)));
+      if (!param.empty() && param.back() == ',') param.pop_back();
+      for (auto& c : param) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      param.erase(std::remove(param.begin(), param.end(), ' '), param.end());
+      if (param == "rel=\"next\"" || param == "rel=next") is_next = true;
+      if (end == std::string_view::npos) break;
+      start = end + 1;
+    }
+    if (is_next) {
+      std::size_t q = target.find('?');
+      if (q == std::string_view::npos) return "";
+      std::string_view query = target.substr(q + 1);
+      return std::string(query.substr(0, query.find('#')));
+    }
+    pos = close + 1;
+  }
+  return "";
 }
 
 }  // namespace regcache::cache

@@ -54,6 +54,11 @@ RegistryError upstream_status_error(int status, ObjectKind kind, const std::stri
 // the upstream was unreachable, overloaded or failing; not when it said no.
 bool may_serve_stale(int upstream_status);
 
+// The query string of the rel="next" target in a Link header value, e.g.
+// "last=b&n=2" from `</v2/x/tags/list?last=b&n=2>; rel="next"`; "" when the header
+// names no next page or its target has no query (nothing a client could page with).
+std::string next_page_query(std::string_view link_header);
+
 // The media type of a manifest body when the upstream sent no usable
 // Content-Type: its "mediaType" field, else the OCI manifest type.
 std::string sniff_manifest_media_type(std::string_view body);

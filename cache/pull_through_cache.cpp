@@ -255,12 +255,15 @@ TagListResult PullThroughCache::kept_document(const Origin& origin, const RepoNa
                                               ObjectKind kind,
                                               const std::function<std::optional<std::string>()>& fallback_body) {
   auto stored = meta_.find_document(origin.ns, repo.str(), key);
-  if (stored && (origin.offline || (stored->second <= now() && now() - stored->second < origin.tag_ttl.count())))
-    return {stored->first, CacheStatus::Hit};
+  auto from_stored = [&](CacheStatus status) {
+    return TagListResult{stored->body, status, stored->next_query, stored->filters_applied};
+  };
+  if (stored && (origin.offline || (stored->fetched_at <= now() && now() - stored->fetched_at < origin.tag_ttl.count())))
+    return from_stored(CacheStatus::Hit);
   auto fallback = [&](const std::string& why) {
     log::warn("serving kept " + key + " of " + repo.str() + ": " + why);
-    if (stored) return TagListResult{stored->first, CacheStatus::Stale};
-    if (auto body = fallback_body()) return TagListResult{*body, CacheStatus::Stale};
+    if (stored) return from_stored(CacheStatus::Stale);
+    if (auto body = fallback_body()) return TagListResult{*body, CacheStatus::Stale, "", ""};
     throw RegistryError(ErrorCode::Unavailable, why);
   };
   if (origin.offline) return fallback("regcache is offline");
@@ -271,8 +274,10 @@ TagListResult PullThroughCache::kept_document(const Origin& origin, const RepoNa
     return fallback(unreachable(origin, e).what());
   }
   if (response.status == 200) {
-    meta_.put_document(origin.ns, repo.str(), key, response.body, now());
-    return {std::move(response.body), stored ? CacheStatus::Revalidated : CacheStatus::Miss};
+    db::DocumentRecord kept{std::move(response.body), now(), next_page_query(response.link), response.filters_applied};
+    meta_.put_document(origin.ns, repo.str(), key, kept);
+    return {std::move(kept.body), stored ? CacheStatus::Revalidated : CacheStatus::Miss, std::move(kept.next_query),
+            std::move(kept.filters_applied)};
   }
   if (may_serve_stale(response.status))
     return fallback("upstream " + origin.ns + " answered " + std::to_string(response.status));

@@ -65,6 +65,8 @@ struct BlobResult {
 struct TagListResult {
   std::string body;
   CacheStatus status;
+  std::string next_query;       // the upstream's next page, as a query string; "" on the last page
+  std::string filters_applied;  // the upstream's OCI-Filters-Applied, "" when it sent none
 };
 
 struct CacheOptions {
@@ -86,8 +88,7 @@ class PullThroughCache {
   TagListResult list_tags(const Origin& origin, const RepoName& repo, const std::string& query);
 
   // The upstream's referrers index for `subject` (`query` passed on verbatim),
-  // kept like a tag list. Sets `filtered` when the upstream applied the
-  // artifactType filter.
+  // kept like a tag list, with the upstream's OCI-Filters-Applied and next page.
   TagListResult list_referrers(const Origin& origin, const RepoName& repo, const Digest& subject,
                                const std::string& query);
 

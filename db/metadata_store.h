@@ -51,6 +51,15 @@ struct TagRecord {
   std::int64_t confirmed_at = 0;  // unix seconds: last time the upstream said tag -> digest
 };
 
+// An upstream answer kept for a while (a tag list page, a referrers index): the
+// body and what the response said besides it.
+struct DocumentRecord {
+  std::string body;
+  std::int64_t fetched_at = 0;
+  std::string next_query;       // query string of the upstream's next page (its Link rel="next"), "" on the last
+  std::string filters_applied;  // the upstream's OCI-Filters-Applied, "" when it sent none
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -111,11 +120,9 @@ class MetadataStore {
 
   // --- cached upstream documents (tag lists, referrers) ---
   virtual void put_document(const std::string& ns, const std::string& repo, const std::string& key,
-                            const std::string& body, std::int64_t fetched_at) = 0;
-  // The body and when it was fetched.
-  virtual std::optional<std::pair<std::string, std::int64_t>> find_document(const std::string& ns,
-                                                                            const std::string& repo,
-                                                                            const std::string& key) = 0;
+                            const DocumentRecord& document) = 0;
+  virtual std::optional<DocumentRecord> find_document(const std::string& ns, const std::string& repo,
+                                                      const std::string& key) = 0;
 };
 
 // Opens (creating if needed) the SQLite database at `path`: WAL mode, a busy

@@ -95,6 +95,11 @@ const std::vector<std::string> kMigrations = {
         fetched_at INTEGER NOT NULL,
         PRIMARY KEY(ns, repo, key));
     )sql",
+    // 3: what a kept document's response said besides its body.
+    R"sql(
+      ALTER TABLE documents ADD COLUMN next_query TEXT NOT NULL DEFAULT '';
+      ALTER TABLE documents ADD COLUMN filters_applied TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 [[noreturn]] void fail(sqlite3* db, std::string_view what) {
@@ -276,8 +281,10 @@ constexpr const char* kTouchUpload = "UPDATE uploads SET updated = MAX(updated, 
 constexpr const char* kDeleteUpload = "DELETE FROM uploads WHERE id = ?1";
 constexpr const char* kListUploads = "SELECT id, ns, repo, created, updated FROM uploads ORDER BY id";
 constexpr const char* kPutDocument =
-    "INSERT OR REPLACE INTO documents(ns, repo, key, body, fetched_at) VALUES(?1, ?2, ?3, ?4, ?5)";
-constexpr const char* kFindDocument = "SELECT body, fetched_at FROM documents WHERE ns = ?1 AND repo = ?2 AND key = ?3";
+    "INSERT OR REPLACE INTO documents(ns, repo, key, body, fetched_at, next_query, filters_applied) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr const char* kFindDocument =
+    "SELECT body, fetched_at, next_query, filters_applied FROM documents WHERE ns = ?1 AND repo = ?2 AND key = ?3";
 constexpr const char* kBegin = "BEGIN IMMEDIATE";
 constexpr const char* kCommit = "COMMIT";
 
@@ -491,19 +498,21 @@ class SqliteMetadataStore final : public MetadataStore {
     return out;
   }
 
-  void put_document(const std::string& ns, const std::string& repo, const std::string& key, const std::string& body,
-                    std::int64_t fetched_at) override {
+  void put_document(const std::string& ns, const std::string& repo, const std::string& key,
+                    const DocumentRecord& d) override {
     std::lock_guard lock(mutex_);
-    query(kPutDocument, "put_document").bind(ns).bind(repo).bind(key).bind(body).bind(fetched_at).run();
+    query(kPutDocument, "put_document")
+        .bind(ns).bind(repo).bind(key).bind(d.body).bind(d.fetched_at).bind(d.next_query).bind(d.filters_applied)
+        .run();
   }
 
-  std::optional<std::pair<std::string, std::int64_t>> find_document(const std::string& ns, const std::string& repo,
-                                                                    const std::string& key) override {
+  std::optional<DocumentRecord> find_document(const std::string& ns, const std::string& repo,
+                                              const std::string& key) override {
     std::lock_guard lock(mutex_);
     Query q = query(kFindDocument, "find_document");
     q.bind(ns).bind(repo).bind(key);
     if (!q.step()) return std::nullopt;
-    return std::make_pair(q.text(0), q.int64(1));
+    return DocumentRecord{q.text(0), q.int64(1), q.text(2), q.text(3)};
   }
 
  private:

@@ -23,4 +23,10 @@ Page paginate(const std::vector<std::string>& sorted, std::string_view query);
 // The Link header value for the next page of `path`, or "" when there is none.
 std::string next_link(const std::string& path, const Page& page);
 
+// The Link header value for the next page of a list regcache forwarded: the
+// client's own `path` with the upstream's `next_query`, keeping the `ns`
+// parameter of the client's `request_query` (so the next request is routed to
+// the same upstream); "" when `next_query` is.
+std::string proxied_next_link(const std::string& path, const std::string& next_query, std::string_view request_query);
+
 }  // namespace regcache::proxy

@@ -10,6 +10,7 @@ void RegistryApi::tag_list(Exchange& ex, const Route& r) {
   auto [origin, repo] = resolve(ex, r.name);
   if (origin) {
     auto result = cache_.list_tags(*origin, repo, query_without(ex.query, "ns"));
+    if (auto link = proxied_next_link(ex.path, result.next_query, ex.query); !link.empty()) ex.response.set("Link", link);
     set_cache_status(ex, result.status);
     return send_body(ex, result.body, "application/json");
   }

@@ -52,6 +52,8 @@ struct Response {
   std::string docker_content_digest;  // empty when the upstream sent none
   std::optional<std::uint64_t> content_length;
   std::string retry_after;  // verbatim, empty when absent
+  std::string link;             // Link header verbatim (paging of tag lists and referrers), empty when absent
+  std::string filters_applied;  // OCI-Filters-Applied verbatim, empty when absent
 };
 
 struct BufferedResponse : Response {

@@ -49,6 +49,8 @@ PooledBodyStream::PooledBodyStream(Lease lease, Endpoint endpoint, std::unique_p
   response_.content_type = http_->get("Content-Type", "");
   response_.docker_content_digest = http_->get("Docker-Content-Digest", "");
   response_.retry_after = http_->get("Retry-After", "");
+  response_.link = http_->get("Link", "");
+  response_.filters_applied = http_->get("OCI-Filters-Applied", "");
   if (http_->hasContentLength() && http_->getContentLength64() >= 0) {
     response_.content_length = static_cast<std::uint64_t>(http_->getContentLength64());
   }

@@ -212,3 +212,17 @@ TEST_CASE("policy: sniff_manifest_media_type") {
   CHECK(sniff_manifest_media_type("") == kOciManifest);
   CHECK(sniff_manifest_media_type("[1,2]") == kOciManifest);
 }
+
+TEST_CASE("policy: next_page_query takes the query of the rel=next target of a Link header") {
+  CHECK(next_page_query(R"(</v2/library/alpine/tags/list?last=3.19&n=2>; rel="next")") == "last=3.19&n=2");
+  CHECK(next_page_query(R"(<https://ghcr.io/v2/o/r/tags/list?n=100&last=v1>;rel=next)") == "n=100&last=v1");
+  CHECK(next_page_query(R"(</v2/x/tags/list?n=1&last=a>; rel="prev", </v2/x/tags/list?n=1&last=c>; REL="Next")") ==
+        "n=1&last=c");
+  CHECK(next_page_query(R"(</v2/x/tags/list?n=1&last=a,b>; title="x"; rel="next")") == "n=1&last=a,b");
+  CHECK(next_page_query(R"(</v2/x/tags/list?n=1&last=a#frag>; rel="next")") == "n=1&last=a");
+  CHECK(next_page_query("").empty());
+  CHECK(next_page_query(R"(</v2/x/tags/list?n=1&last=a>; rel="prev")").empty());
+  CHECK(next_page_query(R"(</v2/x/tags/list?n=1&last=a>; rel="nextpage")").empty());
+  CHECK(next_page_query(R"(</v2/x/tags/list>; rel="next")").empty());  // nothing to page with
+  CHECK(next_page_query(R"(</v2/x/tags/list?n=1; rel="next")").empty());  // unterminated
+}

@@ -21,7 +21,7 @@ using namespace regcache::db;
 namespace {
 
 // The schema version this build should produce; bump with each new migration.
-constexpr int kCurrentSchemaVersion = 2;
+constexpr int kCurrentSchemaVersion = 3;
 
 // A fresh directory per test, removed afterwards.
 struct TempDir {
@@ -286,4 +286,44 @@ TEST_CASE("integrity check") {
   }
   CHECK(sqlite_integrity_check(dir.db()) == "ok");
   CHECK_THROWS_AS(sqlite_integrity_check((dir.path / "absent.db").string()), std::runtime_error);
+}
+
+TEST_CASE("kept documents read back with their body, time, next page and filters; a put replaces") {
+  TempDir dir;
+  auto store = open_sqlite_store(dir.db());
+  CHECK_FALSE(store->find_document("docker.io", "library/alpine", "tags/list?n=2"));
+  store->put_document("docker.io", "library/alpine", "tags/list?n=2",
+                      DocumentRecord{R"({"tags":["a","b"]})", 100, "last=b&n=2", "artifactType"});
+  auto d = store->find_document("docker.io", "library/alpine", "tags/list?n=2");
+  REQUIRE(d);
+  CHECK(d->body == R"({"tags":["a","b"]})");
+  CHECK(d->fetched_at == 100);
+  CHECK(d->next_query == "last=b&n=2");
+  CHECK(d->filters_applied == "artifactType");
+  CHECK_FALSE(store->find_document("ghcr.io", "library/alpine", "tags/list?n=2"));  // per upstream
+
+  store->put_document("docker.io", "library/alpine", "tags/list?n=2", DocumentRecord{R"({"tags":["a"]})", 200, "", ""});
+  d = store->find_document("docker.io", "library/alpine", "tags/list?n=2");
+  REQUIRE(d);
+  CHECK(d->body == R"({"tags":["a"]})");
+  CHECK(d->fetched_at == 200);
+  CHECK(d->next_query.empty());
+  CHECK(d->filters_applied.empty());
+}
+
+TEST_CASE("a version 2 database is migrated: documents kept before read back with no next page or filters") {
+  TempDir dir;
+  raw_exec(dir.db(), R"sql(
+    CREATE TABLE documents(ns TEXT NOT NULL, repo TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL,
+                           fetched_at INTEGER NOT NULL, PRIMARY KEY(ns, repo, key));
+    INSERT INTO documents VALUES('docker.io', 'library/alpine', 'tags/list?', '{"tags":["3.19"]}', 50);
+    PRAGMA user_version = 2;)sql");
+  auto store = open_sqlite_store(dir.db());
+  CHECK(raw_pragma(dir.db(), "user_version") == std::to_string(kCurrentSchemaVersion));
+  auto d = store->find_document("docker.io", "library/alpine", "tags/list?");
+  REQUIRE(d);
+  CHECK(d->body == R"({"tags":["3.19"]})");
+  CHECK(d->fetched_at == 50);
+  CHECK(d->next_query.empty());
+  CHECK(d->filters_applied.empty());
 }
