@@ -64,9 +64,12 @@ void PullThroughCache::remember_missing(const Origin& origin, const std::string&
 
 ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
                                               const AcceptList& accept) {
-  std::string key = origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key();
-  if (!ref.is_digest())
+  if (!ref.is_digest()) {
+    if (auto fresh = fresh_tag(origin, repo, ref.as_tag(), accept)) return std::move(*fresh);
+    std::string key = origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key();
     return manifest_flights_.run(key, [&] { return resolve_tag(origin, repo, ref.as_tag(), accept); });
+  }
+  std::string key = origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key();
 
   const Digest& digest = ref.as_digest();
   if (auto memo = manifests_.load(digest); memo && accept.accepts(memo->media_type))
@@ -82,9 +85,34 @@ ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoNa
   });
 }
 
+std::optional<db::TagRecord> PullThroughCache::find_tag(const Origin& origin, const RepoName& repo,
+                                                       const std::string& tag) {
+  if (auto known = tags_.load(origin.ns, repo.str(), tag)) return known;
+  auto row = meta_.find_tag(origin.ns, repo.str(), tag);
+  if (row) tags_.remember(origin.ns, repo.str(), tag, *row);
+  return row;
+}
+
+void PullThroughCache::put_tag(const Origin& origin, const RepoName& repo, const std::string& tag, const Digest& digest) {
+  std::int64_t t = now();
+  meta_.put_tag(origin.ns, repo.str(), tag, digest, t);
+  tags_.remember(origin.ns, repo.str(), tag, {digest, t});
+}
+
+std::optional<ManifestResult> PullThroughCache::fresh_tag(const Origin& origin, const RepoName& repo,
+                                                          const std::string& tag, const AcceptList& accept) {
+  auto row = tags_.load(origin.ns, repo.str(), tag);
+  if (!row) return std::nullopt;
+  if (!origin.offline && decide_tag(row->confirmed_at, true, now(), origin.tag_ttl) != TagAction::ServeLocal)
+    return std::nullopt;
+  auto memo = manifests_.load(row->digest);
+  if (!memo || !accept.accepts(memo->media_type)) return std::nullopt;
+  return ManifestResult{memo->body, memo->media_type, row->digest, CacheStatus::Hit};
+}
+
 ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
                                              const AcceptList& accept) {
-  auto row = meta_.find_tag(origin.ns, repo.str(), tag);
+  auto row = find_tag(origin, repo, tag);
   std::optional<Memo> memo = row ? manifests_.load(row->digest) : std::nullopt;
   bool usable = memo && accept.accepts(memo->media_type);
   auto confirmed = row ? std::optional(row->confirmed_at) : std::nullopt;
@@ -99,7 +127,7 @@ ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoNam
     case TagAction::Fetch: {
       try {
         auto result = fetch_manifest(origin, repo, tag, accept, std::nullopt);
-        meta_.put_tag(origin.ns, repo.str(), tag, result.digest, now());
+        put_tag(origin, repo, tag, result.digest);
         return result;
       } catch (const RegistryError& e) {
         remember_missing(origin, missing_key, e);
@@ -125,7 +153,7 @@ ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoNam
           return fetch_manifest(origin, repo, named ? named->str() : tag, accept, named);
         };
         ManifestResult result = revalidated();
-        meta_.put_tag(origin.ns, repo.str(), tag, result.digest, now());
+        put_tag(origin, repo, tag, result.digest);
         return result;
       } catch (const RegistryError& e) {
         if (!upstream_trouble(e)) remember_missing(origin, missing_key, e);

@@ -23,6 +23,7 @@
 #include "cache/negative_cache.h"
 #include "cache/policy.h"
 #include "cache/single_flight.h"
+#include "cache/tag_memo.h"
 #include "common/names.h"
 #include "db/metadata_store.h"
 #include "upstream/client.h"
@@ -105,6 +106,13 @@ class PullThroughCache {
                                 const AcceptList& accept, const std::optional<Digest>& expected);
   ManifestResult resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
                              const AcceptList& accept);
+  // A tag confirmed within its tag_ttl (or any known tag when offline) whose
+  // manifest is in memory and acceptable: answered from memory alone, before
+  // any lock shared with other requests for the tag. nullopt otherwise.
+  std::optional<ManifestResult> fresh_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
+                                          const AcceptList& accept);
+  std::optional<db::TagRecord> find_tag(const Origin& origin, const RepoName& repo, const std::string& tag);
+  void put_tag(const Origin& origin, const RepoName& repo, const std::string& tag, const Digest& digest);
   void transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill);
   // Throws the remembered 404 when `key` is in the negative cache, or the
   // offline refusal when the origin is offline.
@@ -125,6 +133,7 @@ class PullThroughCache {
   CacheOptions options_;
   FillCoordinator fills_;
   SingleFlight<ManifestResult> manifest_flights_;
+  TagMemo tags_;
   NegativeCache missing_;
 };
 
