@@ -222,3 +222,50 @@ TEST_CASE("pull-through: SIGTERM makes regcache exit 0, even with an idle keep-a
   CHECK(regcache.stop(10s) == 0);  // 128+9 would mean it ignored SIGTERM and was killed
   CHECK_FALSE(regcache.alive());
 }
+
+TEST_CASE("pull-through: a tag moved upstream is followed once its tag_ttl has run out, and kept fresh again after") {
+  TempDir tmp;
+  UpstreamRegistry upstream(tmp.subdir("upstream"));
+  auto first = make_oci_image(tmp / "first", "v1", {64 * 1024});
+  auto second = make_oci_image(tmp / "second", "v1", {96 * 1024});
+  REQUIRE(first.top.digest != second.top.digest);
+  REQUIRE_SKOPEO_OK(skopeo_push(tmp.path(), first.oci_reference(), upstream.host(), "test/moving:v1"));
+  RegcacheServer regcache(tmp / "regcache", {upstream.url(), regcache_config(upstream.url(), {}, {}, 1), {}});
+  const std::string tag_url = regcache.url() + "/v2/test/moving/manifests/v1";
+
+  auto before = http_request("GET", tag_url, manifest_accept_headers());
+  REQUIRE(before.status == 200);
+  CHECK(before.header("Docker-Content-Digest") == first.top.digest);
+  CHECK(before.header("X-Cache-Status") == "miss");
+
+  REQUIRE_SKOPEO_OK(skopeo_push(tmp.path(), second.oci_reference(), upstream.host(), "test/moving:v1"));
+  // Within the TTL regcache may still answer the first image; once the TTL has run out
+  // it must revalidate and answer the second, never anything else.
+  std::string last;
+  bool only_known = true;
+  bool moved = wait_until(
+      [&] {
+        auto r = http_request("GET", tag_url, manifest_accept_headers());
+        std::string digest = r.header("Docker-Content-Digest");
+        last = r.summary() + " " + digest + " X-Cache-Status=" + r.header("X-Cache-Status");
+        if (r.status != 200 || sha256_digest(r.body) != digest ||
+            (digest != first.top.digest && digest != second.top.digest)) {
+          only_known = false;
+          return true;
+        }
+        return digest == second.top.digest;
+      },
+      15s);
+  CHECK_MESSAGE(only_known, last);
+  REQUIRE_MESSAGE(moved, "the tag never moved: " << last);
+  // The new manifest came from the upstream (its content was not here: "miss").
+  CHECK_MESSAGE(last.find("X-Cache-Status=miss") != std::string::npos, last);
+
+  // Confirmed again: the next answer is the second image.
+  auto after = http_request("GET", tag_url, manifest_accept_headers());
+  REQUIRE(after.status == 200);
+  CHECK(after.header("Docker-Content-Digest") == second.top.digest);
+  CHECK(sha256_digest(after.body) == second.top.digest);
+  // "hit" unless a second boundary passed since (tag_ttl_s 1): then revalidated, still the second image.
+  CHECK((after.header("X-Cache-Status") == "hit" || after.header("X-Cache-Status") == "revalidated"));
+}
