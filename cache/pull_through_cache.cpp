@@ -64,19 +64,18 @@ void PullThroughCache::remember_missing(const Origin& origin, const std::string&
 
 ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
                                               const AcceptList& accept) {
+  auto flight_key = [&] { return origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key(); };
   if (!ref.is_digest()) {
     if (auto fresh = fresh_tag(origin, repo, ref.as_tag(), accept)) return std::move(*fresh);
-    std::string key = origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key();
-    return manifest_flights_.run(key, [&] { return resolve_tag(origin, repo, ref.as_tag(), accept); });
+    return manifest_flights_.run(flight_key(), [&] { return resolve_tag(origin, repo, ref.as_tag(), accept); });
   }
-  std::string key = origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key();
 
   const Digest& digest = ref.as_digest();
   if (auto memo = manifests_.load(digest); memo && accept.accepts(memo->media_type))
     return {memo->body, memo->media_type, digest, CacheStatus::Hit};
   std::string missing_key = "m|" + origin.ns + "|" + repo.str() + "|" + digest.str();
   check_reachable(origin, missing_key, ErrorCode::ManifestUnknown, "manifest " + repo.str() + "@" + digest.str());
-  return manifest_flights_.run(key, [&] {
+  return manifest_flights_.run(flight_key(), [&] {
     try {
       return fetch_manifest(origin, repo, digest.str(), accept, digest);
     } catch (const RegistryError& e) {

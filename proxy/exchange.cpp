@@ -86,9 +86,17 @@ void copy_through_stream(Exchange& ex, int fd, std::uint64_t offset, std::uint64
 void send_file_range(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t count) {
   if (ex.tls) return copy_through_stream(ex, fd, offset, count);
   int out = socket_of(ex).impl()->sockfd();
-  int on = 1, off = 0;
+  // Corked, the kernel sends only full segments until the range is out (Poco
+  // sets TCP_NODELAY, which would push every splice as it comes).
+  int on = 1;
   ::setsockopt(out, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
-  struct Uncork { int fd; int* v; ~Uncork() { ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, v, sizeof *v); } } uncork{out, &off};
+  struct Uncork {
+    int fd;
+    ~Uncork() {
+      int off = 0;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    }
+  } uncork{out};
   auto pos = static_cast<off_t>(offset);
   while (count > 0) {
     std::size_t chunk = count < (std::uint64_t{1} << 30) ? static_cast<std::size_t>(count) : std::size_t{1} << 30;

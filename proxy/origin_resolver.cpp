@@ -32,15 +32,23 @@ std::string query_param(std::string_view query, std::string_view key) {
   return out;
 }
 
-std::string query_without(std::string_view query, std::string_view key) {
+namespace {
+
+std::string query_filtered(std::string_view query, std::string_view key, bool keep_key) {
   std::string out;
   for_each_param(query, [&](std::string_view k, std::string_view, std::string_view item) {
-    if (k == key || item.empty()) return;
+    if ((k == key) != keep_key || item.empty()) return;
     if (!out.empty()) out += '&';
     out += item;
   });
   return out;
 }
+
+}  // namespace
+
+std::string query_without(std::string_view query, std::string_view key) { return query_filtered(query, key, false); }
+
+std::string query_only(std::string_view query, std::string_view key) { return query_filtered(query, key, true); }
 
 OriginResolver::OriginResolver(std::vector<cache::Origin> origins, std::size_t default_index,
                                std::vector<std::string> hosted_prefixes)

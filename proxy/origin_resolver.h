@@ -51,5 +51,7 @@ class OriginResolver {
 std::string query_param(std::string_view query, std::string_view key);
 // The query string without any `key=…` parameter.
 std::string query_without(std::string_view query, std::string_view key);
+// Only the `key=…` parameters of the query string, verbatim.
+std::string query_only(std::string_view query, std::string_view key);
 
 }  // namespace regcache::proxy

@@ -40,13 +40,7 @@ std::string next_link(const std::string& path, const Page& page) {
 std::string proxied_next_link(const std::string& path, const std::string& next_query, std::string_view request_query) {
   if (next_query.empty()) return {};
   std::string query = query_without(next_query, "ns");
-  for (std::size_t start = 0; start <= request_query.size();) {
-    std::size_t end = request_query.find('&', start);
-    std::string_view param = request_query.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-    if (param.starts_with("ns=")) query += (query.empty() ? "" : "&") + std::string(param);
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
+  if (std::string ns = query_only(request_query, "ns"); !ns.empty()) query += (query.empty() ? "" : "&") + ns;
   return "<" + path + "?" + query + ">; rel=\"next\"";
 }
 
