@@ -19,12 +19,7 @@ start_upstream hub
 busybox_digest=$(push_image hub library/busybox latest "docker busybox") || { not_ok "push library/busybox"; finish; }
 multi_digest=$(push_image hub library/multi 1.0 "docker multi" --multi) || { not_ok "push library/multi"; finish; }
 
-start_regcache "$(cat <<EOF
-{"upstreams": [{"name": "docker.io", "url": "http://127.0.0.1:${UP_PORT[hub]}",
-                "library_prefix": true, "tag_ttl_s": 3600}],
- "default_upstream": "docker.io", "log_level": "info"}
-EOF
-)"
+start_hub_mirror
 
 # dockerd without systemd, everything under $T; vfs storage (no overlay mounts).
 echo "{\"registry-mirrors\": [\"http://127.0.0.1:$REGCACHE_PORT\"]}" >"$T/daemon.json"

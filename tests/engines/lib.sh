@@ -293,6 +293,33 @@ start_regcache() {
   fi
 }
 
+# start_hub_mirror — regcache mirroring the upstream "hub" as docker.io (library/ prefix).
+start_hub_mirror() {
+  start_regcache "$(cat <<EOF
+{"upstreams": [{"name": "docker.io", "url": "http://127.0.0.1:${UP_PORT[hub]}",
+                "library_prefix": true, "tag_ttl_s": 3600}],
+ "default_upstream": "docker.io", "log_level": "info"}
+EOF
+)"
+}
+
+# write_mirror_registries_conf FILE — a containers-registries.conf(5) for podman and
+# skopeo: docker.io's primary location is a port nothing listens on, so only the
+# regcache mirror can serve.
+write_mirror_registries_conf() {
+  cat >"$1" <<EOF
+unqualified-search-registries = ["docker.io"]
+short-name-mode = "permissive"
+[[registry]]
+prefix = "docker.io"
+location = "127.0.0.1:$(free_port)"
+insecure = true
+[[registry.mirror]]
+location = "127.0.0.1:$REGCACHE_PORT"
+insecure = true
+EOF
+}
+
 # check_regcache_stops — regcache is still running, and on SIGTERM exits 0
 # within 30 s (under AddressSanitizer this also catches leaks and errors).
 check_regcache_stops() {

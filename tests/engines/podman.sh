@@ -17,26 +17,10 @@ multi_digest=$(push_image hub library/multi 1.0 "podman multi" --multi) || { not
 multi_amd64_digest=$(curl -fsS "${ACCEPT_ALL[@]}" "http://127.0.0.1:${UP_PORT[hub]}/v2/library/multi/manifests/1.0" |
   python3 -c 'import json,sys; print([m["digest"] for m in json.load(sys.stdin)["manifests"] if m["platform"]["architecture"] == "amd64"][0])')
 
-start_regcache "$(cat <<EOF
-{"upstreams": [{"name": "docker.io", "url": "http://127.0.0.1:${UP_PORT[hub]}",
-                "library_prefix": true, "tag_ttl_s": 3600}],
- "default_upstream": "docker.io", "log_level": "info"}
-EOF
-)"
+start_hub_mirror
 check_tls_hello
 
-# The primary location is a port nothing listens on: only the mirror can serve.
-cat >"$T/registries.conf" <<EOF
-unqualified-search-registries = ["docker.io"]
-short-name-mode = "permissive"
-[[registry]]
-prefix = "docker.io"
-location = "127.0.0.1:$(free_port)"
-insecure = true
-[[registry.mirror]]
-location = "127.0.0.1:$REGCACHE_PORT"
-insecure = true
-EOF
+write_mirror_registries_conf "$T/registries.conf"
 export CONTAINERS_REGISTRIES_CONF=$T/registries.conf
 # No systemd here: cgroupfs and file-based events; vfs storage keeps it simple.
 podman_() {

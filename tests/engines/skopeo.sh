@@ -15,25 +15,9 @@ multi_digest=$(push_image hub library/multi 1.0 "skopeo multi" --multi) || { not
 check_eq "upstream serves library/busybox:latest as pushed" "$busybox_digest" \
   "$(registry_digest "${UP_PORT[hub]}" library/busybox latest)"
 
-start_regcache "$(cat <<EOF
-{"upstreams": [{"name": "docker.io", "url": "http://127.0.0.1:${UP_PORT[hub]}",
-                "library_prefix": true, "tag_ttl_s": 3600}],
- "default_upstream": "docker.io", "log_level": "info"}
-EOF
-)"
+start_hub_mirror
 
-# The primary location is a port nothing listens on: only the mirror can serve.
-cat >"$T/registries.conf" <<EOF
-unqualified-search-registries = ["docker.io"]
-short-name-mode = "permissive"
-[[registry]]
-prefix = "docker.io"
-location = "127.0.0.1:$(free_port)"
-insecure = true
-[[registry.mirror]]
-location = "127.0.0.1:$REGCACHE_PORT"
-insecure = true
-EOF
+write_mirror_registries_conf "$T/registries.conf"
 
 check_tls_hello
 
