@@ -10,6 +10,7 @@
 
 #include "cache/policy.h"
 #include "common/log.h"
+#include "common/manifest_schema.h"
 
 namespace regcache::cache {
 namespace {
@@ -227,17 +228,10 @@ PutManifestResult HostedRegistry::put_manifest(const RepoName& repo, const Refer
     throw RegistryError(ErrorCode::ManifestTooLarge, "manifest of " + std::to_string(body.size()) +
                                                          " bytes exceeds the limit of " +
                                                          std::to_string(options_.max_manifest_bytes));
-  json doc = json::parse(body, nullptr, false);
-  if (!doc.is_object()) throw RegistryError(ErrorCode::ManifestInvalid, "manifest is not a JSON object");
-  if (auto v = doc.find("schemaVersion"); v == doc.end() || !v->is_number_integer() || v->get<int>() != 2)
-    throw RegistryError(ErrorCode::ManifestInvalid, "manifest schemaVersion must be 2");
-
-  std::string declared = string_field(doc, "mediaType");
-  std::string header = content_type.substr(0, content_type.find(';'));
-  if (!declared.empty() && !header.empty() && header != declared)
-    throw RegistryError(ErrorCode::ManifestInvalid,
-                        "Content-Type " + header + " does not match the manifest's mediaType " + declared);
-  std::string media_type = !declared.empty() ? declared : !header.empty() ? header : sniff_manifest_media_type(body);
+  // Bounded parse, then the schema (common/manifest_schema.h): from here on the
+  // document is shallow, its descriptors and annotations well-typed.
+  json doc = parse_manifest_json(body);
+  std::string media_type = validate_manifest(doc, content_type);
 
   // Everything the manifest references must already be in this repository.
   std::vector<Digest> children;

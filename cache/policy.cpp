@@ -4,6 +4,8 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "common/json_guard.h"
+
 namespace regcache::cache {
 namespace {
 
@@ -101,6 +103,8 @@ RegistryError upstream_status_error(int status, ObjectKind kind, const std::stri
 bool may_serve_stale(int upstream_status) { return upstream_status == 429 || upstream_status >= 500; }
 
 std::string sniff_manifest_media_type(std::string_view body) {
+  // Upstream bytes: no DOM unless they fit the JSON budget (common/json_guard.h).
+  if (json_budget_violation(body)) return "application/vnd.oci.image.manifest.v1+json";
   auto json = nlohmann::json::parse(body, nullptr, false);
   if (json.is_object()) {
     if (auto it = json.find("mediaType"); it != json.end() && it->is_string()) return it->get<std::string>();

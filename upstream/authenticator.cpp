@@ -7,6 +7,7 @@
 #include <sstream>
 #include <vector>
 
+#include "common/json_guard.h"
 #include "common/log.h"
 #include "upstream/transport.h"
 #include "upstream/www_authenticate.h"
@@ -121,7 +122,9 @@ std::optional<FetchedToken> Authenticator::fetch_token(const std::string& realm,
     stream->drain(kDrainLimit);
     return std::nullopt;
   }
-  auto json = nlohmann::json::parse(read_all(*stream, kMaxTokenResponse, "token response"), nullptr, false);
+  std::string body = read_all(*stream, kMaxTokenResponse, "token response");
+  // No DOM of hostile bytes beyond the JSON budget (common/json_guard.h).
+  auto json = json_budget_violation(body) ? nlohmann::json() : nlohmann::json::parse(body, nullptr, false);
   if (!json.is_object()) {
     log::warn("upstream " + config_.name + ": token endpoint " + target->endpoint.label() + " sent no JSON object");
     return std::nullopt;
