@@ -1,11 +1,11 @@
 #include "proxy/origin_resolver.h"
 
-#include <Poco/URI.h>
 
 #include <algorithm>
 #include <cctype>
 
 #include "common/error.h"
+#include "common/percent.h"
 
 namespace regcache::proxy {
 namespace {
@@ -24,12 +24,28 @@ void for_each_param(std::string_view query, Fn&& fn) {
 
 }  // namespace
 
+namespace {
+
+// The OCI error a bad escape in the value of `key` is: the code of what the
+// value names (a digest, a repository, a page).
+ErrorCode bad_escape_code(std::string_view key) {
+  if (key == "digest" || key == "mount") return ErrorCode::DigestInvalid;
+  if (key == "ns" || key == "from") return ErrorCode::NameInvalid;
+  if (key == "n" || key == "last") return ErrorCode::PaginationInvalid;
+  return ErrorCode::ManifestInvalid;  // artifactType: a manifest's media type
+}
+
+}  // namespace
+
 std::string query_param(std::string_view query, std::string_view key) {
-  std::string out;
+  std::optional<std::string> out;
   for_each_param(query, [&](std::string_view k, std::string_view v, std::string_view) {
-    if (k == key && out.empty()) Poco::URI::decode(std::string(v), out);
+    if (k != key || (out && !out->empty())) return;
+    out = percent_decode(v);
+    if (!out)
+      throw RegistryError(bad_escape_code(key), "query parameter " + std::string(key) + " has a bad percent-escape");
   });
-  return out;
+  return out ? *out : std::string();
 }
 
 namespace {

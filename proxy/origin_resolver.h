@@ -47,7 +47,9 @@ class OriginResolver {
 };
 
 // The percent-decoded value of `key` in a query string ("a=1&ns=docker.io"),
-// or "" when absent.
+// or "" when absent. A bad escape ("%zz") in that value is a RegistryError
+// (400) with the code of what the key names: DIGEST_INVALID for digest/mount,
+// NAME_INVALID for ns/from, PAGINATION_NUMBER_INVALID for n/last.
 std::string query_param(std::string_view query, std::string_view key);
 // The query string without any `key=…` parameter.
 std::string query_without(std::string_view query, std::string_view key);
