@@ -1,8 +1,11 @@
 #include "proxy/config.h"
 
+#include "common/json_guard.h"
 #include "common/names.h"
 
 #include <Poco/Exception.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/NetSSL.h>
 #include <Poco/URI.h>
 
 #include <sys/stat.h>
@@ -11,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -51,10 +55,16 @@ class ObjectReader {
   void read(const std::string& name, Int& out, std::int64_t min, std::int64_t max) {
     if (auto v = find(name)) {
       if (!v->is_number_integer()) throw ConfigError(key(name), "must be a whole number");
+      auto range = [&](const std::string& value) {
+        return ConfigError(key(name), "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                                          ", not " + value);
+      };
+      // An unsigned beyond int64 would wrap to a negative through get<int64_t>.
+      if (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(max))
+        throw range(std::to_string(v->get<std::uint64_t>()));
       auto n = v->get<std::int64_t>();
-      if (n < min || n > max)
-        throw ConfigError(key(name), "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                                         ", not " + std::to_string(n));
+      if (n < min || n > max) throw range(std::to_string(n));
+      static_assert(sizeof(Int) >= 2);
       out = static_cast<Int>(n);
     }
   }
@@ -209,11 +219,66 @@ void set_default_upstream_url(Config& config, const std::string& url) {
   throw ConfigError("default_upstream", "names no configured upstream: '" + config.default_upstream + "'");
 }
 
+namespace {
+
+// Where the parser is in the document ("upstreams[0].tag_ttl_s"), kept up to
+// date from nlohmann's parser callback so that an error the parser itself
+// raises (a number out of range, "1e400") can still name its key.
+class KeyTracker {
+ public:
+  bool on_event(json::parse_event_t event, const json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: frames_.push_back({false, 0, {}}); break;
+      case json::parse_event_t::array_start: frames_.push_back({true, 0, {}}); break;
+      case json::parse_event_t::key:
+        if (!frames_.empty() && parsed.is_string()) frames_.back().key = parsed.get<std::string>();
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        advance();
+        break;
+      case json::parse_event_t::value: advance(); break;
+    }
+    return true;
+  }
+  std::string path() const {
+    std::string out;
+    for (const auto& f : frames_) {
+      if (f.is_array) out += "[" + std::to_string(f.index) + "]";
+      else if (!f.key.empty()) out += (out.empty() ? "" : ".") + f.key;
+    }
+    return out.empty() ? "(file)" : out;
+  }
+
+ private:
+  void advance() {
+    if (!frames_.empty() && frames_.back().is_array) ++frames_.back().index;
+  }
+  struct Frame {
+    bool is_array;
+    std::size_t index;
+    std::string key;
+  };
+  std::vector<Frame> frames_;
+};
+
+}  // namespace
+
 Config parse_config(const std::string& json_text) {
+  // The same budget as any other JSON: a config file is read again on every
+  // SIGHUP and must not be able to crash the running server.
+  if (auto why = json_budget_violation(json_text, {.max_depth = 64, .max_values = 1'000'000, .allow_comments = true}))
+    throw ConfigError("(file)", "refused: " + *why);
   json doc;
+  KeyTracker where;
   try {
-    doc = json::parse(json_text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+    doc = json::parse(
+        json_text, [&](int, json::parse_event_t event, json& parsed) { return where.on_event(event, parsed); },
+        /*allow_exceptions=*/true, /*ignore_comments=*/true);
+  } catch (const json::out_of_range& e) {  // "1e400": a number no double holds
+    throw ConfigError(where.path(), std::string("number out of range: ") + e.what());
+  } catch (const json::exception& e) {
     throw ConfigError("(file)", std::string("not valid JSON: ") + e.what());
   }
   Config c = default_config();
@@ -267,6 +332,35 @@ Config parse_config(const std::string& json_text) {
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream
   else if (!c.default_upstream.empty()) throw ConfigError("default_upstream", "names no configured upstream");
   return c;
+}
+
+void check_config_files(const Config& config) {
+  static std::once_flag ssl_initialized;
+  std::call_once(ssl_initialized, [] { Poco::Net::initializeSSL(); });
+  for (std::size_t i = 0; i < config.upstreams.size(); ++i) {
+    const auto& c = config.upstreams[i].client;
+    if (c.ca_file.empty() || c.insecure_skip_tls_verify) continue;  // the client ignores it then
+    std::string key = "upstreams[" + std::to_string(i) + "].ca_file";
+    // The TLS context the upstream client builds (upstream/client.cpp), built here.
+    Poco::Net::Context::Params params;
+    params.verificationMode = Poco::Net::Context::VERIFY_RELAXED;
+    params.loadDefaultCAs = false;
+    params.caLocation = c.ca_file;
+    try {
+      Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params);
+    } catch (const Poco::Exception& e) {
+      throw ConfigError(key, "'" + c.ca_file + "' is not a readable PEM bundle of CA certificates: " + e.displayText());
+    }
+  }
+  if (!config.tls_cert.empty()) {
+    try {
+      Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, config.tls_key,
+                                                               config.tls_cert, "", Poco::Net::Context::VERIFY_NONE);
+    } catch (const Poco::Exception& e) {
+      throw ConfigError("tls_cert", "'" + config.tls_cert + "' with key '" + config.tls_key +
+                                        "' cannot be loaded: " + e.displayText());
+    }
+  }
 }
 
 Config load_config(const std::filesystem::path& path) {

@@ -60,6 +60,11 @@ Config default_config();
 // Parses and validates a configuration document on top of the defaults.
 Config parse_config(const std::string& json_text);
 Config load_config(const std::filesystem::path& path);
+// Loads what the configuration names on disk the way the server will (each
+// upstream's ca_file as a TLS trust store, tls_cert/tls_key as a server
+// context); throws ConfigError naming the key of the first that fails. Run at
+// start-up and before a reload is applied, so a bad file is refused up front.
+void check_config_files(const Config& config);
 
 // Command-line overrides; each validates like the file does.
 void set_listen(Config& config, const std::string& host_port);

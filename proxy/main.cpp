@@ -90,6 +90,7 @@ regcache::proxy::Config build_config(const ServeFlags& flags) {
   if (flags.upstream) proxy::set_default_upstream_url(config, *flags.upstream);
   if (flags.offline) config.offline = true;
   for (const auto& prefix : flags.hosted) proxy::add_hosted_prefix(config, prefix);
+  proxy::check_config_files(config);  // CA bundles and the TLS pair load, or the key is named
   return config;
 }
 
@@ -131,9 +132,15 @@ int serve(const ServeFlags& flags) {
     // one stays.
     proxy::notify_systemd("RELOADING=1");
     log::info("received SIGHUP, reloading " + (flags.config ? *flags.config : std::string("the built-in defaults")));
+    // Everything is validated (numbers, files) before anything is swapped:
+    // build_config throws before the server sees the new configuration, and
+    // Server::reload builds the new upstream clients before it installs them.
+    // Whatever fails, the running configuration stays and the process lives.
     try {
       server->reload(build_config(flags));
     } catch (const proxy::ConfigError& e) {
+      log::error(std::string("reload refused, configuration unchanged: ") + e.what());
+    } catch (const std::exception& e) {
       log::error(std::string("reload refused, configuration unchanged: ") + e.what());
     }
     proxy::notify_systemd("READY=1");
