@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps build run test test-release test-asan deb test-package bench bench-quick clean
+.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick clean
 
 deps:
 	@./.ci/install-deps
@@ -29,6 +29,15 @@ test-asan:
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j 2
+
+# Builds the libFuzzer harnesses (tests/fuzz, clang, ASan + UBSan) and runs
+# each for FUZZ_SECONDS from its seed corpus; fails on any crash
+# (tests/fuzz/README.md).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh build/fuzz
 
 # Builds build/regcache_<version>_<arch>.deb (installs its build tools through
 # apt); fails unless lintian is clean.
