@@ -64,7 +64,6 @@ class ObjectReader {
         throw range(std::to_string(v->get<std::uint64_t>()));
       auto n = v->get<std::int64_t>();
       if (n < min || n > max) throw range(std::to_string(n));
-      static_assert(sizeof(Int) >= 2);
       out = static_cast<Int>(n);
     }
   }

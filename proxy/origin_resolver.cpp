@@ -1,6 +1,5 @@
 #include "proxy/origin_resolver.h"
 
-
 #include <algorithm>
 #include <cctype>
 
@@ -21,10 +20,6 @@ void for_each_param(std::string_view query, Fn&& fn) {
     query.remove_prefix(amp + 1);
   }
 }
-
-}  // namespace
-
-namespace {
 
 // The OCI error a bad escape in the value of `key` is: the code of what the
 // value names (a digest, a repository, a page).
