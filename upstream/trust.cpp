@@ -156,8 +156,8 @@ std::optional<std::string> connect_refusal(const IpAddress& address, ClassSet ow
   AddressClass c = classify(address, policy.internal);
   if (c == AddressClass::Public) return std::nullopt;
   if (c != AddressClass::Special && (own & class_bit(c))) return std::nullopt;
-  return address.str() + " is a " + std::string(to_string(c)) +
-         " address, which the upstream is not on (allowed_networks lists exceptions)";
+  return address.str() + " is " + std::string(to_string(c)) +
+         ", an address class the upstream itself is not on (allowed_networks lists exceptions)";
 }
 
 std::string registrable_domain(std::string_view host_text) {

@@ -95,7 +95,7 @@ TEST_CASE("connect_refusal: redirect targets and realms by class, own class and 
   CHECK_FALSE(connect_refusal(ip("127.0.0.5"), on_loopback, policy));
   auto refused = connect_refusal(ip("127.0.0.2"), on_loopback, policy);
   REQUIRE(refused);
-  CHECK(refused->find("127.0.0.2 is a internal") != std::string::npos);
+  CHECK(refused->find("127.0.0.2 is internal") != std::string::npos);
   CHECK(connect_refusal(ip("169.254.169.254"), on_loopback, policy));
   // Special addresses are refused even to an upstream on such an address.
   CHECK(connect_refusal(ip("0.0.0.0"), class_bit(AddressClass::Special), policy));
