@@ -2,6 +2,7 @@
 
 #include "common/json_guard.h"
 #include "common/names.h"
+#include "upstream/trust.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
@@ -77,6 +78,12 @@ class ObjectReader {
     read(name, ms, min, max);
     out = std::chrono::milliseconds(ms);
   }
+  void read_seconds_as_millis(const std::string& name, std::chrono::milliseconds& out, std::int64_t min,
+                              std::int64_t max) {
+    auto s = std::chrono::duration_cast<std::chrono::seconds>(out);
+    read_seconds(name, s, min, max);
+    out = s;
+  }
   void refuse_unknown() const {
     for (auto it = object_.begin(); it != object_.end(); ++it)
       if (!seen_.count(it.key())) throw ConfigError(key(it.key()), "unknown key");
@@ -124,6 +131,34 @@ bool is_docker_hub(const std::string& url) {
          uri.getHost() == "index.docker.io";
 }
 
+// A list of strings, each checked by `valid` (which says why not, or "").
+std::vector<std::string> read_string_list(ObjectReader& r, const std::string& name,
+                                          const std::function<std::string(const std::string&)>& valid) {
+  std::vector<std::string> out;
+  const json* list = r.find(name);
+  if (!list) return out;
+  if (!list->is_array()) throw ConfigError(r.key(name), "must be a list of strings");
+  for (const auto& item : *list) {
+    if (!item.is_string()) throw ConfigError(r.key(name), "must be a list of strings");
+    std::string value = item.get<std::string>();
+    if (std::string why = valid(value); !why.empty()) throw ConfigError(r.key(name), "'" + value + "' " + why);
+    out.push_back(value);
+  }
+  return out;
+}
+
+std::string check_cidr(const std::string& value) {
+  return upstream::parse_network(value) ? "" : "is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)";
+}
+
+std::string check_host_name(const std::string& value) {
+  if (value.empty() || value.size() > 253 ||
+      value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") != std::string::npos)
+    return "is not a host name (no scheme, port or path)";
+  if (value.find(':') != std::string::npos && !upstream::parse_ip(value)) return "is not a host name (no port)";
+  return "";
+}
+
 UpstreamSettings read_upstream(const json& object, const std::string& path) {
   ObjectReader r(object, path);
   UpstreamSettings s;
@@ -152,6 +187,9 @@ UpstreamSettings read_upstream(const json& object, const std::string& path) {
   r.read_millis("connect_timeout_ms", c.connect_timeout, 1, 600'000);
   r.read_millis("read_timeout_ms", c.read_timeout, 1, 3'600'000);
   r.read("max_connections", c.max_connections, 1, 4096);
+  r.read_seconds_as_millis("blob_queue_timeout_s", c.blob_queue_timeout, 1, 7 * 24 * 3600);
+  c.allowed_networks = read_string_list(r, "allowed_networks", check_cidr);
+  c.token_realm_hosts = read_string_list(r, "token_realm_hosts", check_host_name);
   r.refuse_unknown();
   return s;
 }
@@ -177,6 +215,7 @@ Config default_config() {
   hub.client.name = "docker.io";
   hub.client.url = kDockerHubUrl;
   hub.client.library_prefix = true;
+  hub.name_from_url = true;
   c.upstreams.push_back(hub);
   c.default_upstream = "docker.io";
   c.hosted = {"local"};
@@ -195,24 +234,44 @@ void set_listen(Config& config, const std::string& host_port) {
   config.listen_port = static_cast<std::uint16_t>(std::stoi(port));
 }
 
+std::string upstream_name_for_url(const std::string& url) {
+  if (is_docker_hub(url)) return "docker.io";
+  std::string authority = url.substr(url.find("://") + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  std::transform(authority.begin(), authority.end(), authority.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  return authority;
+}
+
 void set_default_upstream_url(Config& config, const std::string& url) {
   if (url == "none") {
     config.upstreams.clear();
     config.default_upstream.clear();
     return;
   }
+  check_url("upstream", url);
   if (config.upstreams.empty()) {
     // A plain registry given an upstream again: it becomes the default.
     UpstreamSettings u;
     u.client.name = "upstream";
+    u.client.internal_networks = config.internal_networks;
+    u.name_from_url = true;
     config.upstreams.push_back(u);
     config.default_upstream = "upstream";
   }
-  check_url("upstream", url);
   for (auto& u : config.upstreams)
     if (u.client.name == config.default_upstream) {
       u.client.url = url;
       u.client.library_prefix = is_docker_hub(url);
+      if (u.name_from_url) {
+        std::string name = upstream_name_for_url(url);
+        for (const auto& other : config.upstreams)
+          if (&other != &u && other.client.name == name)
+            throw ConfigError("upstream", "'" + url + "' would be named '" + name +
+                                              "', which another configured upstream is already called");
+        u.client.name = name;
+        config.default_upstream = name;
+      }
       return;
     }
   throw ConfigError("default_upstream", "names no configured upstream: '" + config.default_upstream + "'");
@@ -327,6 +386,8 @@ Config parse_config(const std::string& json_text) {
   r.read("delete_enabled", c.delete_enabled);
   r.read("tag_delete_enabled", c.tag_delete_enabled);
   r.read_seconds("upload_ttl_s", c.upload_ttl, 60, 30LL * 24 * 3600);
+  c.internal_networks = read_string_list(r, "internal_networks", check_cidr);
+  for (auto& u : c.upstreams) u.client.internal_networks = c.internal_networks;
   r.refuse_unknown();
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream
   else if (!c.default_upstream.empty()) throw ConfigError("default_upstream", "names no configured upstream");

@@ -26,6 +26,9 @@ class ConfigError : public std::runtime_error {
 
 struct UpstreamSettings {
   upstream::UpstreamConfig client;
+  // True for an upstream the configuration file did not name (the built-in
+  // Docker Hub default): --upstream URL then names it after the URL.
+  bool name_from_url = false;
   std::chrono::seconds tag_ttl{60};
   std::chrono::seconds negative_ttl{10};
 };
@@ -51,6 +54,9 @@ struct Config {
   bool delete_enabled = true;
   bool tag_delete_enabled = true;
   std::chrono::seconds upload_ttl{24 * 3600};
+  // CIDRs counted as internal by every upstream's trust rules (upstream/trust.h);
+  // copied into each upstream's client settings.
+  std::vector<std::string> internal_networks;
 
   const UpstreamSettings& default_upstream_settings() const;
 };
@@ -68,8 +74,13 @@ void check_config_files(const Config& config);
 
 // Command-line overrides; each validates like the file does.
 void set_listen(Config& config, const std::string& host_port);
-// "none" removes every upstream: a plain registry.
+// "none" removes every upstream: a plain registry. An upstream the file did
+// not name (the built-in default) is renamed after the URL: host[:port] as
+// written, or "docker.io" for Docker Hub's hosts, so the cache namespace and
+// OCI-Namespace follow the registry. A name from the file is kept.
 void set_default_upstream_url(Config& config, const std::string& url);
+// The namespace --upstream gives `url` (http(s)://host[:port]).
+std::string upstream_name_for_url(const std::string& url);
 void add_hosted_prefix(Config& config, const std::string& prefix);
 
 }  // namespace regcache::proxy

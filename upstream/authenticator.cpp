@@ -10,6 +10,7 @@
 #include "common/json_guard.h"
 #include "common/log.h"
 #include "upstream/transport.h"
+#include "upstream/trust.h"
 #include "upstream/www_authenticate.h"
 
 namespace regcache::upstream {
@@ -106,13 +107,24 @@ std::optional<std::string> Authenticator::bearer(const std::string& realm, const
 
 std::optional<FetchedToken> Authenticator::fetch_token(const std::string& realm, const std::string& service,
                                                        const std::string& scope) {
-  std::optional<Target> target = parse_target(build_token_url(realm, service, split_scopes(scope), config_.username));
+  // The credentials go only to a realm the upstream's configuration trusts;
+  // any other realm is asked for an anonymous token (public content still works).
+  bool with_credentials = !basic_.empty();
+  if (with_credentials) {
+    if (auto refusal = realm_credentials_refusal(realm, config_.url, config_.token_realm_hosts)) {
+      log::warn("upstream " + config_.name + ": not sending credentials to token realm: " + *refusal +
+                "; asking for an anonymous token");
+      with_credentials = false;
+    }
+  }
+  std::optional<Target> target = parse_target(
+      build_token_url(realm, service, split_scopes(scope), with_credentials ? config_.username : std::string()));
   if (!target) {
     log::warn("upstream " + config_.name + ": token realm is not an http(s) URL");
     return std::nullopt;
   }
   Request request{"GET", target->path_and_query, {{"User-Agent", "regcache/0.1"}}};
-  if (!basic_.empty()) request.headers.emplace_back("Authorization", basic_);
+  if (with_credentials) request.headers.emplace_back("Authorization", basic_);
   log::debug("upstream " + config_.name + ": fetching a token from " + target->endpoint.label() + " for " + scope);
 
   auto stream = send_request(*token_pools_.pool(target->endpoint), request);

@@ -4,9 +4,11 @@
 //
 // Promises:
 // - Bearer: tokens come from the challenge's realm (anonymous, or with the
-//   configured username/password as Basic auth and `account=`), are cached per
+//   configured username/password as Basic auth and `account=` when
+//   realm_credentials_refusal() of trust.h allows that realm), are cached per
 //   scope and reused until they expire; token endpoints are reached on
-//   connections of their own, never the registry's pool.
+//   connections of their own, never the registry's pool, under the client's
+//   address rules (SessionSettings::choose_address).
 // - Basic: the configured credentials, and only when configured.
 // - Neither credentials nor tokens are ever logged or put in exceptions.
 // - Thread-safe.

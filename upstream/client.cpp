@@ -5,16 +5,20 @@
 
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
+#include <Poco/Net/DNS.h>
+#include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLManager.h>
-#include <Poco/URI.h>
 
+#include <atomic>
 #include <mutex>
 #include <stdexcept>
 
 #include "common/log.h"
 #include "upstream/authenticator.h"
 #include "upstream/connection_pool.h"
+#include "upstream/location.h"
 #include "upstream/transport.h"
+#include "upstream/trust.h"
 
 namespace regcache::upstream {
 namespace {
@@ -27,26 +31,82 @@ bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-bool has_scheme(const std::string& url) {
-  std::size_t colon = url.find(':');
-  return colon != std::string::npos && colon > 0 && url.find_first_of("/?#") > colon;
+// The target a Location header points at, relative to the request that got
+// it (RFC 3986 section 5); nullopt unless it is an http(s) URL with a host.
+std::optional<Target> resolve_location(const Target& base, const std::string& location) {
+  std::string host = base.endpoint.host.find(':') != std::string::npos ? "[" + base.endpoint.host + "]"
+                                                                        : base.endpoint.host;
+  std::string base_url =
+      base.endpoint.scheme + "://" + host + ":" + std::to_string(base.endpoint.port) + base.path_and_query;
+  std::optional<std::string> resolved = resolve_reference(base_url, location);
+  if (!resolved) return std::nullopt;
+  return parse_target(*resolved);
 }
 
-// The target a Location header points at, relative to the request that got it.
-std::optional<Target> resolve_location(const Target& base, const std::string& location) {
-  if (has_scheme(location)) return parse_target(location);
-  try {
-    Poco::URI uri;
-    uri.setScheme(base.endpoint.scheme);
-    uri.setHost(base.endpoint.host);
-    uri.setPort(base.endpoint.port);
-    uri.setPathEtc(base.path_and_query);
-    uri.resolve(location);
-    return parse_target(uri.toString());
-  } catch (const Poco::SyntaxException&) {
-    return std::nullopt;
-  }
+// The scheme of a Location, for messages (the rest may carry signatures).
+std::string location_scheme(const std::string& location) {
+  auto scheme = split_uri_reference(location).scheme;
+  return scheme ? *scheme + ":" : std::string("(relative)");
 }
+
+std::vector<Network> networks(const UpstreamConfig& config, const std::vector<std::string>& texts, const char* key) {
+  std::vector<Network> out;
+  for (const auto& text : texts) {
+    auto network = parse_network(text);
+    if (!network) throw std::invalid_argument("upstream " + config.name + ": " + key + ": not a CIDR: " + text);
+    out.push_back(*network);
+  }
+  return out;
+}
+
+std::optional<IpAddress> ip_of(const Poco::Net::IPAddress& address) {
+  std::string text = address.toString();
+  return parse_ip(text.substr(0, text.find('%')));  // no zone id
+}
+
+// Chooses the addresses sessions connect to. The upstream's own endpoint is
+// trusted (it is configured) and only teaches us its address class; every
+// other endpoint (redirect targets, token realms) is resolved here, each
+// address checked with connect_refusal(), and the first allowed one is the one
+// connected to.
+class AddressGuard {
+ public:
+  AddressGuard(std::string upstream, Endpoint own, AddressPolicy policy)
+      : upstream_(std::move(upstream)), own_(std::move(own)), policy_(std::move(policy)) {}
+
+  Poco::Net::SocketAddress choose(const Endpoint& endpoint, const Poco::Net::SocketAddress& proposed) {
+    if (endpoint == own_) {
+      if (auto ip = ip_of(proposed.host())) own_classes_ |= class_bit(classify(*ip, policy_.internal));
+      return proposed;
+    }
+    std::vector<IpAddress> candidates;
+    if (auto literal = parse_ip(endpoint.host)) {
+      candidates.push_back(*literal);
+    } else {
+      try {
+        Poco::Net::HostEntry entry = Poco::Net::DNS::hostByName(endpoint.host);
+        for (const auto& address : entry.addresses())
+          if (auto ip = ip_of(address)) candidates.push_back(*ip);
+      } catch (const Poco::Exception& e) {
+        throw TransportError("upstream " + upstream_ + ": cannot resolve " + endpoint.host + ": " + e.displayText());
+      }
+    }
+    std::string why = "no address";
+    for (const auto& ip : candidates) {
+      std::optional<std::string> refusal = connect_refusal(ip, own_classes_.load(), policy_);
+      if (!refusal) return Poco::Net::SocketAddress(Poco::Net::IPAddress(ip.str()), endpoint.port);
+      why = *refusal;
+    }
+    log::warn("upstream " + upstream_ + ": refused to connect to " + endpoint.label() + " (a redirect target or token realm): " + why);
+    throw TransportError("upstream " + upstream_ + ": refused to connect to " + endpoint.label() + ": " + why);
+  }
+
+ private:
+  const std::string upstream_;
+  const Endpoint own_;
+  const AddressPolicy policy_;
+  std::atomic<ClassSet> own_classes_{0};
+};
 
 Poco::Net::Context::Ptr make_tls_context(const UpstreamConfig& config) {
   static std::once_flag ssl_initialized;
@@ -86,7 +146,15 @@ class RegistryClient final : public Client {
   explicit RegistryClient(UpstreamConfig config)
       : config_(std::move(config)),
         own_(registry_root(config_).endpoint),
-        settings_{make_tls_context(config_), config_.connect_timeout, config_.read_timeout},
+        guard_(std::make_shared<AddressGuard>(
+            config_.name, own_,
+            AddressPolicy{networks(config_, config_.internal_networks, "internal_networks"),
+                          networks(config_, config_.allowed_networks, "allowed_networks")})),
+        settings_{make_tls_context(config_), config_.connect_timeout, config_.read_timeout,
+                  [guard = guard_](const Endpoint& endpoint, const Poco::Net::SocketAddress& proposed) {
+                    return guard->choose(endpoint, proposed);
+                  },
+                  config_.blob_queue_timeout},
         pools_(settings_, config_.max_connections),
         auth_(config_, settings_) {}
 
@@ -107,7 +175,13 @@ class RegistryClient final : public Client {
 
   std::unique_ptr<BodyStream> get_blob(const std::string& repo, const std::string& digest) override {
     std::string name = upstream_name(repo);
-    return perform("GET", name, "/v2/" + name + "/blobs/" + digest, {});
+    return perform("GET", name, "/v2/" + name + "/blobs/" + digest, {}, Priority::Blob);
+  }
+
+  Response head_blob(const std::string& repo, const std::string& digest) override {
+    std::string name = upstream_name(repo);
+    auto stream = perform("HEAD", name, "/v2/" + name + "/blobs/" + digest, {});
+    return stream->response();  // no body: the connection is already pooled
   }
 
   BufferedResponse get_tags(const std::string& repo, const std::string& query, std::size_t max_bytes) override {
@@ -142,14 +216,15 @@ class RegistryClient final : public Client {
   // Sends the request, answering one 401 challenge and following up to
   // kMaxRedirects redirects. Authorization goes only to our own endpoint.
   std::unique_ptr<PooledBodyStream> perform(const std::string& method, const std::string& repo, std::string path,
-                                            const std::vector<std::string>& accept) {
+                                            const std::vector<std::string>& accept,
+                                            Priority priority = Priority::Metadata) {
     Target target{own_, std::move(path)};
     std::string authorization = auth_.up_front(repo);
     bool challenge_answered = false;
     int redirects = 0;
     while (true) {
       bool own = target.endpoint == own_;
-      Request request{method, target.path_and_query, {{"User-Agent", kUserAgent}}};
+      Request request{method, target.path_and_query, {{"User-Agent", kUserAgent}}, priority};
       for (const auto& value : accept) request.headers.emplace_back("Accept", value);
       if (own && !authorization.empty()) request.headers.emplace_back("Authorization", authorization);
 
@@ -173,8 +248,13 @@ class RegistryClient final : public Client {
           throw TransportError("upstream " + config_.name + ": more than " + std::to_string(kMaxRedirects) +
                                " redirects");
         }
-        std::optional<Target> next = resolve_location(target, stream->header("Location"));
-        if (!next) throw TransportError("upstream " + config_.name + ": redirect to an unusable location");
+        std::string location = stream->header("Location");
+        std::optional<Target> next = resolve_location(target, location);
+        if (!next) {
+          log::warn("upstream " + config_.name + ": refused a redirect to a location that is not an http(s) URL (" +
+                    location_scheme(location) + ")");
+          throw TransportError("upstream " + config_.name + ": redirect to an unusable location (only http and https are followed)");
+        }
         log::debug("upstream " + config_.name + ": " + std::to_string(status) + " redirect to " +
                    next->endpoint.label());
         stream->drain(kDrainLimit);
@@ -187,6 +267,7 @@ class RegistryClient final : public Client {
 
   const UpstreamConfig config_;
   const Endpoint own_;
+  const std::shared_ptr<AddressGuard> guard_;
   const SessionSettings settings_;
   PoolSet pools_;
   Authenticator auth_;

@@ -11,9 +11,21 @@
 //   `Basic` challenge is answered with the configured credentials. Once the
 //   upstream's scheme is known, later requests send credentials up front
 //   (fetching a token for a new scope first) instead of collecting a 401 each.
-// - Redirects (301/302/303/307/308) are followed, at most 5; credentials are
-//   only ever sent to the upstream's own host, never to a redirect target on
-//   another host.
+// - Redirects (301/302/303/307/308) are followed, at most 5, and only to
+//   http(s) URLs; a Location is resolved as an RFC 3986 reference ("//host/x"
+//   names another host). Credentials are only ever sent to the upstream's own
+//   endpoint, never to a redirect target.
+// - Redirect targets and token realms are connected to only at addresses the
+//   trust rules of trust.h allow (checked on the resolved address, and that
+//   very address is the one connected to); a refusal is a TransportError
+//   saying why, logged as a warning.
+// - The configured username/password go to a token realm only when
+//   realm_credentials_refusal() (trust.h) allows it; otherwise the token is
+//   requested anonymously.
+// - Connections: blob GETs may hold at most max_connections minus a small
+//   reserve (reserved_connections()), so manifest, tag and list requests never
+//   wait behind blob transfers; blob requests beyond that wait in a FIFO queue
+//   for up to blob_queue_timeout, other requests for up to connect_timeout.
 // - For Docker Hub (`library_prefix`), single-component names get "library/".
 // - Transport failures (refused, reset, timeout, TLS, malformed HTTP) throw
 //   TransportError; every HTTP status, including 4xx/5xx, is returned.
@@ -39,6 +51,15 @@ struct UpstreamConfig {
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds read_timeout{30'000};  // idle time allowed between bytes
   std::size_t max_connections = 32;
+  // Blob GETs wait this long for a connection when max_connections are busy.
+  std::chrono::milliseconds blob_queue_timeout{600'000};
+  // Trust rules (trust.h). CIDRs (or bare addresses) that count as internal
+  // besides the built-in classes; ones redirects and token realms may go to
+  // although internal; token realm hosts that may receive the credentials
+  // besides the upstream's own domain.
+  std::vector<std::string> internal_networks;
+  std::vector<std::string> allowed_networks;
+  std::vector<std::string> token_realm_hosts;
 };
 
 class TransportError : public std::runtime_error {
@@ -84,6 +105,9 @@ class Client {
                                         const std::vector<std::string>& accept, std::size_t max_bytes) = 0;
   // GET /v2/<repo>/blobs/<digest>, following redirects; the body is left unread.
   virtual std::unique_ptr<BodyStream> get_blob(const std::string& repo, const std::string& digest) = 0;
+  // HEAD /v2/<repo>/blobs/<digest>, following redirects like get_blob (and
+  // under the same trust rules); never transfers the blob.
+  virtual Response head_blob(const std::string& repo, const std::string& digest) = 0;
   // GET /v2/<repo>/tags/list[?query]; `query` is passed verbatim without '?' (may be empty).
   virtual BufferedResponse get_tags(const std::string& repo, const std::string& query, std::size_t max_bytes) = 0;
   // GET /v2/<repo>/referrers/<digest>[?query] (OCI distribution v1.1).

@@ -138,7 +138,7 @@ void PooledBodyStream::drain(std::size_t limit) noexcept {
 }
 
 std::unique_ptr<PooledBodyStream> send_request(ConnectionPool& pool, const Request& request) {
-  Lease lease = pool.acquire();
+  Lease lease = pool.acquire(request.priority);
   for (bool first_attempt = true;; first_attempt = false) {
     bool sent = false;
     try {

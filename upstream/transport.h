@@ -36,6 +36,7 @@ struct Request {
   std::string method;          // "GET" or "HEAD"
   std::string path_and_query;  // origin-form request target
   std::vector<std::pair<std::string, std::string>> headers;  // each sent as its own line, in order
+  Priority priority = Priority::Metadata;                    // Blob for blob GETs (long transfers)
 };
 
 class PooledBodyStream final : public BodyStream {

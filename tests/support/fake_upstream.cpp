@@ -149,14 +149,17 @@ void Gate::cancel() {
 
 // --- FakeUpstream ------------------------------------------------------------
 
-FakeUpstream::FakeUpstream() {
+FakeUpstream::FakeUpstream(std::string bind_ip) : bind_ip_(std::move(bind_ip)) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) throw std::runtime_error(errno_text("FakeUpstream: socket"));
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, bind_ip_.c_str(), &addr.sin_addr) != 1 || (ntohl(addr.sin_addr.s_addr) >> 24) != 127) {
+    ::close(listen_fd_);
+    throw std::runtime_error("FakeUpstream: " + bind_ip_ + " is not a 127.0.0.0/8 address");
+  }
   addr.sin_port = 0;
   socklen_t len = sizeof addr;
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 512) != 0 ||
@@ -188,7 +191,7 @@ FakeUpstream::~FakeUpstream() {
   for (auto& conn : conns) conn->thread.join();
 }
 
-std::string FakeUpstream::host() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string FakeUpstream::host() const { return bind_ip_ + ":" + std::to_string(port_); }
 std::string FakeUpstream::url() const { return "http://" + host(); }
 
 std::string FakeUpstream::blob_path(const std::string& repo, const std::string& digest) {
@@ -215,6 +218,33 @@ std::string FakeUpstream::add_manifest(const std::string& repo, const std::strin
   objects_[manifest_path(repo, digest)] = object;
   if (!tag.empty()) objects_[manifest_path(repo, tag)] = object;
   return digest;
+}
+
+void FakeUpstream::add_document(const std::string& path, std::string body, const std::string& content_type) {
+  std::string digest = sha256_digest(body);
+  std::lock_guard lock(mutex_);
+  objects_[path] = Object{std::make_shared<const std::string>(std::move(body)), digest, content_type};
+}
+
+std::vector<std::string> FakeUpstream::authorizations(const std::string& path) const {
+  std::lock_guard lock(mutex_);
+  auto it = authorizations_.find(path);
+  return it == authorizations_.end() ? std::vector<std::string>() : it->second;
+}
+
+std::size_t FakeUpstream::open_connections() const {
+  std::lock_guard lock(mutex_);
+  return open_now_;
+}
+
+std::size_t FakeUpstream::max_open_connections() const {
+  std::lock_guard lock(mutex_);
+  return open_max_;
+}
+
+std::size_t FakeUpstream::max_in_flight() const {
+  std::lock_guard lock(mutex_);
+  return in_flight_max_;
 }
 
 void FakeUpstream::set_behavior(const std::string& path, Behavior behavior) {
@@ -284,6 +314,7 @@ void FakeUpstream::accept_loop() {
         ++it;
       }
     }
+    open_max_ = std::max(open_max_, ++open_now_);
     auto conn = std::make_unique<Connection>();
     conn->fd = fd;
     Connection* raw = conn.get();
@@ -297,11 +328,15 @@ void FakeUpstream::accept_loop() {
 }
 
 void FakeUpstream::close_connection(Connection& conn) {
-  std::lock_guard lock(conn.mutex);
-  if (conn.closed) return;
-  ::shutdown(conn.fd, SHUT_WR);
-  ::close(conn.fd);
-  conn.closed = true;
+  {
+    std::lock_guard lock(conn.mutex);
+    if (conn.closed) return;
+    ::shutdown(conn.fd, SHUT_WR);
+    ::close(conn.fd);
+    conn.closed = true;
+  }
+  std::lock_guard lock(mutex_);
+  --open_now_;
 }
 
 void FakeUpstream::serve(Connection& conn) {
@@ -327,6 +362,7 @@ void FakeUpstream::serve(Connection& conn) {
     if (!(parts >> method >> target >> version)) return;
     bool close_after = false;
     std::uint64_t request_body = 0;
+    std::string authorization;
     for (std::string line; std::getline(lines, line);) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       auto colon = line.find(':');
@@ -334,6 +370,7 @@ void FakeUpstream::serve(Connection& conn) {
       std::string name = Poco::trim(line.substr(0, colon)), value = Poco::trim(line.substr(colon + 1));
       if (Poco::icompare(name, "Connection") == 0 && Poco::icompare(value, "close") == 0) close_after = true;
       if (Poco::icompare(name, "Content-Length") == 0) Poco::NumberParser::tryParseUnsigned64(value, request_body);
+      if (Poco::icompare(name, "Authorization") == 0) authorization = value;
     }
     // Requests to a registry's pull side have no body; skip one if sent anyway.
     while (buffer.size() < request_body) {
@@ -345,7 +382,17 @@ void FakeUpstream::serve(Connection& conn) {
     buffer.erase(0, static_cast<std::size_t>(request_body));
 
     std::string path = target.substr(0, target.find('?'));
-    if (!respond(conn, method, path) || close_after) return;
+    {
+      std::lock_guard lock(mutex_);
+      authorizations_[path].push_back(authorization);
+      in_flight_max_ = std::max(in_flight_max_, ++in_flight_);
+    }
+    bool keep = respond(conn, method, path);
+    {
+      std::lock_guard lock(mutex_);
+      --in_flight_;
+    }
+    if (!keep || close_after) return;
   }
 }
 
@@ -386,6 +433,7 @@ bool FakeUpstream::respond(Connection& conn, const std::string& method, const st
     std::string extra;
     if (!b.retry_after.empty()) extra += "Retry-After: " + b.retry_after + "\r\n";
     if (!b.www_authenticate.empty()) extra += "WWW-Authenticate: " + b.www_authenticate + "\r\n";
+    if (!b.location.empty()) extra += "Location: " + b.location + "\r\n";
     return send_error(b.status, extra);
   }
   if (path == "/v2/" || path == "/v2") return send_simple(200, "application/json", "{}", "");

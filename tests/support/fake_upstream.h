@@ -84,6 +84,7 @@ struct Behavior {
   int status = 500;
   std::string retry_after;       // sent with `status` when not empty
   std::string www_authenticate;  // sent with `status` when not empty
+  std::string location;          // sent with `status` when not empty (a redirect)
   // Pacing, for every mode that sends a body: chunks of `chunk_bytes`, and a pause of
   // `chunk_pause` after each chunk but the last (a trickle or a throttle).
   std::size_t chunk_bytes = 256 * 1024;
@@ -115,6 +116,12 @@ struct Behavior {
     return b;
   }
   static Behavior lying_digest() { return with(Mode::lying_digest); }
+  static Behavior redirect(int status, std::string location) {
+    Behavior b = with(Mode::status);
+    b.status = status;
+    b.location = std::move(location);
+    return b;
+  }
 
  private:
   static Behavior with(Mode m) {
@@ -126,7 +133,8 @@ struct Behavior {
 
 class FakeUpstream {
  public:
-  FakeUpstream();
+  // Listens on `bind_ip`, a loopback address (127.0.0.2 ... stand for other hosts).
+  explicit FakeUpstream(std::string bind_ip = "127.0.0.1");
   ~FakeUpstream();
   FakeUpstream(const FakeUpstream&) = delete;
   FakeUpstream& operator=(const FakeUpstream&) = delete;
@@ -134,6 +142,9 @@ class FakeUpstream {
   int port() const { return port_; }
   std::string host() const;  // "127.0.0.1:PORT"
   std::string url() const;   // "http://127.0.0.1:PORT"
+
+  // Any document at `path` (GET and HEAD, any query), e.g. a token endpoint's JSON.
+  void add_document(const std::string& path, std::string body, const std::string& content_type);
 
   // Content. Returns the "sha256:..." digest.
   std::string add_blob(const std::string& repo, std::string bytes);
@@ -160,6 +171,13 @@ class FakeUpstream {
   std::size_t completed(const std::string& method, const std::string& path) const;
   // "METHOD path" of every request so far, for failure messages.
   std::string request_log() const;
+  // The Authorization header of each request for `path` so far, in order ("" when absent).
+  std::vector<std::string> authorizations(const std::string& path) const;
+  // TCP connections open right now, and the most that were ever open at once.
+  std::size_t open_connections() const;
+  std::size_t max_open_connections() const;
+  // Requests being answered right now (head arrived, response not finished), and the most at once.
+  std::size_t max_in_flight() const;
 
  private:
   struct Object {
@@ -183,6 +201,7 @@ class FakeUpstream {
   bool pause(std::chrono::milliseconds d);
   void close_connection(Connection& conn);
 
+  std::string bind_ip_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -198,6 +217,9 @@ class FakeUpstream {
   std::map<std::pair<std::string, std::string>, std::size_t> completed_;
   std::map<std::string, std::uint64_t> body_bytes_;
   std::vector<std::string> log_;
+  std::map<std::string, std::vector<std::string>> authorizations_;  // by path
+  std::size_t open_now_ = 0, open_max_ = 0;
+  std::size_t in_flight_ = 0, in_flight_max_ = 0;
   std::list<std::unique_ptr<Connection>> conns_;
 };
 

@@ -161,6 +161,11 @@ TEST_CASE("config: etc/regcache.json parses to exactly the defaults it documents
   CHECK(u.client.connect_timeout == du.client.connect_timeout);
   CHECK(u.client.read_timeout == du.client.read_timeout);
   CHECK(u.client.max_connections == du.client.max_connections);
+  CHECK(u.client.blob_queue_timeout == du.client.blob_queue_timeout);
+  CHECK(u.client.allowed_networks == du.client.allowed_networks);
+  CHECK(u.client.token_realm_hosts == du.client.token_realm_hosts);
+  CHECK(u.client.internal_networks == du.client.internal_networks);
+  CHECK(c.internal_networks == d.internal_networks);
 }
 
 TEST_CASE("config: an empty document keeps the defaults") {
@@ -354,4 +359,69 @@ TEST_CASE("config: ConfigError message starts with the key") {
   } catch (const ConfigError& e) {
     CHECK(std::string(e.what()).rfind("bogus: ", 0) == 0);
   }
+}
+
+TEST_CASE("config: --upstream names the built-in upstream after the URL; a name from the file is kept") {
+  Config c = default_config();
+  set_default_upstream_url(c, "http://127.0.0.1:5001");
+  CHECK(c.upstreams[0].client.name == "127.0.0.1:5001");
+  CHECK(c.default_upstream == "127.0.0.1:5001");
+  CHECK(&c.default_upstream_settings() == &c.upstreams[0]);
+  set_default_upstream_url(c, "https://Registry.Example.com");
+  CHECK(c.upstreams[0].client.name == "registry.example.com");
+  set_default_upstream_url(c, "https://[::1]:5000/");
+  CHECK(c.upstreams[0].client.name == "[::1]:5000");
+  set_default_upstream_url(c, "https://registry-1.docker.io");
+  CHECK(c.upstreams[0].client.name == "docker.io");  // Docker Hub keeps its usual name
+  CHECK(c.upstreams[0].client.library_prefix);
+
+  // A plain registry given an upstream again.
+  Config plain = default_config();
+  set_default_upstream_url(plain, "none");
+  set_default_upstream_url(plain, "http://127.0.0.1:6000");
+  REQUIRE(plain.upstreams.size() == 1);
+  CHECK(plain.upstreams[0].client.name == "127.0.0.1:6000");
+  CHECK(plain.default_upstream == "127.0.0.1:6000");
+
+  // The file named it: the administrator's name stays.
+  Config named = parse_config(R"({"upstreams": [{"name": "teamreg", "url": "http://a"}]})");
+  set_default_upstream_url(named, "http://127.0.0.1:5001");
+  CHECK(named.upstreams[0].client.name == "teamreg");
+  CHECK(named.default_upstream == "teamreg");
+
+  CHECK(upstream_name_for_url("http://127.0.0.1:5001") == "127.0.0.1:5001");
+  CHECK(upstream_name_for_url("https://index.docker.io") == "docker.io");
+}
+
+TEST_CASE("config: trust settings - internal_networks, allowed_networks, token_realm_hosts, blob_queue_timeout_s") {
+  Config c = parse_config(R"({"internal_networks": ["127.0.0.2/32", "fd00::/8"],
+    "upstreams": [{"name": "a", "url": "http://127.0.0.1:1", "allowed_networks": ["10.1.0.0/16", "127.0.0.2"],
+                   "token_realm_hosts": ["auth.example.com", "127.0.0.3"], "blob_queue_timeout_s": 120},
+                  {"name": "b", "url": "http://127.0.0.1:2"}]})");
+  for (const auto& u : c.upstreams)
+    CHECK(u.client.internal_networks == std::vector<std::string>{"127.0.0.2/32", "fd00::/8"});
+  CHECK(c.upstreams[0].client.allowed_networks == std::vector<std::string>{"10.1.0.0/16", "127.0.0.2"});
+  CHECK(c.upstreams[0].client.token_realm_hosts == std::vector<std::string>{"auth.example.com", "127.0.0.3"});
+  CHECK(c.upstreams[0].client.blob_queue_timeout == std::chrono::seconds(120));
+  CHECK(c.upstreams[1].client.blob_queue_timeout == std::chrono::seconds(600));  // the default
+  CHECK(c.upstreams[1].client.allowed_networks.empty());
+
+  // The built-in upstream gets them too, and so does one --upstream adds to a plain registry.
+  Config d = parse_config(R"({"internal_networks": ["127.0.0.2"]})");
+  CHECK(d.upstreams[0].client.internal_networks == std::vector<std::string>{"127.0.0.2"});
+  Config p = parse_config(R"({"internal_networks": ["127.0.0.2"], "upstreams": []})");
+  set_default_upstream_url(p, "http://127.0.0.1:5");
+  CHECK(p.upstreams[0].client.internal_networks == std::vector<std::string>{"127.0.0.2"});
+
+  CHECK(error_key(R"({"internal_networks": "10.0.0.0/8"})") == "internal_networks");
+  CHECK(error_key(R"({"internal_networks": ["10.0.0.0/33"]})") == "internal_networks");
+  CHECK(error_key(R"({"internal_networks": ["10.0.0.1/8"]})") == "internal_networks");
+  CHECK(error_key(R"({"internal_networks": [1]})") == "internal_networks");
+  CHECK(error_key(with_upstream(R"(, "allowed_networks": ["example.com"])")) == "upstreams[0].allowed_networks");
+  CHECK(error_key(with_upstream(R"(, "token_realm_hosts": ["https://auth.example.com"])")) ==
+        "upstreams[0].token_realm_hosts");
+  CHECK(error_key(with_upstream(R"(, "token_realm_hosts": ["auth.example.com:443"])")) ==
+        "upstreams[0].token_realm_hosts");
+  CHECK(error_key(with_upstream(R"(, "blob_queue_timeout_s": 0)")) == "upstreams[0].blob_queue_timeout_s");
+  CHECK(error_key(with_upstream(R"(, "blob_queue_timeout_s": 1.5)")) == "upstreams[0].blob_queue_timeout_s");
 }

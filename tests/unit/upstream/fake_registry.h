@@ -48,10 +48,13 @@ class FakeServer {
   using Handler = std::function<void(FakeServer&, Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse&)>;
 
   // Plain HTTP, or HTTPS when `tls` (a server context) is given.
-  explicit FakeServer(Handler handler, Poco::Net::Context::Ptr tls = nullptr)
+  // `host` is a loopback address to listen on (127.0.0.2 stands for an
+  // "internal" service in the trust tests).
+  explicit FakeServer(Handler handler, Poco::Net::Context::Ptr tls = nullptr, std::string host = "127.0.0.1")
       : handler_(std::move(handler)),
         scheme_(tls ? "https" : "http"),
-        socket_(listen(tls)),
+        host_(std::move(host)),
+        socket_(listen(tls, host_)),
         server_(new Factory(*this), socket_, new Poco::Net::HTTPServerParams) {
     server_.start();
   }
@@ -63,7 +66,7 @@ class FakeServer {
   }
 
   std::uint16_t port() const { return socket_.address().port(); }
-  std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port()); }
+  std::string url() const { return scheme_ + "://" + host_ + ":" + std::to_string(port()); }
 
   std::vector<Seen> seen() const {
     std::lock_guard lock(mu_);
@@ -121,8 +124,8 @@ class FakeServer {
     FakeServer& server_;
   };
 
-  static Poco::Net::ServerSocket listen(const Poco::Net::Context::Ptr& tls) {
-    Poco::Net::SocketAddress any_port("127.0.0.1", 0);
+  static Poco::Net::ServerSocket listen(const Poco::Net::Context::Ptr& tls, const std::string& host) {
+    Poco::Net::SocketAddress any_port(host, 0);
     if (tls) return Poco::Net::SecureServerSocket(any_port, 64, tls);
     return Poco::Net::ServerSocket(any_port);
   }
@@ -152,6 +155,7 @@ class FakeServer {
 
   Handler handler_;
   const std::string scheme_;
+  const std::string host_;
   mutable std::mutex mu_;
   std::condition_variable idle_;
   int running_ = 0;  // handlers in progress; guarded by mu_
