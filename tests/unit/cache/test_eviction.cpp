@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <map>
 #include <vector>
 
 #include "cache/eviction.h"
+#include "cache/eviction_replay.h"
 
 using namespace regcache::cache;
 
@@ -85,61 +85,17 @@ TEST_CASE("eviction: victims table") {
   }
 }
 
-namespace {
-
-// A cache replaying a trace: every miss is filled and stored; above the high
-// watermark the policy chooses victims (as the eviction worker would).
-// `lru` replaces the hit counts by 1, which turns the policy into plain LRU.
-struct Replay {
-  EvictionLimits limits;
-  bool lru = false;
-  std::map<int, EvictionCandidate> stored;
-  std::uint64_t cached = 0;
-  std::int64_t clock = 0;
-
-  bool access(int id, std::uint64_t size) {
-    ++clock;
-    if (auto it = stored.find(id); it != stored.end()) {
-      it->second.last_access = clock;
-      it->second.hits = std::min<std::uint32_t>(it->second.hits + 1, 255);
-      return true;
-    }
-    stored[id] = {size, clock, 1};
-    cached += size;
-    if (std::uint64_t need = bytes_to_evict(limits, cached, UINT64_MAX); need > 0) evict(need);
-    return false;
-  }
-
-  void evict(std::uint64_t need) {
-    std::vector<int> ids;
-    std::vector<EvictionCandidate> candidates;
-    for (auto& [id, c] : stored) {
-      ids.push_back(id);
-      candidates.push_back(lru ? EvictionCandidate{c.size, c.last_access, 1} : c);
-    }
-    std::uint64_t target = static_cast<std::uint64_t>(static_cast<double>(limits.max_cache_bytes) * limits.low_watermark);
-    for (std::size_t i : choose_victims(candidates, need, target)) {
-      cached -= stored[ids[i]].size;
-      stored.erase(ids[i]);
-    }
-  }
-};
-
-}  // namespace
-
 TEST_CASE("eviction: a one-off scan does not flush the hot set, where plain LRU loses it") {
   // 20 hot objects of 1 MiB used over and over, then a scan of 100 objects of
   // 1 MiB used once each, in a 50 MiB cache; then the hot set again.
   auto run = [](bool lru) {
-    Replay cache;
-    cache.limits = {50 * MiB, 0, 0.95, 0.90};
-    cache.lru = lru;
+    EvictionReplay cache({50 * MiB, 0, 0.95, 0.90}, lru);
     for (int round = 0; round < 5; ++round)
       for (int id = 0; id < 20; ++id) cache.access(id, MiB);
     for (int id = 1000; id < 1100; ++id) cache.access(id, MiB);
     int hot_hits = 0;
     for (int id = 0; id < 20; ++id) hot_hits += cache.access(id, MiB) ? 1 : 0;
-    CHECK(cache.cached <= 50 * MiB);
+    CHECK(cache.cached() <= 50 * MiB);
     return hot_hits;
   };
   CHECK(run(false) == 20);  // every hot object survived the scan
