@@ -1,0 +1,432 @@
+// The HTTP engine against hostile clients, over raw sockets: request bodies
+// are never parsed as requests (smuggling), ambiguous framing is refused with
+// 400 and a close, pipelined requests are answered in order, a slowloris
+// crowd neither stops service nor keeps its connections past the header
+// deadline, and thousands of idle keep-alive connections cost no threads.
+#include <doctest/doctest.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/files.h"
+#include "support/http_client.h"
+#include "support/ports.h"
+#include "support/process.h"
+#include "support/regcache_server.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
+
+using namespace regcache::test;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// One client TCP connection to 127.0.0.1:port, driven byte by byte.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool connected() const { return connected_; }
+  bool send(const std::string& bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  // One response: status line, headers, and a Content-Length body. Returns
+  // the raw text ("" when the connection closed or nothing came in time).
+  std::string read_response(std::chrono::milliseconds timeout = 20s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto end = buffer_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        std::size_t length = 0;
+        auto cl = lowercase(buffer_.substr(0, end)).find("\ncontent-length:");
+        if (cl != std::string::npos) length = std::stoul(buffer_.substr(cl + 16));
+        if (buffer_.size() >= end + 4 + length) {
+          std::string response = buffer_.substr(0, end + 4 + length);
+          buffer_.erase(0, end + 4 + length);
+          return response;
+        }
+      }
+      if (!receive(deadline)) return "";
+    }
+  }
+  // True when the server closed the connection (EOF or reset) before `timeout`.
+  bool closed_by_server(std::chrono::milliseconds timeout = 20s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (receive(deadline)) {
+    }
+    return eof_;
+  }
+  // Non-blocking: has the server closed the connection?
+  bool closed_now() {
+    char c[512];
+    for (;;) {
+      ssize_t n = ::recv(fd_, c, sizeof c, MSG_DONTWAIT);
+      if (n > 0) {
+        buffer_.append(c, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) eof_ = true;
+      return eof_;
+    }
+  }
+
+ private:
+  static std::string lowercase(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  }
+  bool receive(std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || eof_) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char chunk[64 << 10];
+    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n <= 0) {
+      eof_ = true;
+      return false;
+    }
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  bool eof_ = false;
+  std::string buffer_;
+};
+
+int status_of(const std::string& response) {
+  if (response.rfind("HTTP/1.1 ", 0) != 0 || response.size() < 12) return 0;
+  return std::stoi(response.substr(9, 3));
+}
+
+bool says_close(const std::string& response) { return response.find("\r\nConnection: close\r\n") != std::string::npos; }
+
+const char* kManifestType = "application/vnd.oci.image.manifest.v1+json";
+
+// A hosted registry (no upstream) with local/app:v1 pushed; the header
+// deadline is short so that slow clients are cut within the test.
+struct Registry {
+  explicit Registry(const TempDir& dir, nlohmann::json extra = nlohmann::json::object()) {
+    nlohmann::json config = {{"upstreams", nlohmann::json::array()}, {"hosted", {"local"}}, {"header_timeout_s", 2}};
+    config.update(extra);
+    server = std::make_unique<RegcacheServer>(dir.path(), RegcacheOptions{"none", config, {}});
+    std::string config_blob = R"({"architecture":"amd64","os":"linux"})";
+    std::string config_digest = sha256_digest(config_blob);
+    auto pushed = http_request("POST", server->url() + "/v2/local/app/blobs/uploads/?digest=" + config_digest,
+                               {{"Content-Type", "application/octet-stream"}}, config_blob);
+    REQUIRE(pushed.status == 201);
+    manifest = nlohmann::json{{"schemaVersion", 2},
+                              {"mediaType", kManifestType},
+                              {"config",
+                               {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                                {"digest", config_digest},
+                                {"size", config_blob.size()}}},
+                              {"layers", nlohmann::json::array()}}
+                   .dump();
+    auto put = http_request("PUT", server->url() + "/v2/local/app/manifests/v1", {{"Content-Type", kManifestType}},
+                            manifest);
+    REQUIRE(put.status == 201);
+  }
+  bool tag_exists() {
+    return http_request("GET", server->url() + "/v2/local/app/manifests/v1", {{"Accept", kManifestType}}).status == 200;
+  }
+  // No DELETE reached the registry API (every request gets an access log line).
+  bool no_delete_ran() { return server->stderr_text().find(" DELETE /v2/") == std::string::npos; }
+
+  std::unique_ptr<RegcacheServer> server;
+  std::string manifest;
+};
+
+const std::string kSmuggled = "DELETE /v2/local/app/manifests/v1 HTTP/1.1\r\nHost: x\r\n\r\n";
+
+std::string with_body(const std::string& request_line, const std::string& body, const std::string& extra = "") {
+  return request_line + "\r\nHost: x\r\n" + extra + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// The test process's own descriptor limit, raised for crowds of sockets.
+void raise_own_fd_limit(rlim_t want) {
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur < want) {
+    lim.rlim_cur = std::min(want, lim.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+int thread_count(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("http framing: a GET whose body hides a DELETE is answered 200 and the DELETE never runs") {
+  TempDir dir("regcache-it-smuggle");
+  Registry registry(dir);
+  RawConnection c(registry.server->port());
+  REQUIRE(c.connected());
+  REQUIRE(c.send(with_body("GET /v2/ HTTP/1.1", kSmuggled)));
+  std::string first = c.read_response();
+  CHECK(status_of(first) == 200);
+  // The same connection goes on with the next real request: the hidden one was dropped.
+  REQUIRE(c.send("GET /v2/local/app/manifests/v1 HTTP/1.1\r\nHost: x\r\nAccept: " + std::string(kManifestType) + "\r\n\r\n"));
+  std::string second = c.read_response();
+  CHECK(status_of(second) == 200);
+  CHECK(second.find(registry.manifest) != std::string::npos);
+  CHECK(registry.tag_exists());
+  CHECK(registry.no_delete_ran());
+}
+
+TEST_CASE("http framing: a body too large to drain that hides a DELETE closes the connection instead") {
+  TempDir dir("regcache-it-smuggle-big");
+  Registry registry(dir);
+  std::string request = with_body("GET /v2/ HTTP/1.1", std::string(200 << 10, 'x') + kSmuggled);
+  RawConnection c(registry.server->port());
+  REQUIRE(c.connected());
+  c.send(request);  // may fail part-way once the server closes
+  std::string answer = c.read_response();
+  CHECK(status_of(answer) == 200);
+  CHECK(says_close(answer));
+  CHECK(c.closed_by_server());
+  CHECK(registry.tag_exists());
+  CHECK(registry.no_delete_ran());
+}
+
+TEST_CASE("http framing: after a 416 on an out-of-order PATCH the hidden DELETE never runs") {
+  TempDir dir("regcache-it-smuggle-416");
+  Registry registry(dir);
+  auto start = http_request("POST", registry.server->url() + "/v2/local/app/blobs/uploads/");
+  REQUIRE(start.status == 202);
+  std::string location = start.header("Location");
+  RawConnection c(registry.server->port());
+  REQUIRE(c.connected());
+  std::string range = "Content-Range: 5-" + std::to_string(5 + kSmuggled.size() - 1) + "\r\n";
+  REQUIRE(c.send(with_body("PATCH " + location + " HTTP/1.1", kSmuggled, range)));
+  std::string answer = c.read_response();
+  CHECK(status_of(answer) == 416);
+  if (!says_close(answer)) {  // kept: the body was drained, the next request is a real one
+    REQUIRE(c.send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK(status_of(c.read_response()) == 200);
+  }
+  CHECK(registry.tag_exists());
+  CHECK(registry.no_delete_ran());
+}
+
+TEST_CASE("http framing: after a 413 for a too-large manifest the hidden DELETE never runs") {
+  TempDir dir("regcache-it-smuggle-413");
+  Registry registry(dir);
+  // Beyond the 64 MiB the manifest handler reads and drops. (Built before
+  // connecting: the head must arrive within the 2 s header deadline.)
+  std::string request = with_body("PUT /v2/local/app/manifests/big HTTP/1.1",
+                                  std::string((64 << 20) + 512, ' ') + kSmuggled,
+                                  "Content-Type: " + std::string(kManifestType) + "\r\n");
+  RawConnection c(registry.server->port());
+  REQUIRE(c.connected());
+  c.send(request);
+  std::string answer = c.read_response();
+  CHECK(status_of(answer) == 413);
+  if (!says_close(answer)) {
+    REQUIRE(c.send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK(status_of(c.read_response()) == 200);
+  }
+  CHECK(registry.tag_exists());
+  CHECK(registry.no_delete_ran());
+}
+
+TEST_CASE("http framing: ambiguous or malformed heads get 400 and a closed connection") {
+  TempDir dir("regcache-it-framing");
+  Registry registry(dir);
+  struct Case {
+    const char* name;
+    std::string request;
+    const char* logged;
+  };
+  std::vector<Case> cases = {
+      {"CL and TE", "POST /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       "both Content-Length and Transfer-Encoding"},
+      {"two CLs", "POST /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+       "more than one Content-Length"},
+      {"CL abc", "POST /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", "invalid Content-Length"},
+      {"no Host", "GET /v2/ HTTP/1.1\r\n\r\n", "without a Host header"},
+      {"two Hosts", "GET /v2/ HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", "more than one Host header"},
+      {"obs-fold", "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", "obsolete line folding"},
+      {"TE gzip", "POST /v2/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "other than chunked"},
+      {"control byte", "GET /v2/\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n", "control byte"},
+  };
+  for (const auto& k : cases) {
+    INFO(k.name);
+    RawConnection c(registry.server->port());
+    REQUIRE(c.connected());
+    REQUIRE(c.send(k.request));
+    std::string answer = c.read_response();
+    CHECK(status_of(answer) == 400);
+    CHECK(says_close(answer));
+    CHECK(c.closed_by_server());
+    CHECK(registry.server->stderr_text().find(k.logged) != std::string::npos);
+  }
+  // The log never carries the raw control bytes a client sent.
+  CHECK(registry.server->stderr_text().find('\x1b') == std::string::npos);
+  CHECK(registry.tag_exists());
+  CHECK(registry.server->alive());
+}
+
+TEST_CASE("http framing: unknown HTTP versions are answered with HTTP/1.1 505, HTTP/1.0 with HTTP/1.1 and a close") {
+  TempDir dir("regcache-it-version");
+  Registry registry(dir);
+  {
+    RawConnection c(registry.server->port());
+    REQUIRE(c.send("GET /v2/ HTTP/9.9\r\nHost: x\r\n\r\n"));
+    std::string answer = c.read_response();
+    CHECK(answer.rfind("HTTP/1.1 505 ", 0) == 0);
+    CHECK(c.closed_by_server());
+  }
+  {
+    RawConnection c(registry.server->port());
+    REQUIRE(c.send("GET /v2/ HTTP/1.0\r\n\r\n"));
+    std::string answer = c.read_response();
+    CHECK(answer.rfind("HTTP/1.1 200 ", 0) == 0);
+    CHECK(says_close(answer));
+    CHECK(c.closed_by_server());
+  }
+  {
+    RawConnection c(registry.server->port());
+    REQUIRE(c.send("GET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    CHECK(c.read_response().rfind("HTTP/1.1 200 ", 0) == 0);
+    REQUIRE(c.send("GET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    CHECK(c.read_response().rfind("HTTP/1.1 200 ", 0) == 0);
+  }
+}
+
+TEST_CASE("http framing: three pipelined requests in one write are answered in order on one connection") {
+  TempDir dir("regcache-it-pipeline");
+  Registry registry(dir);
+  RawConnection c(registry.server->port());
+  REQUIRE(c.connected());
+  REQUIRE(c.send("GET /v2/local/app/manifests/v1 HTTP/1.1\r\nHost: x\r\nAccept: " + std::string(kManifestType) +
+                 "\r\n\r\n" + "GET /v2/nothing/here/x HTTP/1.1\r\nHost: x\r\n\r\n" +
+                 with_body("PUT /v2/local/app/manifests/v2 HTTP/1.1", registry.manifest,
+                           "Content-Type: " + std::string(kManifestType) + "\r\n")));
+  std::string one = c.read_response(), two = c.read_response(), three = c.read_response();
+  CHECK(status_of(one) == 200);
+  CHECK(one.find(registry.manifest) != std::string::npos);
+  CHECK(status_of(two) == 404);
+  CHECK(status_of(three) == 201);
+  CHECK(http_request("GET", registry.server->url() + "/v2/local/app/manifests/v2", {{"Accept", kManifestType}}).status ==
+        200);
+}
+
+TEST_CASE("http framing: a chunked PUT with a smuggled request after its last chunk serves both as separate requests") {
+  TempDir dir("regcache-it-chunked");
+  Registry registry(dir);
+  RawConnection c(registry.server->port());
+  REQUIRE(c.connected());
+  std::string m = registry.manifest;
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx", m.size() - 10);
+  std::string chunked = std::string(size) + ";ext=1\r\n" + m.substr(0, m.size() - 10) + "\r\na\r\n" + m.substr(m.size() - 10) +
+                        "\r\n0\r\nX-Trailer: t\r\n\r\n";
+  REQUIRE(c.send("PUT /v2/local/app/manifests/v3 HTTP/1.1\r\nHost: x\r\nContent-Type: " + std::string(kManifestType) +
+                 "\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(status_of(c.read_response()) == 201);
+  CHECK(status_of(c.read_response()) == 200);
+  // A malformed chunk size ends the connection; nothing after it runs.
+  RawConnection bad(registry.server->port());
+  REQUIRE(bad.send("PUT /v2/local/app/manifests/v4 HTTP/1.1\r\nHost: x\r\nContent-Type: " + std::string(kManifestType) +
+                   "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + kSmuggled));
+  CHECK(bad.closed_by_server());
+  CHECK(registry.tag_exists());
+  CHECK(registry.no_delete_ran());
+}
+
+TEST_CASE("http framing: 300 slowloris connections do not stop service and are closed at the header deadline") {
+  raise_own_fd_limit(4096);
+  TempDir dir("regcache-it-slowloris");
+  Registry registry(dir, {{"workers", 8}});
+  std::string head = "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a') + "\r\n\r\n";
+  std::vector<std::unique_ptr<RawConnection>> crowd;
+  for (int i = 0; i < 300; ++i) {
+    crowd.push_back(std::make_unique<RawConnection>(registry.server->port()));
+    REQUIRE(crowd.back()->connected());
+  }
+  std::size_t sent = 0;
+  bool served_meanwhile = false;
+  // One more header byte on every open connection at each poll, until the
+  // server has closed them all (the 2 s header deadline).
+  bool all_closed = wait_until(
+      [&] {
+        std::size_t open = 0;
+        for (auto& c : crowd)
+          if (!c->closed_now()) {
+            ++open;
+            c->send(head.substr(sent % head.size(), 1));
+          }
+        ++sent;
+        if (!served_meanwhile && open == crowd.size())
+          served_meanwhile = http_request("GET", registry.server->url() + "/v2/", {}, {}, 5s).status == 200;
+        return open == 0;
+      },
+      60s);
+  CHECK(served_meanwhile);
+  CHECK(all_closed);
+  CHECK(sent < head.size());  // none of them ever completed a head
+  CHECK(http_request("GET", registry.server->url() + "/v2/").status == 200);
+}
+
+TEST_CASE("http framing: 2000 keep-alive connections each served once; a new client is answered and threads stay bounded") {
+  raise_own_fd_limit(8192);
+  TempDir dir("regcache-it-crowd");
+  const int workers = 8;
+  Registry registry(dir, {{"workers", workers}, {"keep_alive_timeout_s", 300}});
+  std::vector<std::unique_ptr<RawConnection>> crowd;
+  for (int i = 0; i < 2000; ++i) {
+    crowd.push_back(std::make_unique<RawConnection>(registry.server->port()));
+    REQUIRE(crowd.back()->connected());
+    REQUIRE(crowd.back()->send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  for (auto& c : crowd) REQUIRE(status_of(c->read_response()) == 200);
+  auto fresh = http_request("GET", registry.server->url() + "/v2/", {}, {}, 10s);
+  CHECK(fresh.status == 200);
+  int threads = thread_count(registry.server->pid());
+  INFO("threads: " << threads);
+  CHECK(threads > 0);
+  CHECK(threads <= workers + 24);  // workers, the event loop, main, and regcache's few background threads
+  int answered = 0;
+  for (auto& c : crowd) {
+    if (c->send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n") && status_of(c->read_response()) == 200) ++answered;
+  }
+  CHECK(answered == 2000);
+  CHECK(thread_count(registry.server->pid()) <= workers + 24);
+}
