@@ -248,11 +248,17 @@ TEST_CASE("http framing: after a 416 on an out-of-order PATCH the hidden DELETE 
 TEST_CASE("http framing: after a 413 for a too-large manifest the hidden DELETE never runs") {
   TempDir dir("regcache-it-smuggle-413");
   Registry registry(dir);
-  // Beyond the 64 MiB the manifest handler reads and drops. (Built before
-  // connecting: the head must arrive within the 2 s header deadline.)
-  std::string request = with_body("PUT /v2/local/app/manifests/big HTTP/1.1",
-                                  std::string((64 << 20) + 512, ' ') + kSmuggled,
-                                  "Content-Type: " + std::string(kManifestType) + "\r\n");
+  // One chunk whose data runs past what the manifest handler reads (4 MiB
+  // and a buffer) and then drops (64 MiB); the hidden request sits exactly
+  // where it stops reading, which Poco's server used to parse as the next
+  // request. (Built before connecting: the head must arrive within the 2 s
+  // header deadline.)
+  std::string data = std::string((68 << 20) + (128 << 10), ' ') + kSmuggled;
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx", data.size());
+  std::string request = "PUT /v2/local/app/manifests/big HTTP/1.1\r\nHost: x\r\nContent-Type: " +
+                        std::string(kManifestType) + "\r\nTransfer-Encoding: chunked\r\n\r\n" + size + "\r\n" + data +
+                        "\r\n0\r\n\r\n";
   RawConnection c(registry.server->port());
   REQUIRE(c.connected());
   c.send(request);
