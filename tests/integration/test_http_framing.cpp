@@ -436,3 +436,47 @@ TEST_CASE("http framing: 2000 keep-alive connections each served once; a new cli
   CHECK(answered == 2000);
   CHECK(thread_count(registry.server->pid()) <= workers + 24);
 }
+
+TEST_CASE("http framing: behind haproxy reusing backend connections, a body carrying a request never runs it") {
+  TempDir dir("regcache-it-haproxy");
+  Registry registry(dir);
+  int port = free_port();
+  write_file(dir / "haproxy.cfg", "global\n  maxconn 200\n"
+                                  "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n"
+                                  "  timeout server 30s\n  http-reuse always\n"
+                                  "frontend fe\n  bind 127.0.0.1:" + std::to_string(port) + "\n  default_backend be\n"
+                                  "backend be\n  server r1 " + registry.server->host() + "\n");
+  Process haproxy({{"haproxy", "-db", "-f", (dir / "haproxy.cfg").string()}, {}, dir / "haproxy.out", dir / "haproxy.err"});
+  std::string front = "http://127.0.0.1:" + std::to_string(port);
+  REQUIRE_MESSAGE(wait_until([&] { return http_request("GET", front + "/v2/", {}, {}, 2s).status == 200; }, 20s),
+                  haproxy.stderr_text());
+
+  // The attacker: bodies that hold a request, framed by Content-Length and
+  // by chunks; haproxy forwards them on a backend connection it keeps and
+  // reuses for other clients.
+  std::vector<std::string> attacks = {
+      with_body("GET /v2/ HTTP/1.1", kSmuggled),
+      with_body("POST /v2/ HTTP/1.1", kSmuggled),
+      "GET /v2/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          [] {
+            char size[16];
+            std::snprintf(size, sizeof size, "%zx", kSmuggled.size());
+            return std::string(size);
+          }() + "\r\n" + kSmuggled + "\r\n0\r\n\r\n",
+      // CL.TE: whichever framing a hop picks, the other must not see a request.
+      "GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(kSmuggled.size() + 5) +
+          "\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + kSmuggled,
+  };
+  for (const auto& attack : attacks) {
+    RawConnection attacker(port);
+    REQUIRE(attacker.connected());
+    REQUIRE(attacker.send(attack));
+    attacker.read_response(5s);
+    // Other clients' requests follow on the backend connection(s).
+    for (int i = 0; i < 3; ++i)
+      CHECK(http_request("GET", front + "/v2/local/app/manifests/v1", {{"Accept", kManifestType}}, {}, 10s).status == 200);
+  }
+  CHECK(registry.tag_exists());
+  CHECK(registry.no_delete_ran());
+  haproxy.stop();  // SIGTERM: haproxy exits 143 by design
+}
