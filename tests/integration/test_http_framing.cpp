@@ -480,3 +480,50 @@ TEST_CASE("http framing: behind haproxy reusing backend connections, a body carr
   CHECK(registry.no_delete_ran());
   haproxy.stop();  // SIGTERM: haproxy exits 143 by design
 }
+
+TEST_CASE("http framing: an idle keep-alive connection is closed at keep_alive_timeout_s") {
+  TempDir dir("regcache-it-idle");
+  Registry registry(dir, {{"keep_alive_timeout_s", 1}});
+  RawConnection c(registry.server->port());
+  REQUIRE(c.send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(status_of(c.read_response()) == 200);
+  CHECK(c.closed_by_server(30s));
+}
+
+TEST_CASE("http framing: a trickled request body is dropped at the minimum body rate and frees its worker") {
+  TempDir dir("regcache-it-trickle");
+  Registry registry(dir, {{"workers", 1}, {"min_body_bytes_per_s", 1024}});
+  auto start = http_request("POST", registry.server->url() + "/v2/local/app/blobs/uploads/");
+  REQUIRE(start.status == 202);
+  RawConnection c(registry.server->port());
+  REQUIRE(c.send("PATCH " + start.header("Location") +
+                 " HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"));
+  // One byte per poll: far below 1 KiB/s once the 10 s grace is over.
+  bool cut = wait_until(
+      [&] {
+        if (c.closed_now()) return true;
+        c.send("x");
+        return false;
+      },
+      60s);
+  CHECK(cut);
+  // The only worker is free again.
+  CHECK(http_request("GET", registry.server->url() + "/v2/", {}, {}, 10s).status == 200);
+}
+
+TEST_CASE("http framing: a client that stops reading a large blob is cut at client_timeout_s and frees its worker") {
+  TempDir dir("regcache-it-stalled");
+  Registry registry(dir, {{"workers", 1}, {"client_timeout_s", 1}});
+  std::string blob(48 << 20, '\0');
+  for (std::size_t i = 0; i < blob.size(); i += 4096) blob[i] = static_cast<char>(i >> 12);
+  std::string digest = sha256_digest(blob);
+  REQUIRE(http_request("POST", registry.server->url() + "/v2/local/app/blobs/uploads/?digest=" + digest,
+                       {{"Content-Type", "application/octet-stream"}}, blob)
+              .status == 201);
+  RawConnection reader(registry.server->port());
+  REQUIRE(reader.send("GET /v2/local/app/blobs/" + digest + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // Never reads: the kernel buffers fill, sendfile stalls, the worker gives up.
+  CHECK(wait_until([&] { return registry.server->stderr_text().find(digest + " 200") != std::string::npos; }, 60s));
+  CHECK(registry.server->stderr_text().find(" aborted") != std::string::npos);
+  CHECK(http_request("GET", registry.server->url() + "/v2/", {}, {}, 10s).status == 200);
+}
