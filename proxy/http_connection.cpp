@@ -216,6 +216,22 @@ namespace {
 
 class EngineResponse;
 
+// 64 KiB allocated on first use, not zeroed: most requests have no body and
+// most responses go out with sendBuffer(), so neither pays for one.
+class LazyBuffer {
+ public:
+  static constexpr std::size_t kSize = 64 << 10;
+  char* data() {
+    if (!bytes_) bytes_.reset(new char[kSize]);
+    return bytes_.get();
+  }
+  std::size_t size() const { return kSize; }
+  bool allocated() const { return bytes_ != nullptr; }
+
+ private:
+  std::unique_ptr<char[]> bytes_;
+};
+
 // The request body as the handler reads it: exactly the framed bytes, never
 // more. A broken or too slow body throws ClientGone out of the stream (the
 // istream has badbit exceptions on), so a truncated body can never look whole.
@@ -325,7 +341,7 @@ class BodyBuffer final : public std::streambuf {
   bool started_ = false;
   Clock::time_point started_at_;
   std::uint64_t received_ = 0;
-  std::vector<char> buffer_ = std::vector<char>(64 << 10);
+  LazyBuffer buffer_;
 };
 
 // The response body: Content-Length bytes (the surplus is dropped), chunked,
@@ -333,9 +349,7 @@ class BodyBuffer final : public std::streambuf {
 class OutputBuffer final : public std::streambuf {
  public:
   enum class Mode { Discard, Length, Chunked, UntilClose };
-  OutputBuffer(Connection& c, const EngineLimits& limits) : c_(c), limits_(limits) {
-    setp(buffer_.data(), buffer_.data() + buffer_.size());
-  }
+  OutputBuffer(Connection& c, const EngineLimits& limits) : c_(c), limits_(limits) {}
   void start(Mode mode, std::uint64_t length) {
     mode_ = mode;
     length_ = length;
@@ -355,7 +369,7 @@ class OutputBuffer final : public std::streambuf {
     if (n > 0) c_.write_all(pbase(), n, limits_.client_timeout);
     if (mode_ == Mode::Chunked && n > 0) c_.write_all("\r\n", 2, limits_.client_timeout);
     written_ += n;
-    setp(buffer_.data(), buffer_.data() + buffer_.size());
+    if (buffer_.allocated()) setp(buffer_.data(), buffer_.data() + buffer_.size());
     if (last && mode_ == Mode::Chunked) c_.write_all("0\r\n\r\n", 5, limits_.client_timeout);
   }
   bool complete() const { return mode_ != Mode::Length || written_ == length_; }
@@ -368,6 +382,7 @@ class OutputBuffer final : public std::streambuf {
 
  protected:
   int_type overflow(int_type ch) override {
+    if (!buffer_.allocated()) setp(buffer_.data(), buffer_.data() + buffer_.size());
     flush_out(false);
     if (!traits_type::eq_int_type(ch, traits_type::eof())) {
       *pptr() = traits_type::to_char_type(ch);
@@ -386,7 +401,7 @@ class OutputBuffer final : public std::streambuf {
   Mode mode_ = Mode::Discard;
   std::uint64_t length_ = 0;
   std::uint64_t written_ = 0;
-  std::vector<char> buffer_ = std::vector<char>(64 << 10);
+  LazyBuffer buffer_;
 };
 
 class EngineRequest;
