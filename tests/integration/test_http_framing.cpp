@@ -527,3 +527,50 @@ TEST_CASE("http framing: a client that stops reading a large blob is cut at clie
   CHECK(registry.server->stderr_text().find(" aborted") != std::string::npos);
   CHECK(http_request("GET", registry.server->url() + "/v2/", {}, {}, 10s).status == 200);
 }
+
+TEST_CASE("http framing: over TLS, sessions resume and pipelined requests are answered in order") {
+  TempDir dir("regcache-it-tls-engine");
+  Process openssl({{"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", (dir / "tls.key").string(), "-out",
+                    (dir / "tls.crt").string()},
+                   {}, dir / "openssl.out", dir / "openssl.err"});
+  REQUIRE(openssl.wait_for(60s) == 0);
+  int port = free_port();
+  nlohmann::json config = {{"upstreams", nlohmann::json::array()},
+                           {"tls_cert", (dir / "tls.crt").string()},
+                           {"tls_key", (dir / "tls.key").string()}};
+  write_file(dir / "config.json", config.dump());
+  Process server({{REGCACHE_BINARY, "serve", "--config", (dir / "config.json").string(), "--listen",
+                   "127.0.0.1:" + std::to_string(port), "--data-dir", (dir / "data").string()},
+                  {}, dir / "rc.out", dir / "rc.err"});
+  REQUIRE_MESSAGE(wait_until([&] { return server.stderr_text().find("listening on https://") != std::string::npos; }, 20s),
+                  server.stderr_text());
+  std::string target = "127.0.0.1:" + std::to_string(port);
+  auto run = [&](const std::string& name, const std::string& script) {
+    Process p({{"bash", "-c", script}, {}, dir / (name + ".out"), dir / (name + ".err")});
+    REQUIRE(p.wait_for(60s).has_value());
+    return p.stdout_text();
+  };
+  // One full handshake, then five resumed ones (TLS 1.2 session cache).
+  std::string reconnect = run("reconnect", "openssl s_client -connect " + target + " -tls1_2 -reconnect </dev/null");
+  CHECK(reconnect.find("Reused, TLSv1.2") != std::string::npos);
+  // TLS 1.3: a ticket from one connection resumes the next.
+  run("first", "printf 'GET /v2/ HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | openssl s_client -quiet -connect " +
+                   target + " -sess_out " + (dir / "session").string());
+  std::string second = run("second", "printf 'GET /v2/ HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
+                                     "openssl s_client -ign_eof -connect " + target + " -sess_in " +
+                                     (dir / "session").string());
+  CHECK(second.find("Reused, TLSv1.3") != std::string::npos);
+  // Three requests in one write, answered in order on one TLS connection.
+  std::string pipelined = run("pipelined", "printf 'GET /v2/ HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET /v2/nope/x HTTP/1.1\\r\\nHost: "
+                                           "x\\r\\n\\r\\nGET /v2/ HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
+                                           "openssl s_client -quiet -connect " + target);
+  auto first_200 = pipelined.find("HTTP/1.1 200"), the_404 = pipelined.find("HTTP/1.1 404"),
+       last_200 = pipelined.rfind("HTTP/1.1 200");
+  CHECK(first_200 != std::string::npos);
+  CHECK(the_404 != std::string::npos);
+  CHECK(first_200 < the_404);
+  CHECK(the_404 < last_200);
+  CHECK(last_200 != std::string::npos);
+  CHECK(server.stop() == 0);
+}
