@@ -80,6 +80,7 @@ class Connection {
 
   std::string in;                 // received and not yet consumed
   bool handshake_done = false;    // TLS
+  bool ktls_send = false;         // TLS records are written by the kernel: SSL_sendfile works
   std::uint64_t requests = 0;     // served so far
   bool broken = false;            // an I/O error or abort: never reuse
 

@@ -60,7 +60,10 @@ SSL_CTX* make_tls_context(const std::string& cert, const std::string& key) {
   SSL_CTX_set_session_id_context(ctx, kContext, sizeof kContext - 1);
   SSL_CTX_sess_set_cache_size(ctx, 20000);
   if (kernel_tls_available()) {
-    log::info("TLS: the kernel offers kTLS; this build encrypts in user space (SSL_write in 256 KiB records)");
+    // OpenSSL hands the session keys to the kernel after each handshake when
+    // the cipher allows; blob bodies then go out with SSL_sendfile.
+    SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+    log::info("TLS: the kernel offers kTLS: blob bodies go out with SSL_sendfile where the cipher allows, else SSL_write");
   } else {
     log::info("TLS: no kernel TLS (no 'tls' ULP): blob bodies are encrypted in user space with SSL_write");
   }
@@ -326,6 +329,9 @@ void HttpEngine::on_ready(int fd) {
       return close_parked(fd);
     }
     c.handshake_done = true;
+    c.ktls_send = BIO_get_ktls_send(SSL_get_wbio(c.ssl()));
+    log::debug("TLS with " + c.peer() + ": " + SSL_get_version(c.ssl()) + " " + SSL_get_cipher_name(c.ssl()) +
+               (SSL_session_reused(c.ssl()) ? ", resumed" : "") + (c.ktls_send ? ", kTLS send" : ""));
     p.phase = Phase::Fresh;
     set_interest(p, EPOLLIN);
   }
