@@ -352,9 +352,12 @@ Config parse_config(const std::string& json_text) {
     throw ConfigError("log_level", "must be one of debug, info, warn, error; not '" + level + "'");
   r.read("max_manifest_bytes", c.max_manifest_bytes, 4 << 20, 64 << 20);
   r.read("manifest_memory_bytes", c.manifest_memory_bytes, 0, 1LL << 32);
-  r.read("max_connections", c.max_connections, 4, 16384);
+  r.read("max_connections", c.max_connections, 4, 1'000'000);
+  r.read("workers", c.workers, 1, 4096);
   r.read_seconds("client_timeout_s", c.client_timeout, 1, 3600);
   r.read_seconds("keep_alive_timeout_s", c.keep_alive_timeout, 1, 3600);
+  r.read_seconds("header_timeout_s", c.header_timeout, 1, 3600);
+  r.read("min_body_bytes_per_s", c.min_body_rate, 0, 1LL << 30);
   r.read_seconds("shutdown_grace_s", c.shutdown_grace, 0, 3600);
   r.read_seconds("fill_timeout_s", c.fill_timeout, 1, 7 * 24 * 3600);
   r.read("offline", c.offline);

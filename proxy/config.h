@@ -40,9 +40,12 @@ struct Config {
   log::Level log_level = log::Level::Info;
   std::size_t max_manifest_bytes = 4 << 20;
   std::size_t manifest_memory_bytes = 16 << 20;
-  unsigned max_connections = 512;  // client connections served at once (one thread each)
+  unsigned max_connections = 10000;  // open client connections (idle ones cost no thread)
+  unsigned workers = 256;            // threads serving requests at once
   std::chrono::seconds client_timeout{60};
   std::chrono::seconds keep_alive_timeout{15};
+  std::chrono::seconds header_timeout{20};  // a whole request head must arrive within this
+  std::uint64_t min_body_rate = 1024;       // bytes/s a request body averages after 10 s; 0: no minimum
   std::chrono::seconds shutdown_grace{10};
   std::chrono::seconds fill_timeout{3600};
   std::string tls_cert;  // PEM certificate (chain) to serve HTTPS with; empty: plain HTTP

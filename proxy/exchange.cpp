@@ -1,25 +1,11 @@
 #include "proxy/exchange.h"
 
-#include <Poco/Net/HTTPServerRequestImpl.h>
-#include <Poco/Net/StreamSocket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
+#include "proxy/http_connection.h"
 
-#include <cerrno>
-#include <cstring>
 #include <vector>
 #include <nlohmann/json.hpp>
 
 namespace regcache::proxy {
-namespace {
-
-Poco::Net::StreamSocket& socket_of(Exchange& ex) {
-  return static_cast<Poco::Net::HTTPServerRequestImpl&>(ex.request).socket();
-}
-
-}  // namespace
 
 Exchange::Exchange(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp, bool tls_connection)
     : request(req), response(resp), tls(tls_connection) {
@@ -62,60 +48,15 @@ void send_headers(Exchange& ex) {
   ex.body_stream->flush();
 }
 
-namespace {
-
-// TLS: the bytes must go through the session's encryption.
-void copy_through_stream(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t count) {
-  std::vector<char> buffer(256 << 10);
-  while (count > 0) {
-    std::size_t want = count < buffer.size() ? static_cast<std::size_t>(count) : buffer.size();
-    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw ClientGone("reading the blob file failed");
-    ex.body_stream->write(buffer.data(), n);
-    ex.body_stream->flush();
-    if (!*ex.body_stream) throw ClientGone("sending to client failed");
-    offset += static_cast<std::uint64_t>(n);
-    count -= static_cast<std::uint64_t>(n);
-    ex.body_bytes += static_cast<std::uint64_t>(n);
-  }
-}
-
-}  // namespace
-
 void send_file_range(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t count) {
-  if (ex.tls) return copy_through_stream(ex, fd, offset, count);
-  int out = socket_of(ex).impl()->sockfd();
-  // Corked, the kernel sends only full segments until the range is out (Poco
-  // sets TCP_NODELAY, which would push every splice as it comes).
-  int on = 1;
-  ::setsockopt(out, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
-  struct Uncork {
-    int fd;
-    ~Uncork() {
-      int off = 0;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-    }
-  } uncork{out};
-  auto pos = static_cast<off_t>(offset);
-  while (count > 0) {
-    std::size_t chunk = count < (std::uint64_t{1} << 30) ? static_cast<std::size_t>(count) : std::size_t{1} << 30;
-    ssize_t n = ::sendfile(out, fd, &pos, chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw ClientGone(std::string("sending to client failed: ") + std::strerror(errno));
-    if (n == 0) throw ClientGone("blob file ended early");  // cannot happen for a verified blob
-    count -= static_cast<std::uint64_t>(n);
-    ex.body_bytes += static_cast<std::uint64_t>(n);
-  }
+  // The engine knows the connection: sendfile(2) with TCP_CORK on plain
+  // connections, the TLS session otherwise.
+  http::send_file_to_client(ex.request, fd, offset, count, ex.body_bytes);
 }
 
 void abort_connection(Exchange& ex) {
   ex.aborted = true;
-  try {
-    socket_of(ex).shutdown();
-  } catch (const Poco::Exception&) {
-    // already gone
-  }
+  http::abort_client(ex.request);
 }
 
 }  // namespace regcache::proxy

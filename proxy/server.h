@@ -9,14 +9,6 @@
 
 #include "proxy/config.h"
 
-#include <Poco/SharedPtr.h>
-
-namespace Poco {
-class ThreadPool;
-namespace Net {
-class TCPServer;
-}
-}  // namespace Poco
 
 namespace regcache {
 namespace db {
@@ -35,7 +27,9 @@ class Client;
 namespace proxy {
 
 class RegistryApi;
-class HandlerFactory;
+namespace http {
+class HttpEngine;
+}
 
 class Server {
  public:
@@ -64,9 +58,7 @@ class Server {
   std::unique_ptr<cache::PullThroughCache> cache_;
   std::unique_ptr<cache::HostedRegistry> hosted_;
   std::unique_ptr<RegistryApi> api_;
-  std::unique_ptr<Poco::ThreadPool> pool_;
-  Poco::SharedPtr<HandlerFactory> handlers_;
-  std::unique_ptr<Poco::Net::TCPServer> http_;
+  std::unique_ptr<http::HttpEngine> http_;
   std::atomic<int> in_flight_{0};
   std::chrono::seconds shutdown_grace_{10};
 };

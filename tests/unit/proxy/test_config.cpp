@@ -425,3 +425,28 @@ TEST_CASE("config: trust settings - internal_networks, allowed_networks, token_r
   CHECK(error_key(with_upstream(R"(, "blob_queue_timeout_s": 0)")) == "upstreams[0].blob_queue_timeout_s");
   CHECK(error_key(with_upstream(R"(, "blob_queue_timeout_s": 1.5)")) == "upstreams[0].blob_queue_timeout_s");
 }
+
+TEST_CASE("config: HTTP engine keys — defaults, the documented file, reading and ranges") {
+  Config d = default_config();
+  CHECK(d.max_connections == 10000);
+  CHECK(d.workers == 256);
+  CHECK(d.header_timeout == 20s);
+  CHECK(d.min_body_rate == 1024);
+  auto path = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "etc" / "regcache.json";
+  Config documented = load_config(path);
+  CHECK(documented.workers == d.workers);
+  CHECK(documented.header_timeout == d.header_timeout);
+  CHECK(documented.min_body_rate == d.min_body_rate);
+  Config c = parse_config(
+      R"({"max_connections": 50000, "workers": 8, "header_timeout_s": 2, "min_body_bytes_per_s": 0})");
+  CHECK(c.max_connections == 50000);
+  CHECK(c.workers == 8);
+  CHECK(c.header_timeout == 2s);
+  CHECK(c.min_body_rate == 0);
+  CHECK(error_key(R"({"workers": 0})") == "workers");
+  CHECK(error_key(R"({"workers": 5000})") == "workers");
+  CHECK(error_key(R"({"header_timeout_s": 0})") == "header_timeout_s");
+  CHECK(error_key(R"({"min_body_bytes_per_s": -1})") == "min_body_bytes_per_s");
+  CHECK(error_key(R"({"min_body_bytes_per_s": 1.5})") == "min_body_bytes_per_s");
+  CHECK(error_key(R"({"max_connections": 2000000})") == "max_connections");
+}

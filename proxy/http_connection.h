@@ -1,0 +1,127 @@
+#pragma once
+// One client connection of the HTTP engine, and the Poco request/response
+// objects handlers see (our own subclasses of Poco's abstract
+// HTTPServerRequest/HTTPServerResponse, so Exchange and every handler work
+// unchanged).
+//
+// Ownership: a Connection belongs to exactly one thread at a time — the event
+// loop while it waits for a request head (proxy/reactor.h), then one worker
+// while a request is served (serve_requests()), then the loop again. The
+// socket is non-blocking throughout; workers wait with poll() and deadlines.
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SocketAddress.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "proxy/http_parser.h"
+
+using SSL = struct ssl_st;
+
+namespace regcache::proxy::http {
+
+using Clock = std::chrono::steady_clock;
+
+struct EngineLimits {
+  HeadLimits head;
+  std::chrono::milliseconds client_timeout{60'000};      // longest wait for one read or write of a request's exchange
+  std::chrono::milliseconds keep_alive_timeout{15'000};  // idle between requests
+  std::chrono::milliseconds header_timeout{20'000};      // a whole request head, from its first byte
+  std::uint64_t min_body_rate = 1024;                    // bytes/s a body must average after the grace; 0: off
+  std::chrono::milliseconds body_rate_grace{10'000};
+  std::uint64_t drain_limit = 64 << 10;                  // unread body bytes drained to keep a connection
+  std::chrono::milliseconds drain_timeout{2'000};
+  std::chrono::milliseconds linger_timeout{2'000};       // reading and dropping after our side closed
+  std::string server_header;                             // "regcache/x.y.z"
+};
+
+class Connection {
+ public:
+  // Takes ownership of `fd` (non-blocking) and of `ssl` (nullptr: plain).
+  Connection(int fd, SSL* ssl, const sockaddr* peer, unsigned peer_len, std::atomic<std::size_t>* open_count);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  struct Io {
+    enum Kind { Data, WantRead, WantWrite, Eof, Error } kind;
+    std::size_t n = 0;
+  };
+  // One non-blocking attempt.
+  Io read_some(char* buffer, std::size_t size);
+  Io write_some(const char* data, std::size_t size);
+  // Waits until `deadline` for bytes: returns how many (0 at end of stream).
+  // Throws ClientGone on timeout or a broken connection.
+  std::size_t read_wait(char* buffer, std::size_t size, Clock::time_point deadline);
+  // Writes everything, waiting at most `timeout` for each bit of progress.
+  void write_all(const char* data, std::size_t size, std::chrono::milliseconds timeout);
+  // Copies `count` bytes at `offset` of `file` to the client: sendfile(2) with
+  // TCP_CORK on plain connections, through the TLS session otherwise.
+  void send_file(int file, std::uint64_t offset, std::uint64_t count, std::chrono::milliseconds timeout,
+                 const std::function<void(std::uint64_t)>& progress);
+  // Cuts the connection at once (both directions); the fd stays open until
+  // the Connection is destroyed.
+  void abort();
+  // Our side is done: TLS close_notify, FIN; what the client still sends is
+  // read and dropped (lingering close), so it gets our last answer, not a reset.
+  void close_write();
+
+  int fd() const { return fd_; }
+  SSL* ssl() const { return ssl_; }
+  bool tls() const { return ssl_ != nullptr; }
+  const std::string& peer() const { return peer_text_; }
+  const Poco::Net::SocketAddress& peer_address() const { return peer_; }
+
+  std::string in;                 // received and not yet consumed
+  bool handshake_done = false;    // TLS
+  bool ktls_send = false;         // TLS records are written by the kernel: SSL_sendfile works
+  std::uint64_t requests = 0;     // served so far
+  bool broken = false;            // an I/O error or abort: never reuse
+
+ private:
+  int fd_;
+  SSL* ssl_;
+  Poco::Net::SocketAddress peer_;
+  std::string peer_text_;
+  std::atomic<std::size_t>* open_count_;
+};
+
+// What a worker does with a connection once serve_requests() returns.
+enum class After {
+  Park,    // keep-alive: back to the event loop to wait for the next head
+  Linger,  // closed for writing: the loop reads and drops until EOF or its deadline
+  Close,   // broken: close now
+};
+
+using Handler = std::function<void(Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse&)>;
+
+struct ServeContext {
+  const EngineLimits& limits;
+  const Handler& handler;
+  const std::atomic<bool>& stopping;
+  const Poco::Net::HTTPServerParams& params;
+  const Poco::Net::SocketAddress& server_address;
+};
+
+// Serves the complete request head at the start of `c.in`, then every further
+// complete (pipelined) head already buffered. A body the handler left unread
+// is drained when small or the connection is closed: body bytes are never
+// parsed as a request.
+After serve_requests(Connection& c, const ServeContext& ctx);
+
+// The 400 (or 505) for a refused head, logged with the reason. One attempt to
+// write when `blocking` is false (the event loop), else with the client timeout.
+void refuse_head(Connection& c, const HeadParse& verdict, const EngineLimits& limits, bool blocking);
+
+// Exchange's access to the connection behind a request served by this engine.
+void send_file_to_client(Poco::Net::HTTPServerRequest& request, int file, std::uint64_t offset, std::uint64_t count,
+                         std::uint64_t& body_bytes);
+void abort_client(Poco::Net::HTTPServerRequest& request);
+
+}  // namespace regcache::proxy::http
