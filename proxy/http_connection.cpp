@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <istream>
@@ -593,7 +594,12 @@ void refuse_head(Connection& c, const HeadParse& verdict, const EngineLimits& li
   std::string answer = "HTTP/1.1 " + std::to_string(verdict.status) + " " + reason +
                        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
                        "\r\nConnection: close\r\n\r\n" + body;
-  log::info("refused a request from " + c.peer() + ": " + std::to_string(verdict.status) + " " + verdict.error);
+  // The start of what was sent, so that the operator sees what was refused;
+  // the logger escapes control bytes (a hostile target cannot forge a line).
+  std::string_view sent(c.in);
+  sent = sent.substr(0, std::min<std::size_t>(sent.find('\n'), 200));
+  log::info("refused a request from " + c.peer() + ": " + std::to_string(verdict.status) + " " + verdict.error +
+            ": " + std::string(sent));
   try {
     if (blocking) {
       c.write_all(answer.data(), answer.size(), limits.client_timeout);
