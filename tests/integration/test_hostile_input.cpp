@@ -194,7 +194,7 @@ std::string bracket_bomb() { return std::string(2'000'000, '[') + std::string(2'
 
 }  // namespace
 
-TEST_CASE("hostile: a 6000-deep annotations value is 400 MANIFEST_INVALID; the process and the tags survive") {
+TEST_CASE("hostile: a 6000-deep annotations value is 400 MANIFEST_INVALID, and the process and the tags survive") {
   HostedFixture f;
   json m = f.base_manifest();
   m["subject"] = descriptor(kOciManifest, f.manifest);

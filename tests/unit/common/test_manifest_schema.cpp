@@ -57,7 +57,7 @@ TEST_CASE("manifest schema: Content-Type parameters, blanks and case are ignored
   CHECK(validate_manifest(image(), " Application/VND.OCI.image.manifest.v1+JSON ") == kOciManifest);
 }
 
-TEST_CASE("manifest schema: without a body mediaType the Content-Type decides; artifacts are manifests") {
+TEST_CASE("manifest schema: without a body mediaType the Content-Type decides, and artifacts are manifests") {
   json doc = image();
   doc.erase("mediaType");
   doc["artifactType"] = "application/vnd.example+json";
