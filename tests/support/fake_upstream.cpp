@@ -217,6 +217,13 @@ std::string FakeUpstream::add_manifest(const std::string& repo, const std::strin
   return digest;
 }
 
+void FakeUpstream::add_document(const std::string& path, std::string body, const std::string& content_type) {
+  std::string digest = sha256_digest(body);
+  Object object{std::make_shared<const std::string>(std::move(body)), digest, content_type};
+  std::lock_guard lock(mutex_);
+  objects_[path] = object;
+}
+
 void FakeUpstream::set_behavior(const std::string& path, Behavior behavior) {
   std::lock_guard lock(mutex_);
   for (const GatePtr& gate : {behavior.headers_gate, behavior.body_gate}) {

@@ -140,6 +140,9 @@ class FakeUpstream {
   // Served by digest, and by `tag` too when it is not empty.
   std::string add_manifest(const std::string& repo, const std::string& tag, std::string bytes,
                            const std::string& media_type);
+  // Any other GET/HEAD target (a tag list, a referrers index): `body` is served for
+  // `path` whatever the query string.
+  void add_document(const std::string& path, std::string body, const std::string& content_type = "application/json");
   static std::string blob_path(const std::string& repo, const std::string& digest);
   static std::string manifest_path(const std::string& repo, const std::string& reference);
 
