@@ -79,21 +79,21 @@ FillCoordinator::~FillCoordinator() {
   idle_.wait(lock, [&] { return threads_ == 0; });
 }
 
-BlobFillPtr FillCoordinator::join_or_start(const Digest& digest, Transfer transfer, bool* started) {
+BlobFillPtr FillCoordinator::join_or_start(const FillKey& key, Transfer transfer, bool* started) {
   std::lock_guard lock(mutex_);
   // A fill that already failed is on its way out: the request that arrives
   // in that moment starts afresh rather than inherit the failure.
-  if (auto it = running_.find(digest); it != running_.end() && it->second->progress().state != BlobFill::State::Failed) {
+  if (auto it = running_.find(key); it != running_.end() && it->second->progress().state != BlobFill::State::Failed) {
     if (started) *started = false;
     return it->second;
   }
-  auto fill = std::make_shared<BlobFill>(digest);
-  running_[digest] = fill;
+  auto fill = std::make_shared<BlobFill>(key.digest);
+  running_[key] = fill;
   ++threads_;
   if (started) *started = true;
-  std::thread([this, fill_handle = fill, transfer_handle = std::move(transfer)]() mutable {
+  std::thread([this, key, fill_handle = fill, transfer_handle = std::move(transfer)]() mutable {
     name_this_thread("regcache-fill");
-    Digest digest = fill_handle->digest();
+    const Digest& digest = key.digest;
     const BlobFill* self = fill_handle.get();  // identity only: compared, never used
     {
       // Everything the transfer owns is released inside this scope, before the
@@ -111,7 +111,7 @@ BlobFillPtr FillCoordinator::join_or_start(const Digest& digest, Transfer transf
         log::warn("fill of " + digest.str() + " failed: " + fill->failure());
     }
     std::lock_guard done(mutex_);
-    if (auto it = running_.find(digest); it != running_.end() && it->second.get() == self) running_.erase(it);
+    if (auto it = running_.find(key); it != running_.end() && it->second.get() == self) running_.erase(it);
     --threads_;
     idle_.notify_all();
   }).detach();

@@ -74,6 +74,17 @@ class BlobFill {
 };
 using BlobFillPtr = std::shared_ptr<BlobFill>;
 
+// What a fill is shared by: the upstream namespace it comes from and the digest.
+// Two upstreams' fills of one digest never meet: a slow or hostile upstream's
+// bytes only ever reach clients that asked that upstream.
+struct FillKey {
+  std::string ns;
+  Digest digest;
+  friend bool operator<(const FillKey& a, const FillKey& b) {
+    return a.ns != b.ns ? a.ns < b.ns : a.digest < b.digest;
+  }
+};
+
 // Starts fills and lets later requests join a running one. Each fill runs on its
 // own thread, so a client that goes away never cancels it; it ends by itself
 // (upstream timeouts bound it). Destroying the coordinator waits for running fills.
@@ -88,15 +99,15 @@ class FillCoordinator {
   FillCoordinator(const FillCoordinator&) = delete;
   FillCoordinator& operator=(const FillCoordinator&) = delete;
 
-  // Joins the running fill for `digest`, or starts `transfer` as a new one.
-  // `started` tells the caller which happened.
-  BlobFillPtr join_or_start(const Digest& digest, Transfer transfer, bool* started = nullptr);
+  // Joins the running fill for `key` (same namespace and digest), or starts
+  // `transfer` as a new one. `started` tells the caller which happened.
+  BlobFillPtr join_or_start(const FillKey& key, Transfer transfer, bool* started = nullptr);
   std::size_t running() const;
 
  private:
   mutable std::mutex mutex_;
   std::condition_variable idle_;
-  std::map<Digest, BlobFillPtr> running_;
+  std::map<FillKey, BlobFillPtr> running_;
   std::size_t threads_ = 0;
 };
 

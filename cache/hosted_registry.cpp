@@ -11,6 +11,7 @@
 #include "cache/policy.h"
 #include "common/log.h"
 #include "common/manifest_schema.h"
+#include "common/thread_name.h"
 
 namespace regcache::cache {
 namespace {
@@ -53,7 +54,39 @@ std::string string_field(const json& object, const char* key) {
 
 HostedRegistry::HostedRegistry(BlobStore& blobs, db::MetadataStore& meta, ManifestMemo& manifests,
                                HostedOptions options)
-    : blobs_(blobs), meta_(meta), manifests_(manifests), options_(options) {}
+    : blobs_(blobs), meta_(meta), manifests_(manifests), options_(options) {
+  // Once, at start: later starts keep the counts in memory (O(1)).
+  for (const auto& u : meta_.list_uploads()) {
+    ++sessions_;
+    ++sessions_per_client_[u.client];
+  }
+  sweeper_ = std::thread([this] { sweep_loop(); });
+}
+
+HostedRegistry::~HostedRegistry() {
+  {
+    std::lock_guard lock(sweep_mutex_);
+    stopping_ = true;
+  }
+  sweep_wake_.notify_all();
+  sweeper_.join();
+}
+
+void HostedRegistry::sweep_loop() {
+  name_this_thread("regcache-sweep");
+  const auto interval = std::clamp<std::chrono::seconds>(options_.upload_ttl / 4, std::chrono::seconds(1),
+                                                         std::chrono::seconds(60));
+  std::unique_lock lock(sweep_mutex_);
+  while (!sweep_wake_.wait_for(lock, interval, [&] { return stopping_; })) {
+    lock.unlock();
+    try {
+      if (std::size_t n = expire_uploads()) log::info(std::to_string(n) + " idle upload sessions expired");
+    } catch (const std::exception& e) {
+      log::warn(std::string("upload expiry failed: ") + e.what());
+    }
+    lock.lock();
+  }
+}
 
 // --- pull ------------------------------------------------------------------
 
@@ -65,11 +98,13 @@ ManifestResult HostedRegistry::get_manifest(const RepoName& repo, const Referenc
     digest = tag->digest;
   }
   if (digest)
-    if (auto m = manifests_.load(*digest)) return {m->body, m->media_type, *digest, CacheStatus::Local};
+    if (auto m = manifests_.load(kNs, repo.str(), *digest)) return {m->body, m->media_type, *digest, CacheStatus::Local};
   throw RegistryError(ErrorCode::ManifestUnknown, "manifest " + repo.str() + (ref.is_digest() ? "@" : ":") +
                                                       ref.str() + " is unknown");
 }
 
+// A digest is served only through a repository that links it: pushed to X, it
+// is not readable as Y until Y mounts it or pushes it too.
 BlobResult HostedRegistry::get_blob(const RepoName& repo, const Digest& digest) {
   if (meta_.is_linked(kNs, repo.str(), digest))
     if (auto reader = blobs_.open(digest)) return {CacheStatus::Local, std::move(reader), nullptr};
@@ -83,9 +118,13 @@ std::shared_ptr<std::mutex> HostedRegistry::upload_lock(const std::string& id) {
   auto& weak = upload_locks_[id];
   auto strong = weak.lock();
   if (!strong) weak = strong = std::make_shared<std::mutex>();
-  // Drop entries of sessions nobody holds any more.
-  for (auto it = upload_locks_.begin(); it != upload_locks_.end();)
-    it = it->second.expired() ? upload_locks_.erase(it) : std::next(it);
+  // Drop entries of sessions nobody holds any more: a walk only when the map
+  // has doubled since the last one, so a call costs O(1) amortised.
+  if (upload_locks_.size() > prune_locks_above_) {
+    for (auto it = upload_locks_.begin(); it != upload_locks_.end();)
+      it = it->second.expired() ? upload_locks_.erase(it) : std::next(it);
+    prune_locks_above_ = std::max<std::size_t>(64, 2 * upload_locks_.size());
+  }
   return strong;
 }
 
@@ -94,19 +133,57 @@ db::UploadRecord HostedRegistry::session(const RepoName& repo, const std::string
   auto record = meta_.find_upload(id);
   if (!record || record->repo != repo.str() || record->ns != kNs) throw upload_unknown(id);
   if (now() - record->updated > options_.upload_ttl.count()) {
-    blobs_.remove_upload(id);
-    meta_.delete_upload(id);
+    drop_session(*record);
     throw upload_unknown(id);
   }
   return *record;
 }
 
-UploadStatus HostedRegistry::start_upload(const RepoName& repo) {
-  expire_uploads();
-  std::string id = new_upload_id();
-  blobs_.open_upload(id, true);  // the empty file exists before the session row
-  meta_.put_upload({id, kNs, repo.str(), now(), now()});
-  return {id, 0};
+void HostedRegistry::release_slot(const std::string& client) {
+  std::lock_guard lock(sessions_mutex_);
+  if (sessions_ > 0) --sessions_;
+  if (auto it = sessions_per_client_.find(client); it != sessions_per_client_.end() && --it->second == 0)
+    sessions_per_client_.erase(it);
+}
+
+void HostedRegistry::drop_session(const db::UploadRecord& record) {
+  blobs_.remove_upload(record.id);
+  // Only the call that actually removed the row frees the slot: a session
+  // finished and expired at once is counted out once.
+  if (meta_.delete_upload(record.id)) release_slot(record.client);
+}
+
+std::size_t HostedRegistry::upload_sessions() const {
+  std::lock_guard lock(sessions_mutex_);
+  return sessions_;
+}
+
+UploadStatus HostedRegistry::start_upload(const RepoName& repo, const std::string& client) {
+  {
+    std::lock_guard lock(sessions_mutex_);
+    std::size_t& mine = sessions_per_client_[client];
+    auto refuse = [&](const std::string& why) {
+      if (mine == 0) sessions_per_client_.erase(client);
+      return RegistryError(ErrorCode::TooManyRequests,
+                           why + "; finish or cancel sessions, or wait for idle ones to expire after " +
+                               std::to_string(options_.upload_ttl.count()) + " s");
+    };
+    if (mine >= options_.max_upload_sessions_per_client)
+      throw refuse("client " + client + " has " + std::to_string(mine) + " open upload sessions, the most allowed (max_upload_sessions_per_client)");
+    if (sessions_ >= options_.max_upload_sessions)
+      throw refuse("the registry has " + std::to_string(sessions_) + " open upload sessions, the most allowed (max_upload_sessions)");
+    ++mine;  // the slot is taken before any I/O; released below on failure
+    ++sessions_;
+  }
+  try {
+    std::string id = new_upload_id();
+    blobs_.open_upload(id, true);  // the empty file exists before the session row
+    meta_.put_upload({id, kNs, repo.str(), now(), now(), client});
+    return {id, 0};
+  } catch (...) {
+    release_slot(client);
+    throw;
+  }
 }
 
 UploadStatus HostedRegistry::upload_status(const RepoName& repo, const std::string& id) {
@@ -148,15 +225,25 @@ UploadStatus HostedRegistry::append_upload(const RepoName& repo, const std::stri
 }
 
 void HostedRegistry::publish(const RepoName& repo, BlobWriter& writer, const Digest& digest) {
-  writer.commit(digest);
+  writer.commit(digest);  // verify, fsync, rename: outside the unit, it may take a while
   std::int64_t t = now();
-  meta_.put_blob({digest, writer.size(), "", t, t});
-  meta_.link(kNs, repo.str(), digest);
+  bool present = false;
+  meta_.transact([&](db::MetadataStore& tx) {
+    // A delete that collected this digest between the rename and now removed
+    // the bytes inside its unit; checked here, inside ours, it cannot recur.
+    present = blobs_.exists(digest);
+    if (!present) return;
+    tx.put_blob({digest, writer.size(), "", t, t});
+    tx.link(kNs, repo.str(), digest);
+  });
+  if (!present)
+    throw RegistryError(ErrorCode::BlobUploadInvalid,
+                        "blob " + digest.str() + " was deleted while it was being published; push it again");
 }
 
 void HostedRegistry::finish_upload(const RepoName& repo, const std::string& id, std::optional<Body> body,
                                    const Digest& digest) {
-  session(repo, id);
+  auto record = session(repo, id);
   auto lock = upload_lock(id);
   std::lock_guard guard(*lock);
   auto writer = blobs_.open_upload(id, false);
@@ -167,19 +254,17 @@ void HostedRegistry::finish_upload(const RepoName& repo, const std::string& id, 
   } catch (const RegistryError& e) {
     if (e.code() != ErrorCode::DigestInvalid) throw;
     writer.reset();
-    blobs_.remove_upload(id);
-    meta_.delete_upload(id);
+    drop_session(record);
     throw;
   }
-  meta_.delete_upload(id);
+  if (meta_.delete_upload(id)) release_slot(record.client);
 }
 
 void HostedRegistry::cancel_upload(const RepoName& repo, const std::string& id) {
-  session(repo, id);
+  auto record = session(repo, id);
   auto lock = upload_lock(id);
   std::lock_guard guard(*lock);
-  blobs_.remove_upload(id);
-  meta_.delete_upload(id);
+  drop_session(record);
 }
 
 void HostedRegistry::put_blob(const RepoName& repo, Body body, const Digest& digest) {
@@ -189,28 +274,46 @@ void HostedRegistry::put_blob(const RepoName& repo, Body body, const Digest& dig
 }
 
 bool HostedRegistry::mount_blob(const RepoName& to, const RepoName& from, const Digest& digest) {
-  if (!meta_.is_linked(kNs, from.str(), digest) || !blobs_.exists(digest)) return false;
-  meta_.link(kNs, to.str(), digest);
-  return true;
+  bool mounted = false;
+  meta_.transact([&](db::MetadataStore& tx) {
+    mounted = tx.is_linked(kNs, from.str(), digest) && blobs_.exists(digest);
+    if (mounted) tx.link(kNs, to.str(), digest);
+  });
+  return mounted;
 }
 
 std::size_t HostedRegistry::expire_uploads() {
+  constexpr std::size_t kBatch = 256;
   std::size_t removed = 0;
-  std::int64_t cutoff = now() - options_.upload_ttl.count();
-  for (const auto& u : meta_.list_uploads()) {
-    if (u.updated < cutoff || !blobs_.upload_size(u.id)) {
-      blobs_.remove_upload(u.id);
-      meta_.delete_upload(u.id);
+  const std::int64_t cutoff = now() - options_.upload_ttl.count();
+  for (;;) {
+    auto idle = meta_.list_uploads_idle_since(cutoff, kBatch);
+    std::size_t busy = 0;
+    for (const auto& u : idle) {
+      auto lock = upload_lock(u.id);
+      std::unique_lock guard(*lock, std::try_to_lock);
+      if (!guard.owns_lock()) {  // a request is writing to it right now
+        ++busy;
+        continue;
+      }
+      drop_session(u);
       ++removed;
     }
+    if (idle.size() < kBatch || busy == idle.size()) return removed;
   }
-  return removed;
 }
 
 std::size_t HostedRegistry::remove_orphan_uploads() {
   std::set<std::string> sessions;
-  for (const auto& u : meta_.list_uploads()) sessions.insert(u.id);
   std::size_t removed = 0;
+  for (const auto& u : meta_.list_uploads()) {
+    if (!blobs_.upload_size(u.id)) {
+      drop_session(u);
+      ++removed;
+    } else {
+      sessions.insert(u.id);
+    }
+  }
   for (const auto& id : blobs_.list_uploads()) {
     if (!sessions.count(id)) {
       blobs_.remove_upload(id);
@@ -240,7 +343,7 @@ PutManifestResult HostedRegistry::put_manifest(const RepoName& repo, const Refer
     if (!list->is_array()) throw RegistryError(ErrorCode::ManifestInvalid, "manifests must be a list");
     for (const auto& entry : *list) {
       Digest child = descriptor_digest(entry, "an index entry");
-      if (!meta_.is_linked(kNs, repo.str(), child) || !manifests_.load(child))
+      if (!meta_.is_linked(kNs, repo.str(), child) || !manifests_.load(kNs, repo.str(), child))
         throw RegistryError(ErrorCode::ManifestBlobUnknown, "index references unknown manifest " + child.str());
       children.push_back(child);
     }
@@ -269,19 +372,41 @@ PutManifestResult HostedRegistry::put_manifest(const RepoName& repo, const Refer
     throw RegistryError(ErrorCode::DigestInvalid,
                         "manifest body has digest " + digest.str() + ", not " + ref.as_digest().str());
 
-  auto writer = blobs_.create_writer();
-  writer->write(body.data(), body.size());
-  writer->commit(digest);
-  std::int64_t t = now();
-  meta_.put_blob({digest, body.size(), media_type, t, t});
-  meta_.link(kNs, repo.str(), digest);
-  meta_.put_manifest_refs(kNs, repo.str(), digest, children);
+  std::string annotations_json;
   if (subject) {
     json annotations = doc.contains("annotations") && doc["annotations"].is_object() ? doc["annotations"] : json::object();
-    meta_.put_referrer(kNs, repo.str(), {*subject, digest, media_type, artifact_type, body.size(), annotations.dump()});
+    annotations_json = annotations.dump();
   }
-  if (!ref.is_digest()) meta_.put_tag(kNs, repo.str(), ref.as_tag(), digest, t);
-  manifests_.remember(digest, {std::make_shared<const std::string>(body), media_type});
+
+  // One unit: the references are checked and recorded together, so a delete of
+  // a layer (also one unit) either comes first and this put fails with
+  // MANIFEST_BLOB_UNKNOWN, or comes after and is refused because this manifest
+  // references the layer. The bytes are written inside the unit too (they are
+  // small), so a delete collecting the same digest cannot remove them between
+  // their write and the link. Blob rows get no media type from a hosted write:
+  // the type lives on this repository's link only.
+  std::int64_t t = now();
+  meta_.transact([&](db::MetadataStore& tx) {
+    for (const auto& child : children) {
+      auto link = tx.find_link(kNs, repo.str(), child);
+      bool is_index = doc.contains("manifests");
+      if (!link || (is_index && link->media_type.empty()) || !blobs_.exists(child))
+        throw RegistryError(ErrorCode::ManifestBlobUnknown, std::string(is_index ? "index references unknown manifest "
+                                                                                 : "manifest references unknown blob ") +
+                                                                child.str());
+    }
+    auto writer = blobs_.create_writer();
+    writer->write(body.data(), body.size());
+    writer->commit(digest);
+    tx.put_blob({digest, body.size(), "", t, t});
+    tx.link(kNs, repo.str(), digest, media_type);
+    tx.put_manifest_refs(kNs, repo.str(), digest, children);
+    if (subject)
+      tx.put_referrer(kNs, repo.str(), {*subject, digest, media_type, artifact_type, body.size(), annotations_json});
+    if (!ref.is_digest()) tx.put_tag(kNs, repo.str(), ref.as_tag(), digest, t);
+  });
+  manifests_.forget(kNs, repo.str(), digest);  // a re-push may bring another media type
+  manifests_.remember(kNs, repo.str(), digest, {std::make_shared<const std::string>(body), media_type});
   return {digest, subject};
 }
 
@@ -291,10 +416,10 @@ void HostedRegistry::require_deletes() const {
   if (!options_.delete_enabled) throw RegistryError(ErrorCode::Unsupported, "deleting is disabled on this registry");
 }
 
-void HostedRegistry::collect_if_unreferenced(const Digest& digest) {
-  if (meta_.count_links(digest) > 0) return;
+void HostedRegistry::collect_if_unreferenced(db::MetadataStore& tx, const Digest& digest) {
+  if (tx.count_links(digest) > 0) return;
   manifests_.forget(digest);
-  meta_.delete_blob(digest);
+  tx.delete_blob(digest);
   blobs_.remove(digest);
 }
 
@@ -303,31 +428,40 @@ void HostedRegistry::delete_manifest(const RepoName& repo, const Reference& ref)
   if (!ref.is_digest()) {
     if (!options_.tag_delete_enabled)
       throw RegistryError(ErrorCode::Unsupported, "deleting tags is disabled; delete the manifest by digest");
-    if (!meta_.find_tag(kNs, repo.str(), ref.as_tag()))
-      throw RegistryError(ErrorCode::ManifestUnknown, "tag " + ref.as_tag() + " is unknown to " + repo.str());
-    meta_.delete_tag(kNs, repo.str(), ref.as_tag());
+    meta_.transact([&](db::MetadataStore& tx) {
+      if (!tx.find_tag(kNs, repo.str(), ref.as_tag()))
+        throw RegistryError(ErrorCode::ManifestUnknown, "tag " + ref.as_tag() + " is unknown to " + repo.str());
+      tx.delete_tag(kNs, repo.str(), ref.as_tag());
+    });
     return;
   }
   const Digest& digest = ref.as_digest();
-  if (!meta_.is_linked(kNs, repo.str(), digest) || !manifests_.load(digest))
-    throw RegistryError(ErrorCode::ManifestUnknown, "manifest " + digest.str() + " is unknown to " + repo.str());
-  meta_.delete_tags_for(kNs, repo.str(), digest);
-  meta_.delete_referrer(kNs, repo.str(), digest);
-  meta_.delete_manifest_refs(kNs, repo.str(), digest);
-  meta_.unlink(kNs, repo.str(), digest);
-  collect_if_unreferenced(digest);
+  meta_.transact([&](db::MetadataStore& tx) {
+    auto link = tx.find_link(kNs, repo.str(), digest);
+    if (!link || link->media_type.empty())
+      throw RegistryError(ErrorCode::ManifestUnknown, "manifest " + digest.str() + " is unknown to " + repo.str());
+    tx.delete_tags_for(kNs, repo.str(), digest);
+    tx.delete_referrer(kNs, repo.str(), digest);
+    tx.delete_manifest_refs(kNs, repo.str(), digest);
+    tx.unlink(kNs, repo.str(), digest);
+    collect_if_unreferenced(tx, digest);
+  });
+  manifests_.forget(kNs, repo.str(), digest);
 }
 
 void HostedRegistry::delete_blob(const RepoName& repo, const Digest& digest) {
   require_deletes();
-  if (!meta_.is_linked(kNs, repo.str(), digest))
-    throw RegistryError(ErrorCode::BlobUnknown, "blob " + digest.str() + " is unknown to " + repo.str());
-  auto users = meta_.manifests_referencing(kNs, repo.str(), digest);
-  if (!users.empty())
-    throw RegistryError(ErrorCode::Denied, "blob " + digest.str() + " is referenced by manifest " +
-                                               users.front().str() + "; delete the manifest first");
-  meta_.unlink(kNs, repo.str(), digest);
-  collect_if_unreferenced(digest);
+  meta_.transact([&](db::MetadataStore& tx) {
+    if (!tx.is_linked(kNs, repo.str(), digest))
+      throw RegistryError(ErrorCode::BlobUnknown, "blob " + digest.str() + " is unknown to " + repo.str());
+    auto users = tx.manifests_referencing(kNs, repo.str(), digest);
+    if (!users.empty())
+      throw RegistryError(ErrorCode::Denied, "blob " + digest.str() + " is referenced by manifest " +
+                                                 users.front().str() + "; delete the manifest first");
+    tx.unlink(kNs, repo.str(), digest);
+    collect_if_unreferenced(tx, digest);
+  });
+  manifests_.forget(kNs, repo.str(), digest);
 }
 
 // --- discovery -------------------------------------------------------------

@@ -11,8 +11,19 @@
 //   client named; an upload session's bytes are on disk (DATA/uploads) and its
 //   row in the metadata store, so it survives a restart; idle ones expire.
 // - A blob referenced by a manifest of its repository cannot be deleted, so no
-//   manifest is ever served pointing at a blob that was deleted under it.
+//   manifest is ever served pointing at a blob that was deleted under it. Every
+//   multi-step write (manifest put, deletes, mount, publish, collection) is one
+//   unit of work in the metadata store, so a check and the write it allows are
+//   never interleaved with another request's (put manifest vs delete layer).
+// - A digest is readable in a hosted repository only when that repository
+//   links it (pushed, mounted or referenced there), as in distribution.
+// - Hosted writes never change mirrored metadata: media types live on this
+//   repository's links, blob rows are written without one.
+// - Anonymous clients are bounded: at most max_upload_sessions open sessions,
+//   max_upload_sessions_per_client per client address; starting one is O(1);
+//   idle sessions expire after upload_ttl, swept periodically.
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <istream>
 #include <map>
@@ -20,6 +31,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "cache/blob_store.h"
@@ -32,9 +45,11 @@ namespace regcache::cache {
 
 struct HostedOptions {
   std::size_t max_manifest_bytes = 4 << 20;
-  std::chrono::seconds upload_ttl{24 * 3600};
+  std::chrono::seconds upload_ttl{3600};
   bool delete_enabled = true;
   bool tag_delete_enabled = true;
+  std::size_t max_upload_sessions = 1000;            // open sessions, all clients together
+  std::size_t max_upload_sessions_per_client = 100;  // open sessions of one client address
 };
 
 struct UploadStatus {
@@ -58,7 +73,13 @@ class HostedRegistry {
   // Metadata namespace of hosted repositories.
   static inline const std::string kNamespace;
 
+  // Counts the sessions already stored, and starts the background sweep of
+  // idle ones (every upload_ttl / 4, between 1 s and 60 s).
   HostedRegistry(BlobStore& blobs, db::MetadataStore& meta, ManifestMemo& manifests, HostedOptions options);
+  // Stops the sweep.
+  ~HostedRegistry();
+  HostedRegistry(const HostedRegistry&) = delete;
+  HostedRegistry& operator=(const HostedRegistry&) = delete;
 
   std::size_t max_manifest_bytes() const { return options_.max_manifest_bytes; }
 
@@ -67,7 +88,9 @@ class HostedRegistry {
   BlobResult get_blob(const RepoName& repo, const Digest& digest);
 
   // --- push ---
-  UploadStatus start_upload(const RepoName& repo);
+  // `client` is the requesting client's address (the per-client cap counts by
+  // it). TOOMANYREQUESTS when a cap is reached; existing sessions are untouched.
+  UploadStatus start_upload(const RepoName& repo, const std::string& client);
   UploadStatus upload_status(const RepoName& repo, const std::string& id);
   // Appends a chunk. `first_byte` (from Content-Range) must equal the bytes
   // received so far, else UploadRangeInvalid and nothing is written.
@@ -96,21 +119,32 @@ class HostedRegistry {
   // artifact type when `artifact_type` is not empty.
   std::string referrers(const RepoName& repo, const Digest& subject, const std::string& artifact_type);
 
-  // Removes sessions idle for longer than upload_ttl, and sessions whose file
-  // is gone. Returns how many were removed.
+  // Removes sessions idle for longer than upload_ttl (found by index, not by
+  // a scan). A session with a request in progress is left for the next sweep.
+  // Returns how many were removed. Also run periodically in the background.
   std::size_t expire_uploads();
   // Removes upload files without a session (a crash between creating the file
-  // and its row). Only at start-up: a session being started has its file
-  // before its row.
+  // and its row) and sessions whose file is gone. Only at start-up: a session
+  // being started has its file before its row.
   std::size_t remove_orphan_uploads();
+  // Open upload sessions (all clients).
+  std::size_t upload_sessions() const;
 
  private:
   db::UploadRecord session(const RepoName& repo, const std::string& id);
   std::shared_ptr<std::mutex> upload_lock(const std::string& id);
   std::uint64_t append(BlobWriter& writer, Body body);
   void publish(const RepoName& repo, BlobWriter& writer, const Digest& digest);
-  void collect_if_unreferenced(const Digest& digest);
+  // Inside a unit of work: when no repository of any namespace links `digest`
+  // any more, removes its row and its bytes (the bytes inside the unit, so a
+  // concurrent publish of the same digest, which checks the bytes inside its
+  // own unit, either keeps them alive or sees them gone).
+  void collect_if_unreferenced(db::MetadataStore& tx, const Digest& digest);
   void require_deletes() const;
+  // Removes a session's file and row and frees its slot in the caps.
+  void drop_session(const db::UploadRecord& record);
+  void release_slot(const std::string& client);
+  void sweep_loop();
 
   BlobStore& blobs_;
   db::MetadataStore& meta_;
@@ -118,6 +152,16 @@ class HostedRegistry {
   HostedOptions options_;
   std::mutex locks_mutex_;
   std::map<std::string, std::weak_ptr<std::mutex>> upload_locks_;
+  std::size_t prune_locks_above_ = 64;  // amortised pruning of upload_locks_
+
+  mutable std::mutex sessions_mutex_;  // guards the two counts
+  std::size_t sessions_ = 0;
+  std::unordered_map<std::string, std::size_t> sessions_per_client_;
+
+  std::mutex sweep_mutex_;
+  std::condition_variable sweep_wake_;
+  bool stopping_ = false;
+  std::thread sweeper_;  // last: started when everything above exists
 };
 
 }  // namespace regcache::cache

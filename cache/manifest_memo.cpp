@@ -6,18 +6,30 @@ ManifestMemo::ManifestMemo(BlobStore& blobs, db::MetadataStore& meta, std::size_
                            std::size_t memory_bytes)
     : blobs_(blobs), meta_(meta), max_manifest_bytes_(max_manifest_bytes), memory_bytes_(memory_bytes) {}
 
-std::optional<ManifestMemo::Entry> ManifestMemo::load(const Digest& digest) {
+std::string ManifestMemo::key(const std::string& ns, const std::string& repo, const Digest& digest) {
+  // NUL cannot occur in a namespace, repository name or digest.
+  std::string k = ns;
+  k += '\0';
+  k += repo;
+  k += '\0';
+  k += digest.str();
+  return k;
+}
+
+std::optional<ManifestMemo::Entry> ManifestMemo::load(const std::string& ns, const std::string& repo,
+                                                      const Digest& digest) {
+  const std::string k = key(ns, repo, digest);
   {
     std::lock_guard lock(mutex_);
-    if (auto it = entries_.find(digest.str()); it != entries_.end()) {
-      order_.splice(order_.begin(), order_, it->second.second);
-      return it->second.first;
+    if (auto it = entries_.find(k); it != entries_.end()) {
+      order_.splice(order_.begin(), order_, it->second.order);
+      return it->second.entry;
     }
   }
-  auto row = meta_.find_blob(digest);
-  if (!row || row->media_type.empty() || row->size > max_manifest_bytes_) return std::nullopt;
+  auto link = meta_.find_link(ns, repo, digest);
+  if (!link || link->media_type.empty()) return std::nullopt;
   auto reader = blobs_.open(digest);
-  if (!reader) return std::nullopt;
+  if (!reader || reader->size() > max_manifest_bytes_) return std::nullopt;
   std::string body(reader->size(), '\0');
   std::size_t got = 0;
   while (got < body.size()) {
@@ -25,31 +37,44 @@ std::optional<ManifestMemo::Entry> ManifestMemo::load(const Digest& digest) {
     if (n == 0) return std::nullopt;
     got += n;
   }
-  Entry entry{std::make_shared<const std::string>(std::move(body)), row->media_type};
-  remember(digest, entry);
+  Entry entry{std::make_shared<const std::string>(std::move(body)), link->media_type};
+  remember(ns, repo, digest, entry);
   return entry;
 }
 
-void ManifestMemo::remember(const Digest& digest, const Entry& entry) {
+void ManifestMemo::remember(const std::string& ns, const std::string& repo, const Digest& digest,
+                            const Entry& entry) {
+  std::string k = key(ns, repo, digest);
   std::lock_guard lock(mutex_);
-  if (entries_.count(digest.str()) || entry.body->size() > memory_bytes_) return;
-  order_.push_front(digest);
-  entries_.emplace(digest.str(), std::make_pair(entry, order_.begin()));
-  bytes_ += entry.body->size();
-  while (bytes_ > memory_bytes_ && !order_.empty()) {
-    auto it = entries_.find(order_.back().str());
-    bytes_ -= it->second.first.body->size();
-    entries_.erase(it);
-    order_.pop_back();
+  if (entry.body->size() > memory_bytes_) return;
+  if (auto it = entries_.find(k); it != entries_.end()) {
+    // A new media type for the link (a re-push, a re-fetch) replaces the old.
+    it->second.entry.media_type = entry.media_type;
+    return;
   }
+  order_.push_front(k);
+  entries_.emplace(std::move(k), Slot{entry, digest, order_.begin()});
+  bytes_ += entry.body->size();
+  while (bytes_ > memory_bytes_ && !order_.empty()) erase(entries_.find(order_.back()));
+}
+
+void ManifestMemo::erase(std::unordered_map<std::string, Slot>::iterator it) {
+  bytes_ -= it->second.entry.body->size();
+  order_.erase(it->second.order);
+  entries_.erase(it);
+}
+
+void ManifestMemo::forget(const std::string& ns, const std::string& repo, const Digest& digest) {
+  std::lock_guard lock(mutex_);
+  if (auto it = entries_.find(key(ns, repo, digest)); it != entries_.end()) erase(it);
 }
 
 void ManifestMemo::forget(const Digest& digest) {
   std::lock_guard lock(mutex_);
-  if (auto it = entries_.find(digest.str()); it != entries_.end()) {
-    bytes_ -= it->second.first.body->size();
-    order_.erase(it->second.second);
-    entries_.erase(it);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    auto next = std::next(it);
+    if (it->second.digest == digest) erase(it);
+    it = next;
   }
 }
 

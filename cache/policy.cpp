@@ -146,4 +146,46 @@ std::string next_page_query(std::string_view link_header) {
   return "";
 }
 
+namespace {
+
+// The raw (still percent-encoded) value of the first `key=` parameter.
+std::optional<std::string_view> raw_param(std::string_view query, std::string_view key) {
+  for (std::size_t start = 0; start <= query.size();) {
+    std::size_t end = query.find('&', start);
+    std::string_view part = query.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (part.size() > key.size() && part.substr(0, key.size()) == key && part[key.size()] == '=')
+      return part.substr(key.size() + 1);
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+void append_param(std::string& out, std::string_view key, std::string_view value) {
+  if (!out.empty()) out += '&';
+  out.append(key).append("=").append(value);
+}
+
+}  // namespace
+
+std::string normalized_tags_query(std::string_view query) {
+  std::string out;
+  if (auto n = raw_param(query, "n"); n && !n->empty() && n->size() <= 20 &&
+                                      n->find_first_not_of("0123456789") == std::string_view::npos) {
+    std::uint64_t value = 0;
+    for (char c : *n) value = std::min<std::uint64_t>(value * 10 + static_cast<std::uint64_t>(c - '0'), kMaxListPage);
+    if (value > 0) append_param(out, "n", std::to_string(value));
+  }
+  if (auto last = raw_param(query, "last"); last && !last->empty() && last->size() <= kMaxListLastBytes)
+    append_param(out, "last", *last);
+  return out;
+}
+
+std::string normalized_referrers_query(std::string_view query) {
+  std::string out;
+  if (auto type = raw_param(query, "artifactType"); type && !type->empty() && type->size() <= kMaxListLastBytes)
+    append_param(out, "artifactType", *type);
+  return out;
+}
+
 }  // namespace regcache::cache

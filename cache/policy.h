@@ -59,6 +59,18 @@ bool may_serve_stale(int upstream_status);
 // names no next page or its target has no query (nothing a client could page with).
 std::string next_page_query(std::string_view link_header);
 
+// Kept list documents (tag lists, referrers) are keyed, and asked of the
+// upstream, by their normalised query: only the parameters that change the
+// answer, first occurrence of each, in a fixed order, values checked. Anything
+// else a client sends is dropped, so junk query strings cannot each create a
+// kept row and an upstream request.
+inline constexpr std::uint64_t kMaxListPage = 1000;  // n above this is asked as this (the client pages on)
+inline constexpr std::size_t kMaxListLastBytes = 512;  // a `last` longer than any tag could be is dropped
+// tags/list: "n=<1..kMaxListPage>" (digits, clamped) then "last=<as sent>".
+std::string normalized_tags_query(std::string_view query);
+// referrers: "artifactType=<as sent>" only.
+std::string normalized_referrers_query(std::string_view query);
+
 // The media type of a manifest body when the upstream sent no usable
 // Content-Type: its "mediaType" field, else the OCI manifest type.
 std::string sniff_manifest_media_type(std::string_view body);

@@ -46,7 +46,7 @@ PullThroughCache::PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, Ma
 
 std::int64_t PullThroughCache::now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-void PullThroughCache::check_reachable(const Origin& origin, const std::string& key, ErrorCode not_found,
+void PullThroughCache::check_reachable(const Origin& origin, const MissingKey& key, ErrorCode not_found,
                                        const std::string& what) {
   if (origin.offline)
     throw RegistryError(not_found, what + " is not cached, and regcache is offline (upstream " + origin.ns + " is not contacted)");
@@ -55,9 +55,44 @@ void PullThroughCache::check_reachable(const Origin& origin, const std::string& 
                                        std::to_string(origin.negative_ttl.count()) + " s)");
 }
 
-void PullThroughCache::remember_missing(const Origin& origin, const std::string& key, const RegistryError& e) {
+void PullThroughCache::remember_missing(const Origin& origin, const MissingKey& key, const RegistryError& e) {
   if (e.code() == ErrorCode::ManifestUnknown || e.code() == ErrorCode::BlobUnknown) missing_.add(key, origin.negative_ttl);
   throw e;
+}
+
+// --- namespace visibility ----------------------------------------------------
+
+bool PullThroughCache::namespace_has(const Origin& origin, const Digest& digest) {
+  return meta_.find_namespace_link(origin.ns, digest).has_value();
+}
+
+std::optional<PullThroughCache::Memo> PullThroughCache::stored_manifest(const Origin& origin, const RepoName& repo,
+                                                                        const Digest& digest) {
+  if (auto own = manifests_.load(origin.ns, repo.str(), digest)) return own;
+  auto link = meta_.find_namespace_link(origin.ns, digest);
+  if (!link || link->media_type.empty() || link->repo == repo.str()) return std::nullopt;
+  auto found = manifests_.load(origin.ns, link->repo, digest);
+  if (!found) return std::nullopt;
+  // Seen under this repository now: link it, so that its tags are answered
+  // from memory and its repository lists it, like a fetched one.
+  meta_.link(origin.ns, repo.str(), digest, found->media_type);
+  manifests_.remember(origin.ns, repo.str(), digest, *found);
+  return found;
+}
+
+bool PullThroughCache::adopt_stored(const Origin& origin, const RepoName& repo, const Digest& digest,
+                                    std::uint64_t size, const std::string& media_type) {
+  bool present = false;
+  std::int64_t t = now();
+  // The existence check is inside the unit: a hosted delete removes the bytes
+  // inside its own unit, so once this one commits they stay.
+  meta_.transact([&](db::MetadataStore& tx) {
+    present = blobs_.exists(digest);
+    if (!present) return;
+    tx.put_blob({digest, size, media_type, t, t});
+    tx.link(origin.ns, repo.str(), digest, media_type);
+  });
+  return present;
 }
 
 // --- manifests -------------------------------------------------------------
@@ -71,9 +106,9 @@ ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoNa
   }
 
   const Digest& digest = ref.as_digest();
-  if (auto memo = manifests_.load(digest); memo && accept.accepts(memo->media_type))
+  if (auto memo = stored_manifest(origin, repo, digest); memo && accept.accepts(memo->media_type))
     return {memo->body, memo->media_type, digest, CacheStatus::Hit};
-  std::string missing_key = "m|" + origin.ns + "|" + repo.str() + "|" + digest.str();
+  MissingKey missing_key{MissingKey::Kind::Manifest, origin.ns, repo.str(), digest.str()};
   check_reachable(origin, missing_key, ErrorCode::ManifestUnknown, "manifest " + repo.str() + "@" + digest.str());
   return manifest_flights_.run(flight_key(), [&] {
     try {
@@ -104,7 +139,7 @@ std::optional<ManifestResult> PullThroughCache::fresh_tag(const Origin& origin, 
   if (!row) return std::nullopt;
   if (!origin.offline && decide_tag(row->confirmed_at, true, now(), origin.tag_ttl) != TagAction::ServeLocal)
     return std::nullopt;
-  auto memo = manifests_.load(row->digest);
+  auto memo = manifests_.load(origin.ns, repo.str(), row->digest);
   if (!memo || !accept.accepts(memo->media_type)) return std::nullopt;
   return ManifestResult{memo->body, memo->media_type, row->digest, CacheStatus::Hit};
 }
@@ -112,11 +147,11 @@ std::optional<ManifestResult> PullThroughCache::fresh_tag(const Origin& origin, 
 ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
                                              const AcceptList& accept) {
   auto row = find_tag(origin, repo, tag);
-  std::optional<Memo> memo = row ? manifests_.load(row->digest) : std::nullopt;
+  std::optional<Memo> memo = row ? stored_manifest(origin, repo, row->digest) : std::nullopt;
   bool usable = memo && accept.accepts(memo->media_type);
   auto confirmed = row ? std::optional(row->confirmed_at) : std::nullopt;
   if (origin.offline && usable) return {memo->body, memo->media_type, row->digest, CacheStatus::Hit};
-  std::string missing_key = "t|" + origin.ns + "|" + repo.str() + "|" + tag;
+  MissingKey missing_key{MissingKey::Kind::Tag, origin.ns, repo.str(), tag};
   if (!usable) check_reachable(origin, missing_key, ErrorCode::ManifestUnknown, "manifest " + repo.str() + ":" + tag);
 
   switch (decide_tag(confirmed, usable, now(), origin.tag_ttl)) {
@@ -146,7 +181,8 @@ ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoNam
         auto revalidated = [&]() -> ManifestResult {
           if (named && *named == row->digest)
             return {memo->body, memo->media_type, row->digest, CacheStatus::Revalidated};
-          if (auto other = named ? manifests_.load(*named) : std::nullopt; other && accept.accepts(other->media_type))
+          if (auto other = named ? stored_manifest(origin, repo, *named) : std::nullopt;
+              other && accept.accepts(other->media_type))
             return {other->body, other->media_type, *named, CacheStatus::Revalidated};
           // The tag moved to content we do not have (or the upstream named no digest).
           return fetch_manifest(origin, repo, named ? named->str() : tag, accept, named);
@@ -186,35 +222,90 @@ ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const Repo
   }
 
   std::string media_type = usable_media_type(response.content_type, response.body);
-  auto writer = blobs_.create_writer();
-  writer->write(response.body.data(), response.body.size());
-  writer->commit(actual);
   std::int64_t t = now();
-  meta_.put_blob({actual, response.body.size(), media_type, t, t});
-  meta_.link(origin.ns, repo.str(), actual);
+  // Written inside the unit (a manifest is small): a hosted delete collecting
+  // the same digest cannot remove the bytes between their write and the link.
+  meta_.transact([&](db::MetadataStore& tx) {
+    auto writer = blobs_.create_writer();
+    writer->write(response.body.data(), response.body.size());
+    writer->commit(actual);
+    tx.put_blob({actual, response.body.size(), media_type, t, t});
+    tx.link(origin.ns, repo.str(), actual, media_type);
+  });
 
   Memo memo{std::make_shared<const std::string>(std::move(response.body)), media_type};
-  manifests_.remember(actual, memo);
+  manifests_.remember(origin.ns, repo.str(), actual, memo);
   return {memo.body, media_type, actual, CacheStatus::Miss};
 }
 
 // --- blobs -----------------------------------------------------------------
 
 BlobResult PullThroughCache::get_blob(const Origin& origin, const RepoName& repo, const Digest& digest) {
-  if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, std::move(reader), nullptr};
-  check_reachable(origin, "b|" + origin.ns + "|" + digest.str(), ErrorCode::BlobUnknown, "blob " + digest.str());
-  auto fill = fills_.join_or_start(digest, [this, origin, repo](BlobFill& f) { transfer_blob(origin, repo, f); });
+  if (namespace_has(origin, digest))
+    if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, std::move(reader), nullptr};
+  check_reachable(origin, {MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()}, ErrorCode::BlobUnknown,
+                  "blob " + repo.str() + "@" + digest.str());
+  auto fill = fills_.join_or_start({origin.ns, digest},
+                                   [this, origin, repo](BlobFill& f) { transfer_blob(origin, repo, f); });
   return {CacheStatus::Miss, nullptr, std::move(fill)};
+}
+
+BlobHeadResult PullThroughCache::head_blob(const Origin& origin, const RepoName& repo, const Digest& digest) {
+  if (namespace_has(origin, digest))
+    if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, reader->size()};
+  MissingKey missing_key{MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()};
+  check_reachable(origin, missing_key, ErrorCode::BlobUnknown, "blob " + repo.str() + "@" + digest.str());
+  upstream::Response head;
+  try {
+    head = origin.upstream->head_blob(repo.str(), digest.str());
+  } catch (const upstream::TransportError& e) {
+    throw unreachable(origin, e);
+  }
+  if (head.status != 200)
+    remember_missing(origin, missing_key, upstream_status_error(head.status, ObjectKind::Blob, origin.ns, head.retry_after));
+  if (!head.content_length)
+    throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " answered a HEAD of " + digest.str() +
+                                                        " without Content-Length");
+  // The upstream confirmed the digest: bytes stored for another namespace (or
+  // a hosted push) may now be served under this one too.
+  if (auto stored = blobs_.open(digest); stored && stored->size() == *head.content_length)
+    adopt_stored(origin, repo, digest, stored->size(), "");
+  return {CacheStatus::Miss, *head.content_length};
 }
 
 void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill) {
   const Digest& digest = fill.digest();
-  // A fill that finished just before this one was started: serve what it stored.
+  const MissingKey missing_key{MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()};
+  // The bytes are stored already: by a fill of this namespace that finished
+  // just before this one started, or for another namespace or a hosted push.
+  // The latter are served only once this upstream confirms it has the digest
+  // (HEAD); the bytes themselves are verified content, so they need not move.
   if (std::shared_ptr<BlobReader> stored = blobs_.open(digest)) {
-    fill.started(stored->fd(), stored->size(), stored);
-    fill.spooled(stored->size());
-    fill.committed();
-    return;
+    bool visible = namespace_has(origin, digest);
+    if (!visible) {
+      upstream::Response head;
+      try {
+        head = origin.upstream->head_blob(repo.str(), digest.str());
+      } catch (const upstream::TransportError& e) {
+        throw unreachable(origin, e);
+      }
+      if (head.status != 200)
+        remember_missing(origin, missing_key,
+                         upstream_status_error(head.status, ObjectKind::Blob, origin.ns, head.retry_after));
+      if (head.content_length && *head.content_length != stored->size())
+        throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " announces " +
+                                                            std::to_string(*head.content_length) + " bytes for " +
+                                                            digest.str() + ", which has " +
+                                                            std::to_string(stored->size()));
+      visible = adopt_stored(origin, repo, digest, stored->size(), "");
+    }
+    if (visible) {
+      fill.started(stored->fd(), stored->size(), stored);
+      fill.spooled(stored->size());
+      fill.committed();
+      return;
+    }
+    // Removed meanwhile: fetch it like any miss.
   }
 
   std::unique_ptr<upstream::BodyStream> body;
@@ -225,7 +316,7 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   }
   const auto& response = body->response();
   if (response.status != 200)
-    remember_missing(origin, "b|" + origin.ns + "|" + digest.str(),
+    remember_missing(origin, missing_key,
                      upstream_status_error(response.status, ObjectKind::Blob, origin.ns, response.retry_after));
 
   std::shared_ptr<BlobWriter> writer = blobs_.create_writer();
@@ -269,9 +360,8 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   } catch (const RegistryError& e) {
     throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent wrong bytes: " + e.what());
   }
-  std::int64_t t = now();
-  meta_.put_blob({digest, writer->size(), "", t, t});
-  meta_.link(origin.ns, repo.str(), digest);
+  if (!adopt_stored(origin, repo, digest, writer->size(), ""))
+    throw RegistryError(ErrorCode::Unavailable, "stored " + digest.str() + " was removed while its fill committed");
   fill.committed();
 }
 
@@ -302,7 +392,10 @@ TagListResult PullThroughCache::kept_document(const Origin& origin, const RepoNa
   }
   if (response.status == 200) {
     db::DocumentRecord kept{std::move(response.body), now(), next_page_query(response.link), response.filters_applied};
-    meta_.put_document(origin.ns, repo.str(), key, kept);
+    meta_.transact([&](db::MetadataStore& tx) {
+      tx.put_document(origin.ns, repo.str(), key, kept);
+      tx.prune_documents(origin.ns, repo.str(), options_.documents_per_repository);
+    });
     return {std::move(kept.body), stored ? CacheStatus::Revalidated : CacheStatus::Miss, std::move(kept.next_query),
             std::move(kept.filters_applied)};
   }
@@ -311,7 +404,8 @@ TagListResult PullThroughCache::kept_document(const Origin& origin, const RepoNa
   throw upstream_status_error(response.status, kind, origin.ns, response.retry_after);
 }
 
-TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& repo, const std::string& query) {
+TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& repo, const std::string& client_query) {
+  const std::string query = normalized_tags_query(client_query);
   return kept_document(
       origin, repo, "tags/list?" + query,
       [&] { return origin.upstream->get_tags(repo.str(), query, options_.max_manifest_bytes); }, ObjectKind::TagList,
@@ -323,7 +417,8 @@ TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& 
 }
 
 TagListResult PullThroughCache::list_referrers(const Origin& origin, const RepoName& repo, const Digest& subject,
-                                               const std::string& query) {
+                                               const std::string& client_query) {
+  const std::string query = normalized_referrers_query(client_query);
   return kept_document(
       origin, repo, "referrers/" + subject.str() + "?" + query,
       [&] { return origin.upstream->get_referrers(repo.str(), subject.str(), query, options_.max_manifest_bytes); },

@@ -10,6 +10,15 @@
 //
 // Content is only ever stored whole and verified: a manifest's bytes must hash
 // to the digest the upstream names; a blob is spooled, verified, then published.
+//
+// Isolation by namespace: the content store is shared on disk, but what is
+// visible under an upstream's name is only what that upstream was seen to
+// have. A by-digest read is a hit only when some repository of the same
+// namespace links the digest; otherwise the upstream is asked (bytes already
+// stored for another namespace or a hosted push are reused after an upstream
+// HEAD confirms the digest, never served on their own say-so). Fills and
+// remembered 404s are keyed by namespace (and repository), so one upstream's
+// slow, wrong or missing answer never reaches a client of another.
 #include <chrono>
 #include <functional>
 #include <cstdint>
@@ -61,6 +70,12 @@ struct BlobResult {
   BlobFillPtr fill;
 };
 
+// What a HEAD of a blob answers: its size, and how it was known.
+struct BlobHeadResult {
+  CacheStatus status;
+  std::uint64_t size = 0;
+};
+
 // A JSON document answered by the upstream and kept like a tag: a tag list
 // ({"name":…, "tags":[…]}) or a referrers index.
 struct TagListResult {
@@ -74,6 +89,7 @@ struct CacheOptions {
   std::size_t max_manifest_bytes = 4 << 20;
   std::size_t manifest_memory_bytes = 16 << 20;  // hot manifests kept in memory
   std::chrono::seconds fill_timeout{3600};       // longest one blob transfer may take
+  std::size_t documents_per_repository = 32;     // kept tag-list/referrers pages per repository, newest kept
 };
 
 class PullThroughCache {
@@ -85,10 +101,13 @@ class PullThroughCache {
                               const AcceptList& accept);
   // Throws RegistryError when the blob is neither stored nor fetchable.
   BlobResult get_blob(const Origin& origin, const RepoName& repo, const Digest& digest);
-  // `query` is the client's query string (n, last), passed on verbatim.
+  // HEAD of a blob: answered from the store when this namespace has it, else
+  // from an upstream HEAD, without fetching or storing the blob.
+  BlobHeadResult head_blob(const Origin& origin, const RepoName& repo, const Digest& digest);
+  // `query` is the client's query string; only n and last are kept (normalised).
   TagListResult list_tags(const Origin& origin, const RepoName& repo, const std::string& query);
 
-  // The upstream's referrers index for `subject` (`query` passed on verbatim),
+  // The upstream's referrers index for `subject` (`query`: only artifactType is kept),
   // kept like a tag list, with the upstream's OCI-Filters-Applied and next page.
   TagListResult list_referrers(const Origin& origin, const RepoName& repo, const Digest& subject,
                                const std::string& query);
@@ -111,14 +130,31 @@ class PullThroughCache {
   // any lock shared with other requests for the tag. nullopt otherwise.
   std::optional<ManifestResult> fresh_tag(const Origin& origin, const RepoName& repo, const std::string& tag,
                                           const AcceptList& accept);
+  // The manifest `digest` as stored for this namespace: `repo`'s own link
+  // first, else any repository of the same upstream (see namespace_has()).
+  std::optional<Memo> stored_manifest(const Origin& origin, const RepoName& repo, const Digest& digest);
+  // Whether some repository of the origin's namespace links `digest`.
+  //
+  // Per namespace, not per repository: one upstream's content is fetched under
+  // one identity (its configured credentials), blobs are shared between an
+  // upstream's repositories (base layers), and distribution's own proxy shares
+  // them the same way; asking the upstream again for every repository would
+  // multiply upstream traffic for no isolation gain. Per-repository read rights
+  // are the auth layer's business, checked on top of this.
+  bool namespace_has(const Origin& origin, const Digest& digest);
+  // Records that `repo` of the origin's namespace has the stored `digest`, in one
+  // unit of work that also checks the bytes are still there. False when they
+  // were removed meanwhile (a hosted delete collected them).
+  bool adopt_stored(const Origin& origin, const RepoName& repo, const Digest& digest, std::uint64_t size,
+                    const std::string& media_type);
   std::optional<db::TagRecord> find_tag(const Origin& origin, const RepoName& repo, const std::string& tag);
   void put_tag(const Origin& origin, const RepoName& repo, const std::string& tag, const Digest& digest);
   void transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill);
   // Throws the remembered 404 when `key` is in the negative cache, or the
   // offline refusal when the origin is offline.
-  void check_reachable(const Origin& origin, const std::string& key, ErrorCode not_found, const std::string& what);
+  void check_reachable(const Origin& origin, const MissingKey& key, ErrorCode not_found, const std::string& what);
   // Rethrows `e` after remembering `key` as missing when it is an upstream 404.
-  [[noreturn]] void remember_missing(const Origin& origin, const std::string& key, const RegistryError& e);
+  [[noreturn]] void remember_missing(const Origin& origin, const MissingKey& key, const RegistryError& e);
   // Serves the document kept under `key` while fresh, else asks `fetch`, keeps
   // its 200 answer, and falls back to the kept one (or `fallback_body`) when
   // the upstream is in trouble.

@@ -11,6 +11,7 @@
 // Implementations are thread-safe. SQLite is the default; a PostgreSQL one can
 // sit behind the same interface when several replicas share metadata.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,7 +24,10 @@ namespace regcache::db {
 struct BlobRecord {
   Digest digest;
   std::uint64_t size = 0;
-  std::string media_type;  // manifests: their media type; layers: may be empty
+  // The first media type a mirrored fetch recorded for these bytes: a hint for
+  // start-up and tools only. What a manifest is served as is its link's
+  // media type (LinkRecord), which is per namespace and repository.
+  std::string media_type;
   std::int64_t created = 0;      // unix seconds
   std::int64_t last_access = 0;  // unix seconds
 };
@@ -34,6 +38,13 @@ struct UploadRecord {
   std::string repo;
   std::int64_t created = 0;
   std::int64_t updated = 0;  // last time bytes arrived: idle sessions expire from here
+  std::string client;        // the address that started it (per-client session caps); may be empty
+};
+
+// What a repository's link to a digest says: how this repository serves it.
+struct LinkRecord {
+  std::string repo;
+  std::string media_type;  // a manifest's media type as stored for this repository; "" for layers and configs
 };
 
 // A manifest in `repo` whose `subject` field names another manifest.
@@ -64,6 +75,19 @@ class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
 
+  // --- units of work ---
+  // Runs `work` as one atomic unit: every write made through `tx` commits
+  // together, or none does when `work` throws (the exception is rethrown).
+  // Reads through `tx` see a consistent state that no other writer changes
+  // until the unit ends, so a check and the write that depends on it cannot be
+  // interleaved with another unit (SQLite: BEGIN IMMEDIATE on one connection).
+  // `work` runs exactly once; contention with other processes is waited out
+  // (busy timeout, then retries of the BEGIN) before it starts. Inside `work`,
+  // use `tx` only, never this store; units do not nest. `work` may do non-store
+  // side effects that must be ordered with the writes (removing a blob file),
+  // but must not wait on another thread that uses the store.
+  virtual void transact(const std::function<void(MetadataStore& tx)>& work) = 0;
+
   // --- blobs (global: content-addressed, shared by every repository) ---
   virtual std::optional<BlobRecord> find_blob(const Digest& digest) = 0;
   // Inserts the row, or on an existing digest updates size and (when the new one
@@ -75,8 +99,16 @@ class MetadataStore {
   virtual std::vector<BlobRecord> list_blobs() = 0;
 
   // --- repository links: repository `repo` in namespace `ns` references `digest` ---
-  virtual void link(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
+  // Inserts the link; a non-empty `media_type` also replaces the link's one
+  // (the manifest's media type as this repository serves it).
+  virtual void link(const std::string& ns, const std::string& repo, const Digest& digest,
+                    const std::string& media_type = {}) = 0;
   virtual bool is_linked(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
+  // The link of `repo` in `ns` to `digest`, or nullopt.
+  virtual std::optional<LinkRecord> find_link(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
+  // Some link to `digest` in namespace `ns` (any repository), preferring one with
+  // a media type; nullopt when no repository of `ns` references it.
+  virtual std::optional<LinkRecord> find_namespace_link(const std::string& ns, const Digest& digest) = 0;
   virtual void unlink(const std::string& ns, const std::string& repo, const Digest& digest) = 0;
 
   // --- tags ---
@@ -115,14 +147,23 @@ class MetadataStore {
   virtual void put_upload(const UploadRecord& record) = 0;
   virtual std::optional<UploadRecord> find_upload(const std::string& id) = 0;
   virtual void touch_upload(const std::string& id, std::int64_t now) = 0;
-  virtual void delete_upload(const std::string& id) = 0;
+  // True when a session was there to remove.
+  virtual bool delete_upload(const std::string& id) = 0;
   virtual std::vector<UploadRecord> list_uploads() = 0;
+  // Sessions whose last activity is before `cutoff` (unix seconds), oldest
+  // first, at most `limit` of them (indexed: cost grows with the answer).
+  virtual std::vector<UploadRecord> list_uploads_idle_since(std::int64_t cutoff, std::size_t limit) = 0;
 
   // --- cached upstream documents (tag lists, referrers) ---
   virtual void put_document(const std::string& ns, const std::string& repo, const std::string& key,
                             const DocumentRecord& document) = 0;
   virtual std::optional<DocumentRecord> find_document(const std::string& ns, const std::string& repo,
                                                       const std::string& key) = 0;
+  // Keeps the `keep` most recently fetched documents of `repo` and removes the
+  // rest; returns how many were removed.
+  virtual std::size_t prune_documents(const std::string& ns, const std::string& repo, std::size_t keep) = 0;
+  // How many documents `repo` keeps.
+  virtual std::size_t count_documents(const std::string& ns, const std::string& repo) = 0;
 };
 
 // Opens (creating if needed) the SQLite database at `path`: WAL mode, a busy

@@ -100,6 +100,20 @@ const std::vector<std::string> kMigrations = {
       ALTER TABLE documents ADD COLUMN next_query TEXT NOT NULL DEFAULT '';
       ALTER TABLE documents ADD COLUMN filters_applied TEXT NOT NULL DEFAULT '';
     )sql",
+    // 4: isolation by namespace and bounded anonymous state. A manifest's media
+    //    type moves to its repository link (so a hosted push of the same bytes
+    //    with another type cannot change how a mirrored repository serves them),
+    //    back-filled from the blob row; upload sessions remember the client that
+    //    started them and are found by idle time; kept documents by age.
+    R"sql(
+      ALTER TABLE repo_blobs ADD COLUMN media_type TEXT NOT NULL DEFAULT '';
+      UPDATE repo_blobs SET media_type =
+        COALESCE((SELECT b.media_type FROM blobs b WHERE b.digest = repo_blobs.digest), '');
+      CREATE INDEX repo_blobs_ns_digest ON repo_blobs(ns, digest);
+      ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';
+      CREATE INDEX uploads_updated ON uploads(updated);
+      CREATE INDEX documents_fetched ON documents(ns, repo, fetched_at);
+    )sql",
 };
 
 [[noreturn]] void fail(sqlite3* db, std::string_view what) {
@@ -248,7 +262,15 @@ constexpr const char* kDeleteBlobTags = "DELETE FROM tags WHERE digest = ?1";
 constexpr const char* kDeleteBlob = "DELETE FROM blobs WHERE digest = ?1";
 constexpr const char* kListBlobs =
     "SELECT digest, size, media_type, created, last_access FROM blobs ORDER BY digest";
-constexpr const char* kLink = "INSERT OR IGNORE INTO repo_blobs(ns, repo, digest) VALUES(?1, ?2, ?3)";
+constexpr const char* kLink =
+    "INSERT INTO repo_blobs(ns, repo, digest, media_type) VALUES(?1, ?2, ?3, ?4) "
+    "ON CONFLICT(ns, repo, digest) DO UPDATE SET "
+    "media_type = CASE WHEN excluded.media_type <> '' THEN excluded.media_type ELSE repo_blobs.media_type END";
+constexpr const char* kFindLink = "SELECT repo, media_type FROM repo_blobs WHERE ns = ?1 AND repo = ?2 AND digest = ?3";
+// A link with a media type first: a manifest linked in one repository and
+// merely listed (without type) in another is still a manifest.
+constexpr const char* kFindNamespaceLink =
+    "SELECT repo, media_type FROM repo_blobs WHERE ns = ?1 AND digest = ?2 ORDER BY media_type = '', repo LIMIT 1";
 constexpr const char* kIsLinked = "SELECT 1 FROM repo_blobs WHERE ns = ?1 AND repo = ?2 AND digest = ?3";
 constexpr const char* kUnlink = "DELETE FROM repo_blobs WHERE ns = ?1 AND repo = ?2 AND digest = ?3";
 constexpr const char* kFindTag = "SELECT digest, confirmed_at FROM tags WHERE ns = ?1 AND repo = ?2 AND tag = ?3";
@@ -275,18 +297,27 @@ constexpr const char* kListReferrers =
     "SELECT subject, digest, media_type, artifact_type, size, annotations FROM referrers "
     "WHERE ns = ?1 AND repo = ?2 AND subject = ?3 ORDER BY digest";
 constexpr const char* kPutUpload =
-    "INSERT OR REPLACE INTO uploads(id, ns, repo, created, updated) VALUES(?1, ?2, ?3, ?4, ?5)";
-constexpr const char* kFindUpload = "SELECT id, ns, repo, created, updated FROM uploads WHERE id = ?1";
+    "INSERT OR REPLACE INTO uploads(id, ns, repo, created, updated, client) VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr const char* kFindUpload = "SELECT id, ns, repo, created, updated, client FROM uploads WHERE id = ?1";
 constexpr const char* kTouchUpload = "UPDATE uploads SET updated = MAX(updated, ?2) WHERE id = ?1";
 constexpr const char* kDeleteUpload = "DELETE FROM uploads WHERE id = ?1";
-constexpr const char* kListUploads = "SELECT id, ns, repo, created, updated FROM uploads ORDER BY id";
+constexpr const char* kListUploads = "SELECT id, ns, repo, created, updated, client FROM uploads ORDER BY id";
+constexpr const char* kListIdleUploads =
+    "SELECT id, ns, repo, created, updated, client FROM uploads WHERE updated < ?1 ORDER BY updated LIMIT ?2";
 constexpr const char* kPutDocument =
     "INSERT OR REPLACE INTO documents(ns, repo, key, body, fetched_at, next_query, filters_applied) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr const char* kFindDocument =
     "SELECT body, fetched_at, next_query, filters_applied FROM documents WHERE ns = ?1 AND repo = ?2 AND key = ?3";
-constexpr const char* kBegin = "BEGIN IMMEDIATE";
+// Everything but the `keep` newest documents of one repository.
+constexpr const char* kPruneDocuments =
+    "DELETE FROM documents WHERE ns = ?1 AND repo = ?2 AND key NOT IN "
+    "(SELECT key FROM documents WHERE ns = ?1 AND repo = ?2 ORDER BY fetched_at DESC, key LIMIT ?3)";
+constexpr const char* kCountDocuments = "SELECT COUNT(*) FROM documents WHERE ns = ?1 AND repo = ?2";
 constexpr const char* kCommit = "COMMIT";
+// BEGIN IMMEDIATE waits out the busy timeout for another process's writer; a
+// unit still refused after that many such waits gives up.
+constexpr int kBeginAttempts = 3;
 
 std::int64_t to_sql_size(std::uint64_t size) {
   if (size > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
@@ -294,7 +325,9 @@ std::int64_t to_sql_size(std::uint64_t size) {
   return static_cast<std::int64_t>(size);
 }
 
-UploadRecord read_upload(const Query& q) { return UploadRecord{q.text(0), q.text(1), q.text(2), q.int64(3), q.int64(4)}; }
+UploadRecord read_upload(const Query& q) {
+  return UploadRecord{q.text(0), q.text(1), q.text(2), q.int64(3), q.int64(4), q.text(5)};
+}
 
 BlobRecord read_blob(const Query& q) {
   return BlobRecord{q.digest(0), static_cast<std::uint64_t>(q.int64(1)), q.text(2), q.int64(3), q.int64(4)};
@@ -356,9 +389,42 @@ class SqliteMetadataStore final : public MetadataStore {
     return out;
   }
 
-  void link(const std::string& ns, const std::string& repo, const Digest& digest) override {
+  void transact(const std::function<void(MetadataStore& tx)>& work) override {
     std::lock_guard lock(mutex_);
-    query(kLink, "link").bind(ns).bind(repo).bind(digest).run();
+    if (in_unit_) throw std::logic_error("sqlite: transact: units of work do not nest");
+    begin();
+    in_unit_ = true;
+    try {
+      work(*this);
+      query(kCommit, "transact: commit").run();
+      in_unit_ = false;
+    } catch (...) {
+      in_unit_ = false;
+      rollback();
+      throw;
+    }
+  }
+
+  void link(const std::string& ns, const std::string& repo, const Digest& digest,
+            const std::string& media_type) override {
+    std::lock_guard lock(mutex_);
+    query(kLink, "link").bind(ns).bind(repo).bind(digest).bind(media_type).run();
+  }
+
+  std::optional<LinkRecord> find_link(const std::string& ns, const std::string& repo, const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kFindLink, "find_link");
+    q.bind(ns).bind(repo).bind(digest);
+    if (!q.step()) return std::nullopt;
+    return LinkRecord{q.text(0), q.text(1)};
+  }
+
+  std::optional<LinkRecord> find_namespace_link(const std::string& ns, const Digest& digest) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kFindNamespaceLink, "find_namespace_link");
+    q.bind(ns).bind(digest);
+    if (!q.step()) return std::nullopt;
+    return LinkRecord{q.text(0), q.text(1)};
   }
 
   bool is_linked(const std::string& ns, const std::string& repo, const Digest& digest) override {
@@ -469,7 +535,7 @@ class SqliteMetadataStore final : public MetadataStore {
 
   void put_upload(const UploadRecord& r) override {
     std::lock_guard lock(mutex_);
-    query(kPutUpload, "put_upload").bind(r.id).bind(r.ns).bind(r.repo).bind(r.created).bind(r.updated).run();
+    query(kPutUpload, "put_upload").bind(r.id).bind(r.ns).bind(r.repo).bind(r.created).bind(r.updated).bind(r.client).run();
   }
 
   std::optional<UploadRecord> find_upload(const std::string& id) override {
@@ -485,9 +551,19 @@ class SqliteMetadataStore final : public MetadataStore {
     query(kTouchUpload, "touch_upload").bind(id).bind(now).run();
   }
 
-  void delete_upload(const std::string& id) override {
+  bool delete_upload(const std::string& id) override {
     std::lock_guard lock(mutex_);
     query(kDeleteUpload, "delete_upload").bind(id).run();
+    return sqlite3_changes(db_.get()) > 0;
+  }
+
+  std::vector<UploadRecord> list_uploads_idle_since(std::int64_t cutoff, std::size_t limit) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListIdleUploads, "list_uploads_idle_since");
+    q.bind(cutoff).bind(to_sql_size(limit));
+    std::vector<UploadRecord> out;
+    while (q.step()) out.push_back(read_upload(q));
+    return out;
   }
 
   std::vector<UploadRecord> list_uploads() override {
@@ -515,18 +591,49 @@ class SqliteMetadataStore final : public MetadataStore {
     return DocumentRecord{q.text(0), q.int64(1), q.text(2), q.text(3)};
   }
 
+  std::size_t prune_documents(const std::string& ns, const std::string& repo, std::size_t keep) override {
+    std::lock_guard lock(mutex_);
+    query(kPruneDocuments, "prune_documents").bind(ns).bind(repo).bind(to_sql_size(keep)).run();
+    return static_cast<std::size_t>(sqlite3_changes(db_.get()));
+  }
+
+  std::size_t count_documents(const std::string& ns, const std::string& repo) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kCountDocuments, "count_documents");
+    q.bind(ns).bind(repo);
+    return q.step() ? static_cast<std::size_t>(q.int64(0)) : 0;
+  }
+
  private:
-  // Runs `body` in one write transaction. Caller holds mutex_.
+  // Runs `body` in one write transaction, or as part of the unit of work
+  // already open on this thread (transact). Caller holds mutex_.
   template <class Body>
   void transaction(std::string_view what, Body&& body) {
-    query(kBegin, what).run();
+    if (in_unit_) return body();
+    begin();
     try {
       body();
       query(kCommit, what).run();
     } catch (...) {
-      if (!sqlite3_get_autocommit(db_.get())) sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      rollback();
       throw;
     }
+  }
+
+  // BEGIN IMMEDIATE: takes the write lock now, so reads made in the unit stay
+  // true until it commits. SQLITE_BUSY (another process writing for longer than
+  // the busy timeout) is retried a few times before it is an error. Caller
+  // holds mutex_.
+  void begin() {
+    for (int attempt = 1;; ++attempt) {
+      int rc = sqlite3_exec(db_.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) return;
+      if ((rc & 0xff) != SQLITE_BUSY || attempt == kBeginAttempts) fail(db_.get(), "begin transaction");
+    }
+  }
+
+  void rollback() {
+    if (!sqlite3_get_autocommit(db_.get())) sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
   }
 
   // Returns a ready-to-bind use of the cached statement for `sql`, preparing it
@@ -540,7 +647,11 @@ class SqliteMetadataStore final : public MetadataStore {
     return Query(db_.get(), stmt, what);
   }
 
-  std::mutex mutex_;  // serializes every use of db_ and statements_
+  // Serializes every use of db_ and statements_. Recursive: a unit of work
+  // holds it from BEGIN to COMMIT while its body calls the store's methods on
+  // the same thread; other threads wait for the whole unit.
+  std::recursive_mutex mutex_;
+  bool in_unit_ = false;  // a transact() is open (guarded by mutex_)
   DbPtr db_;         // closed after the destructor body has finalized statements_
   // Keyed by the address of the k* SQL literals above.
   std::unordered_map<const char*, sqlite3_stmt*> statements_;

@@ -83,6 +83,16 @@ void RegistryApi::blob(Exchange& ex, const Route& r) {
   }
   auto [origin, repo] = resolve(ex, r.name);
   Digest digest = parse_digest(r.reference);
+  if (origin && ex.is_head()) {
+    // A HEAD never fills: answered from the store or from an upstream HEAD.
+    auto head = cache_.head_blob(*origin, repo, digest);
+    set_cache_status(ex, head.status);
+    ex.response.setContentType("application/octet-stream");
+    ex.response.set("Docker-Content-Digest", digest.str());
+    ex.response.set("ETag", "\"" + digest.str() + "\"");
+    prepare(ex, head.size);
+    return send_headers(ex);
+  }
   auto result = origin ? cache_.get_blob(*origin, repo, digest) : hosted_.get_blob(repo, digest);
   set_cache_status(ex, result.status);
   ex.response.setContentType("application/octet-stream");

@@ -388,7 +388,9 @@ Config parse_config(const std::string& json_text) {
   }
   r.read("delete_enabled", c.delete_enabled);
   r.read("tag_delete_enabled", c.tag_delete_enabled);
-  r.read_seconds("upload_ttl_s", c.upload_ttl, 60, 30LL * 24 * 3600);
+  r.read_seconds("upload_ttl_s", c.upload_ttl, 1, 30LL * 24 * 3600);
+  r.read("max_upload_sessions", c.max_upload_sessions, 1, 1'000'000);
+  r.read("max_upload_sessions_per_client", c.max_upload_sessions_per_client, 1, 1'000'000);
   c.internal_networks = read_string_list(r, "internal_networks", check_cidr);
   for (auto& u : c.upstreams) u.client.internal_networks = c.internal_networks;
   r.refuse_unknown();

@@ -56,7 +56,9 @@ struct Config {
   std::vector<std::string> hosted;  // repository-name prefixes that live here
   bool delete_enabled = true;
   bool tag_delete_enabled = true;
-  std::chrono::seconds upload_ttl{24 * 3600};
+  std::chrono::seconds upload_ttl{3600};      // idle upload sessions expire after this
+  std::size_t max_upload_sessions = 1000;           // open upload sessions, all clients together
+  std::size_t max_upload_sessions_per_client = 100;  // open upload sessions per client address
   // CIDRs counted as internal by every upstream's trust rules (upstream/trust.h);
   // copied into each upstream's client settings.
   std::vector<std::string> internal_networks;

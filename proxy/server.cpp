@@ -67,7 +67,8 @@ Server::Server(Config config) : config_(std::move(config)) {
   hosted_ = std::make_unique<cache::HostedRegistry>(
       *blobs_, *meta_, *manifests_,
       cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
-                           config_.tag_delete_enabled});
+                           config_.tag_delete_enabled, config_.max_upload_sessions,
+                           config_.max_upload_sessions_per_client});
   log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
             " stale upload sessions removed");
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
@@ -132,6 +133,9 @@ void Server::reload(Config fresh) {
   note(fresh.delete_enabled != config_.delete_enabled || fresh.tag_delete_enabled != config_.tag_delete_enabled,
        "delete_enabled/tag_delete_enabled");
   note(fresh.upload_ttl != config_.upload_ttl, "upload_ttl_s");
+  note(fresh.max_upload_sessions != config_.max_upload_sessions ||
+           fresh.max_upload_sessions_per_client != config_.max_upload_sessions_per_client,
+       "max_upload_sessions/max_upload_sessions_per_client");
   for (const auto& key : fixed) log::warn("reload: " + key + " changed; it takes effect after a restart");
 
   // Upstreams (URLs, credentials, TLS options, tag_ttl_s, negative_ttl_s),

@@ -81,7 +81,10 @@ void RegistryApi::upload(Exchange& ex, const Route& r) {
       hosted_.put_blob(repo, request_body(ex), digest);
       return send_blob_created(ex, r.name, digest);
     }
-    return send_session(ex, r.name, hosted_.start_upload(repo), Poco::Net::HTTPResponse::HTTP_ACCEPTED);
+    // The peer's address: what the per-client session cap counts by (behind a
+    // reverse proxy that is the proxy, so its cap should be set accordingly).
+    const std::string client = ex.request.clientAddress().host().toString();
+    return send_session(ex, r.name, hosted_.start_upload(repo, client), Poco::Net::HTTPResponse::HTTP_ACCEPTED);
   }
 
   const std::string& id = r.reference;

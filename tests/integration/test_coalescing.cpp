@@ -228,7 +228,16 @@ TEST_CASE("coalescing: a client that disconnects mid-blob does not cancel the fi
   gate->open();
   CHECK_MESSAGE(wait_until([&] { return std::filesystem::exists(stored_blob_path(regcache.data_dir(), digest)); }, 30s),
                 "the fill did not complete after its only client left");
-  auto hit = stream_get(regcache.port(), path);
+  // The file is renamed into place a moment before the upstream's namespace is
+  // recorded as having it; a GET in between joins the finishing fill (a miss,
+  // still one upstream GET). Wait for the hit rather than assume it.
+  StreamedResponse hit;
+  CHECK(wait_until(
+      [&] {
+        hit = stream_get(regcache.port(), path);
+        return hit.header("X-Cache-Status") == "hit";
+      },
+      30s));
   CHECK(hit.status == 200);
   CHECK(hit.complete);
   CHECK(hit.body_digest == digest);

@@ -143,8 +143,9 @@ class FakeUpstream {
   std::string host() const;  // "127.0.0.1:PORT"
   std::string url() const;   // "http://127.0.0.1:PORT"
 
-  // Any document at `path` (GET and HEAD, any query), e.g. a token endpoint's JSON.
-  void add_document(const std::string& path, std::string body, const std::string& content_type);
+  // Any document at `path` (GET and HEAD, any query): a token endpoint's JSON,
+  // a tag list, a referrers index.
+  void add_document(const std::string& path, std::string body, const std::string& content_type = "application/json");
 
   // Content. Returns the "sha256:..." digest.
   std::string add_blob(const std::string& repo, std::string bytes);

@@ -73,13 +73,13 @@ TEST_CASE("blob fill: concurrent requests for one digest share a single transfer
   };
 
   bool first_started = false, second_started = true;
-  BlobFillPtr first = coordinator.join_or_start(digest, transfer, &first_started);
+  BlobFillPtr first = coordinator.join_or_start(FillKey{"ns", digest}, transfer, &first_started);
   REQUIRE(first);
   CHECK(first_started);
   entered.wait();  // the transfer is running and blocked
 
   BlobFillPtr second =
-      coordinator.join_or_start(digest, [&](BlobFill& f) { ++second_transfers; f.failed(RegistryError(ErrorCode::Internal, "must not run")); },
+      coordinator.join_or_start(FillKey{"ns", digest}, [&](BlobFill& f) { ++second_transfers; f.failed(RegistryError(ErrorCode::Internal, "must not run")); },
                                 &second_started);
   CHECK_FALSE(second_started);
   CHECK(first.get() == second.get());
@@ -111,14 +111,14 @@ TEST_CASE("blob fill: fills of different digests run independently") {
   OpenAtExit guard{&release_a};
 
   bool started_a = false, started_b = false;
-  auto a = coordinator.join_or_start(sha256_of("a"), [&](BlobFill& f) {
+  auto a = coordinator.join_or_start(FillKey{"ns", sha256_of("a")}, [&](BlobFill& f) {
     ++transfers;
     entered_a.open();
     release_a.wait();
     f.failed(RegistryError(ErrorCode::Unavailable, "a gave up"));
   }, &started_a);
   entered_a.wait();
-  auto b = coordinator.join_or_start(sha256_of("b"), [&](BlobFill& f) {
+  auto b = coordinator.join_or_start(FillKey{"ns", sha256_of("b")}, [&](BlobFill& f) {
     ++transfers;
     f.failed(RegistryError(ErrorCode::BlobUnknown, "b unknown"));
   }, &started_b);
@@ -137,7 +137,7 @@ TEST_CASE("blob fill: wait_started throws the transfer's RegistryError when it f
   FillCoordinator coordinator;
 
   SUBCASE("the transfer throws a RegistryError") {
-    auto fill = coordinator.join_or_start(sha256_of("x"), [](BlobFill&) {
+    auto fill = coordinator.join_or_start(FillKey{"ns", sha256_of("x")}, [](BlobFill&) {
       throw RegistryError(ErrorCode::BlobUnknown, "blob unknown: upstream hub answered 404");
     });
     auto error = start_error(*fill);
@@ -152,7 +152,7 @@ TEST_CASE("blob fill: wait_started throws the transfer's RegistryError when it f
   }
 
   SUBCASE("the transfer reports failed() itself") {
-    auto fill = coordinator.join_or_start(sha256_of("x"), [](BlobFill& f) {
+    auto fill = coordinator.join_or_start(FillKey{"ns", sha256_of("x")}, [](BlobFill& f) {
       RegistryError e(ErrorCode::TooManyRequests, "rate limited");
       e.retry_after = "12";
       f.failed(e);
@@ -165,7 +165,7 @@ TEST_CASE("blob fill: wait_started throws the transfer's RegistryError when it f
   }
 
   SUBCASE("the transfer throws something else: INTERNAL") {
-    auto fill = coordinator.join_or_start(sha256_of("x"), [](BlobFill&) { throw std::runtime_error("disk full"); });
+    auto fill = coordinator.join_or_start(FillKey{"ns", sha256_of("x")}, [](BlobFill&) { throw std::runtime_error("disk full"); });
     auto error = start_error(*fill);
     REQUIRE(error.has_value());
     CHECK(error->code() == ErrorCode::Internal);
@@ -185,7 +185,7 @@ TEST_CASE("blob fill: readers follow the spool as it grows and see the failure")
   FillCoordinator coordinator;
   OpenAtExit guard{&first_part, &second_part, &finish};
 
-  auto fill = coordinator.join_or_start(digest, [&](BlobFill& f) {
+  auto fill = coordinator.join_or_start(FillKey{"ns", digest}, [&](BlobFill& f) {
     f.started(writer->spool_fd(), content.size(), nullptr);
     first_part.wait();
     writer->write(content.data(), 4);
@@ -248,13 +248,13 @@ TEST_CASE("blob fill: after a fill ends the next request starts a fresh transfer
   };
 
   bool started = false;
-  auto first = coordinator.join_or_start(digest, transfer, &started);
+  auto first = coordinator.join_or_start(FillKey{"ns", digest}, transfer, &started);
   CHECK(started);
   CHECK(first->wait_ended().state == State::Failed);
   REQUIRE(eventually([&] { return coordinator.running() == 0; }));
 
   started = false;
-  auto second = coordinator.join_or_start(digest, transfer, &started);
+  auto second = coordinator.join_or_start(FillKey{"ns", digest}, transfer, &started);
   CHECK(started);
   CHECK(second.get() != first.get());
   CHECK(second->wait_ended().state == State::Committed);
@@ -267,7 +267,7 @@ TEST_CASE("blob fill: destroying the coordinator waits for running fills") {
   std::atomic<bool> finished{false};
   Gate entered, release;
   auto coordinator = std::make_unique<FillCoordinator>();
-  auto fill = coordinator->join_or_start(sha256_of("slow"), [&](BlobFill& f) {
+  auto fill = coordinator->join_or_start(FillKey{"ns", sha256_of("slow")}, [&](BlobFill& f) {
     entered.open();
     release.wait();
     f.failed(RegistryError(ErrorCode::Unavailable, "done"));

@@ -21,7 +21,7 @@ using namespace regcache::db;
 namespace {
 
 // The schema version this build should produce; bump with each new migration.
-constexpr int kCurrentSchemaVersion = 3;
+constexpr int kCurrentSchemaVersion = 4;
 
 // A fresh directory per test, removed afterwards.
 struct TempDir {
@@ -314,6 +314,13 @@ TEST_CASE("kept documents read back with their body, time, next page and filters
 TEST_CASE("a version 2 database is migrated: documents kept before read back with no next page or filters") {
   TempDir dir;
   raw_exec(dir.db(), R"sql(
+    CREATE TABLE blobs(digest TEXT PRIMARY KEY, size INTEGER NOT NULL, media_type TEXT NOT NULL DEFAULT '',
+                       created INTEGER NOT NULL, last_access INTEGER NOT NULL);
+    CREATE TABLE repo_blobs(ns TEXT NOT NULL, repo TEXT NOT NULL,
+                            digest TEXT NOT NULL REFERENCES blobs(digest) ON DELETE CASCADE,
+                            PRIMARY KEY(ns, repo, digest));
+    CREATE TABLE uploads(id TEXT PRIMARY KEY, ns TEXT NOT NULL, repo TEXT NOT NULL, created INTEGER NOT NULL,
+                         updated INTEGER NOT NULL);
     CREATE TABLE documents(ns TEXT NOT NULL, repo TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL,
                            fetched_at INTEGER NOT NULL, PRIMARY KEY(ns, repo, key));
     INSERT INTO documents VALUES('docker.io', 'library/alpine', 'tags/list?', '{"tags":["3.19"]}', 50);

@@ -146,6 +146,9 @@ TEST_CASE("config: etc/regcache.json parses to exactly the defaults it documents
   CHECK(c.client_timeout == d.client_timeout);
   CHECK(c.keep_alive_timeout == d.keep_alive_timeout);
   CHECK(c.shutdown_grace == d.shutdown_grace);
+  CHECK(c.upload_ttl == d.upload_ttl);
+  CHECK(c.max_upload_sessions == d.max_upload_sessions);
+  CHECK(c.max_upload_sessions_per_client == d.max_upload_sessions_per_client);
   CHECK(c.default_upstream == d.default_upstream);
   REQUIRE(c.upstreams.size() == 1);
   const auto& u = c.upstreams[0];
@@ -230,7 +233,11 @@ TEST_CASE("config: impossible values name the key") {
   CHECK(error_key(R"({"upstreams": [], "default_upstream": "docker.io"})") == "default_upstream");
   CHECK(error_key(R"({"hosted": ["Local"]})") == "hosted");
   CHECK(error_key(R"({"hosted": "local"})") == "hosted");
-  CHECK(error_key(R"({"upload_ttl_s": 1})") == "upload_ttl_s");
+  CHECK(error_key(R"({"upload_ttl_s": 0})") == "upload_ttl_s");
+  CHECK(error_key(R"({"upload_ttl_s": 1})") == "(no error)");
+  CHECK(error_key(R"({"max_upload_sessions": 0})") == "max_upload_sessions");
+  CHECK(error_key(R"({"max_upload_sessions_per_client": 0})") == "max_upload_sessions_per_client");
+  CHECK(error_key(R"({"max_upload_sessions_per_client": "5"})") == "max_upload_sessions_per_client");
   CHECK(error_key(with_upstream(R"(, "tag_ttl_s": -1)")) == "upstreams[0].tag_ttl_s");
   CHECK(error_key(with_upstream(R"(, "max_connections": 0)")) == "upstreams[0].max_connections");
   CHECK(error_key(with_upstream(R"(, "connect_timeout_ms": 0)")) == "upstreams[0].connect_timeout_ms");
