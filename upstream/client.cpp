@@ -173,12 +173,6 @@ class RegistryClient final : public Client {
     return buffered(perform("GET", name, "/v2/" + name + "/manifests/" + reference, accept), max_bytes, "manifest");
   }
 
-  Response head_blob(const std::string& repo, const std::string& digest) override {
-    std::string name = upstream_name(repo);
-    auto stream = perform("HEAD", name, "/v2/" + name + "/blobs/" + digest, {});
-    return stream->response();  // as head_manifest: no body to read
-  }
-
   std::unique_ptr<BodyStream> get_blob(const std::string& repo, const std::string& digest) override {
     std::string name = upstream_name(repo);
     return perform("GET", name, "/v2/" + name + "/blobs/" + digest, {}, Priority::Blob);

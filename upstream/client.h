@@ -103,9 +103,6 @@ class Client {
   // GET of the same. A body longer than `max_bytes` throws TransportError.
   virtual BufferedResponse get_manifest(const std::string& repo, const std::string& reference,
                                         const std::vector<std::string>& accept, std::size_t max_bytes) = 0;
-  // HEAD /v2/<repo>/blobs/<digest>, through the same request path as get_blob
-  // (auth, redirects): whether the upstream has the blob, and its length.
-  virtual Response head_blob(const std::string& repo, const std::string& digest) = 0;
   // GET /v2/<repo>/blobs/<digest>, following redirects; the body is left unread.
   virtual std::unique_ptr<BodyStream> get_blob(const std::string& repo, const std::string& digest) = 0;
   // HEAD /v2/<repo>/blobs/<digest>, following redirects like get_blob (and
