@@ -51,7 +51,7 @@ bool stored_nothing(const std::filesystem::path& data_dir) { return files_under(
 
 }  // namespace
 
-TEST_CASE("trust: a manifest redirected to an internal address is refused, nothing stored; allowed_networks opens it") {
+TEST_CASE("trust: a manifest redirected to an internal address is refused, nothing stored - allowed_networks opens it") {
   TempDir tmp;
   FakeUpstream upstream;  // 127.0.0.1
   FakeUpstream internal("127.0.0.2");
@@ -87,7 +87,7 @@ TEST_CASE("trust: a manifest redirected to an internal address is refused, nothi
   CHECK(internal.count("GET", "/secret") == 1);
 }
 
-TEST_CASE("trust: SIGHUP applies allowed_networks; a bad CIDR is refused and the running rules stay") {
+TEST_CASE("trust: SIGHUP applies allowed_networks - a bad CIDR is refused and the running rules stay") {
   TempDir tmp;
   FakeUpstream upstream;
   FakeUpstream internal("127.0.0.2");
@@ -155,7 +155,7 @@ TEST_CASE("trust: Location //127.0.0.1:PORT/x is a network-path reference, not a
   CHECK(upstream.count("", "//" + storage.host() + "/elsewhere/m") == 0);
 }
 
-TEST_CASE("trust: credentials go to an allowed token realm only; a foreign realm gets an anonymous request") {
+TEST_CASE("trust: credentials go to an allowed token realm only - a foreign realm gets an anonymous request") {
   TempDir tmp;
   const std::string basic = "Basic " + base64_std("alice:s3cret");
   const std::string token_json = R"({"token":"t0k","expires_in":300})";
@@ -187,7 +187,7 @@ TEST_CASE("trust: credentials go to an allowed token realm only; a foreign realm
   CHECK(regcache.stderr_text().find("s3cret") == std::string::npos);
 }
 
-TEST_CASE("trust: --upstream URL names the namespace after the URL; one --upstream's content is not another's") {
+TEST_CASE("trust: --upstream URL names the namespace after the URL - one --upstream's content is not another's") {
   TempDir tmp;
   FakeUpstream first;
   FakeUpstream second;  // has nothing
@@ -219,7 +219,7 @@ TEST_CASE("trust: --upstream URL names the namespace after the URL; one --upstre
   CHECK(first.count("GET", FakeUpstream::manifest_path("team/app", "v1")) == 1);
 }
 
-TEST_CASE("queue: 200 distinct cold blobs through a capped upstream all complete; a manifest is not held up") {
+TEST_CASE("queue: 200 distinct cold blobs through a capped upstream all complete - a manifest is not held up") {
   TempDir tmp;
   constexpr int kBlobs = 200;
   constexpr int kCap = 8;
