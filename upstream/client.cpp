@@ -97,7 +97,8 @@ class AddressGuard {
       if (!refusal) return Poco::Net::SocketAddress(Poco::Net::IPAddress(ip.str()), endpoint.port);
       why = *refusal;
     }
-    log::warn("upstream " + upstream_ + ": refused to connect to " + endpoint.label() + " (a redirect target or token realm): " + why);
+    log::warn("upstream " + upstream_ + ": refused to connect to " + endpoint.label() +
+              " (a redirect target or token realm): " + why);
     throw TransportError("upstream " + upstream_ + ": refused to connect to " + endpoint.label() + ": " + why);
   }
 
@@ -253,7 +254,8 @@ class RegistryClient final : public Client {
         if (!next) {
           log::warn("upstream " + config_.name + ": refused a redirect to a location that is not an http(s) URL (" +
                     location_scheme(location) + ")");
-          throw TransportError("upstream " + config_.name + ": redirect to an unusable location (only http and https are followed)");
+          throw TransportError("upstream " + config_.name +
+                               ": redirect to an unusable location (only http and https are followed)");
         }
         log::debug("upstream " + config_.name + ": " + std::to_string(status) + " redirect to " +
                    next->endpoint.label());

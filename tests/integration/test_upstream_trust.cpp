@@ -4,6 +4,8 @@
 // service (configured in internal_networks), 127.0.0.3 for a foreign host.
 #include <doctest/doctest.h>
 
+#include <csignal>
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -49,7 +51,7 @@ bool stored_nothing(const std::filesystem::path& data_dir) { return files_under(
 
 }  // namespace
 
-TEST_CASE("trust: a manifest redirected to an internal address is refused, nothing stored; allowed_networks opens it") {
+TEST_CASE("trust: a manifest redirected to an internal address is refused, nothing stored - allowed_networks opens it") {
   TempDir tmp;
   FakeUpstream upstream;  // 127.0.0.1
   FakeUpstream internal("127.0.0.2");
@@ -82,6 +84,38 @@ TEST_CASE("trust: a manifest redirected to an internal address is refused, nothi
   auto r = http_request("GET", manifest_url(regcache, "app", "v1"), manifest_accept_headers());
   CHECK_MESSAGE(r.status == 200, r.summary() << " " << r.body);
   CHECK(r.body == secret);
+  CHECK(internal.count("GET", "/secret") == 1);
+}
+
+TEST_CASE("trust: SIGHUP applies allowed_networks - a bad CIDR is refused and the running rules stay") {
+  TempDir tmp;
+  FakeUpstream upstream;
+  FakeUpstream internal("127.0.0.2");
+  const std::string secret = manifest_for("reload");
+  internal.add_document("/secret", secret, kOciManifestType);
+  const std::string path = FakeUpstream::manifest_path("app", "v1");
+  upstream.set_behavior(path, Behavior::redirect(302, internal.url() + "/secret"));
+  auto config = regcache_config(upstream.url());
+  config["internal_networks"] = {"127.0.0.2/32"};
+  const auto dir = tmp.subdir("regcache");
+  RegcacheServer regcache(dir, {upstream.url(), config, {}});
+  check_error(http_request("GET", manifest_url(regcache, "app", "v1"), manifest_accept_headers()), 503, "UNAVAILABLE");
+
+  auto bad = config;
+  bad["upstreams"][0]["allowed_networks"] = {"127.0.0.2/33"};
+  write_file(dir / "config.json", bad.dump());
+  REQUIRE(::kill(regcache.pid(), SIGHUP) == 0);
+  CHECK(wait_until([&] { return regcache.stderr_text().find("reload refused") != std::string::npos; }, 10s));
+  CHECK(regcache.stderr_text().find("upstreams[0].allowed_networks") != std::string::npos);
+  check_error(http_request("GET", manifest_url(regcache, "app", "v1"), manifest_accept_headers()), 503, "UNAVAILABLE");
+  CHECK(internal.total_requests() == 0);
+
+  config["upstreams"][0]["allowed_networks"] = {"127.0.0.2/32"};
+  write_file(dir / "config.json", config.dump());
+  REQUIRE(::kill(regcache.pid(), SIGHUP) == 0);
+  CHECK(wait_until([&] { return regcache.stderr_text().find("reload: upstreams") != std::string::npos; }, 10s));
+  auto r = http_request("GET", manifest_url(regcache, "app", "v1"), manifest_accept_headers());
+  CHECK_MESSAGE(r.status == 200, r.summary() << " " << r.body);
   CHECK(internal.count("GET", "/secret") == 1);
 }
 
@@ -121,7 +155,7 @@ TEST_CASE("trust: Location //127.0.0.1:PORT/x is a network-path reference, not a
   CHECK(upstream.count("", "//" + storage.host() + "/elsewhere/m") == 0);
 }
 
-TEST_CASE("trust: credentials go to an allowed token realm only; a foreign realm gets an anonymous request") {
+TEST_CASE("trust: credentials go to an allowed token realm only - a foreign realm gets an anonymous request") {
   TempDir tmp;
   const std::string basic = "Basic " + base64_std("alice:s3cret");
   const std::string token_json = R"({"token":"t0k","expires_in":300})";
@@ -153,7 +187,7 @@ TEST_CASE("trust: credentials go to an allowed token realm only; a foreign realm
   CHECK(regcache.stderr_text().find("s3cret") == std::string::npos);
 }
 
-TEST_CASE("trust: --upstream URL names the namespace after the URL; one --upstream's content is not another's") {
+TEST_CASE("trust: --upstream URL names the namespace after the URL - one --upstream's content is not another's") {
   TempDir tmp;
   FakeUpstream first;
   FakeUpstream second;  // has nothing
@@ -185,7 +219,7 @@ TEST_CASE("trust: --upstream URL names the namespace after the URL; one --upstre
   CHECK(first.count("GET", FakeUpstream::manifest_path("team/app", "v1")) == 1);
 }
 
-TEST_CASE("queue: 200 distinct cold blobs through a capped upstream all complete; a manifest is not held up") {
+TEST_CASE("queue: 200 distinct cold blobs through a capped upstream all complete - a manifest is not held up") {
   TempDir tmp;
   constexpr int kBlobs = 200;
   constexpr int kCap = 8;

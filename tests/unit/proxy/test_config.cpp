@@ -368,7 +368,7 @@ TEST_CASE("config: ConfigError message starts with the key") {
   }
 }
 
-TEST_CASE("config: --upstream names the built-in upstream after the URL; a name from the file is kept") {
+TEST_CASE("config: --upstream names the built-in upstream after the URL - a name from the file is kept") {
   Config c = default_config();
   set_default_upstream_url(c, "http://127.0.0.1:5001");
   CHECK(c.upstreams[0].client.name == "127.0.0.1:5001");

@@ -58,7 +58,7 @@ TEST_CASE("reserved_connections: max/8 within [1, 4], none for a single connecti
   CHECK(reserved_connections(4096) == 4);
 }
 
-TEST_CASE("pool: blob leases stop at the blob cap; metadata still gets the reserve at once") {
+TEST_CASE("pool: blob leases stop at the blob cap - metadata still gets the reserve at once") {
   auto pool = make_pool(4, /*connect_timeout=*/10s);
   REQUIRE(pool->blob_cap() == 3);
   std::vector<Lease> blobs;
@@ -142,7 +142,7 @@ TEST_CASE("pool: blob requests beyond the cap are served first come, first serve
   CHECK(pool->stats().blob_leases == 0);
 }
 
-TEST_CASE("pool: blob requests wait past connect_timeout; metadata requests do not") {
+TEST_CASE("pool: blob requests wait past connect_timeout - metadata requests do not") {
   auto pool = make_pool(2, /*connect_timeout=*/50ms, /*blob_wait=*/60s);
   Lease blob_holder = pool->acquire(Priority::Blob);
   Lease meta_holder = pool->acquire(Priority::Metadata);

@@ -67,7 +67,7 @@ TEST_CASE("classify: configured internal networks win over the built-in classes"
   CHECK(klass("2001:db8:2::5", internal) == AddressClass::Special);
 }
 
-TEST_CASE("parse_network: CIDRs and bare addresses; junk and host bits refused") {
+TEST_CASE("parse_network: CIDRs and bare addresses - junk and host bits refused") {
   CHECK(net("10.0.0.0/8").contains(ip("10.9.9.9")));
   CHECK_FALSE(net("10.0.0.0/8").contains(ip("11.0.0.0")));
   CHECK(net("127.0.0.2").contains(ip("127.0.0.2")));
