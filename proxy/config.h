@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "proxy/auth/settings.h"
 #include "upstream/client.h"
 
 namespace regcache::proxy {
@@ -51,6 +52,7 @@ struct Config {
   bool delete_enabled = true;
   bool tag_delete_enabled = true;
   std::chrono::seconds upload_ttl{24 * 3600};
+  auth::AuthSettings auth;  // `auth` and `access`: client users, tokens and access rules
 
   const UpstreamSettings& default_upstream_settings() const;
 };

@@ -199,6 +199,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
             " stale upload sessions removed");
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
+  api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
 
   Poco::Net::ServerSocket socket = listening_socket(config_);
 
@@ -258,6 +259,10 @@ void Server::reload(Config fresh) {
 
   // Upstreams (URLs, credentials, TLS options, tag_ttl_s, negative_ttl_s),
   // hosted prefixes, offline and the log level apply now.
+  // Users, groups, access rules and token settings apply now (the listener
+  // that decides the safe default is the running one).
+  api_->configure_auth(fresh.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
+  config_.auth = fresh.auth;
   api_->set_origins(routing(fresh));
   log::set_level(fresh.log_level);
   config_.upstreams = fresh.upstreams;
@@ -266,7 +271,7 @@ void Server::reload(Config fresh) {
   config_.offline = fresh.offline;
   config_.log_level = fresh.log_level;
   shutdown_grace_ = fresh.shutdown_grace;
-  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline and log level applied");
+  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline, log level, users and access rules applied");
 }
 
 bool Server::stop(std::chrono::seconds grace) {
