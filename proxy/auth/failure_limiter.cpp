@@ -30,7 +30,7 @@ bool FailureLimiter::allow(const std::string& address, Clock::time_point now, st
   std::lock_guard lock(mutex_);
   if (index_.find(address) == index_.end()) return true;  // no failures remembered: nothing to track
   Bucket& b = bucket(address, now);
-  if (b.tokens >= 1.0) return true;
+  if (b.tokens >= 1.0 - 1e-9) return true;  // refills add up in steps: allow rounding
   if (retry_after) {
     double seconds = per_minute_ > 0 ? (1.0 - b.tokens) * 60.0 / per_minute_ : 3600.0;
     *retry_after = std::chrono::seconds(static_cast<long>(std::ceil(seconds)));
