@@ -88,3 +88,21 @@ TEST_CASE("config auth: an htpasswd file with a non-bcrypt line is refused namin
   std::filesystem::remove(path);
   CHECK(e.find("auth.htpasswd: " + path.string() + ":1: user 'carol' has MD5") == 0);
 }
+
+TEST_CASE("config auth: etc/regcache.json documents the auth defaults") {
+  auto path = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "etc" / "regcache.json";
+  Config c = load_config(path);
+  Config d = default_config();
+  CHECK(c.auth.htpasswd == d.auth.htpasswd);
+  CHECK(c.auth.groups == d.auth.groups);
+  CHECK(c.auth.access_configured == d.auth.access_configured);
+  CHECK(c.auth.challenge == d.auth.challenge);
+  CHECK(c.auth.token_realm == d.auth.token_realm);
+  CHECK(c.auth.token_service == d.auth.token_service);
+  CHECK(c.auth.token_issuer == d.auth.token_issuer);
+  CHECK(c.auth.token_ttl == d.auth.token_ttl);
+  CHECK(c.auth.token_key == d.auth.token_key);
+  CHECK(c.auth.allow_basic_over_http == d.auth.allow_basic_over_http);
+  CHECK(c.auth.cache_ttl == d.auth.cache_ttl);
+  CHECK(c.auth.failures_per_minute == d.auth.failures_per_minute);
+}
