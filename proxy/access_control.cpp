@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "proxy/config.h"
 #include "proxy/registry_api.h"
+#include "upstream/client.h"
 
 namespace regcache::proxy {
 
@@ -154,7 +155,13 @@ std::shared_ptr<auth::Authenticator> RegistryApi::authenticator() const {
 std::string RegistryApi::policy_name(const std::string& name, const std::string& ns) const {
   try {
     ResolvedRepo resolved = origins()->resolve(name, ns);
-    return resolved.hosted() ? resolved.repo.str() : resolved.origin->ns + "/" + resolved.repo.str();
+    if (resolved.hosted()) return resolved.repo.str();
+    std::string repo = resolved.repo.str();
+    // Docker Hub's "busybox" is "library/busybox": one name for one repository.
+    if (resolved.origin->upstream && resolved.origin->upstream->config().library_prefix &&
+        repo.find('/') == std::string::npos)
+      repo = "library/" + repo;
+    return resolved.origin->ns + "/" + repo;
   } catch (const std::exception&) {
     return name;  // the handler refuses the name; the rules see it as written
   }

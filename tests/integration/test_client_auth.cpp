@@ -503,3 +503,35 @@ TEST_CASE("client auth: skopeo logs in and pushes into local/ - anonymous skopeo
   CHECK(bob.exit_code != 0);
   CHECK(bob.stderr_text.find("denied") != std::string::npos);
 }
+
+TEST_CASE("client auth: rules see a mirrored repository under one name however the client addresses it") {
+  TempDir tmp("regcache-it-auth-names");
+  auto users = make_users(tmp, {{"alice", "alice-pw"}});
+  // Offline: nothing may leave the machine, and no answer depends on an upstream.
+  json config = {{"upstreams", {{{"name", "docker.io"}, {"url", "https://registry-1.docker.io"}},
+                                {{"name", "private.example.com"}, {"url", "https://private.example.com"}}}},
+                 {"offline", true},
+                 {"auth", {{"htpasswd", users.string()}}},
+                 {"access",
+                  {{{"repositories", {"docker.io/library/**", "private.example.com/**"}},
+                    {"users", {"authenticated"}}, {"actions", {"pull"}}},
+                   {{"repositories", {"docker.io/library/**", "private.example.com/**"}},
+                    {"users", {"anonymous"}}, {"actions", json::array()}},
+                   {{"repositories", "**"}, {"users", {"anonymous"}}, {"actions", {"pull"}}}}}};
+  RegcacheServer regcache(tmp / "regcache", {"https://registry-1.docker.io", config, {}});
+  const std::string url = regcache.url();
+  for (const char* path : {"/v2/busybox/manifests/latest", "/v2/library/busybox/manifests/latest",
+                           "/v2/docker.io/library/busybox/manifests/latest",
+                           "/v2/library/busybox/manifests/latest?ns=docker.io",
+                           "/v2/app/manifests/latest?ns=private.example.com",
+                           "/v2/private.example.com/app/manifests/latest",
+                           "/v2/private.example.com/app/blobs/sha256:" 
+                           "0000000000000000000000000000000000000000000000000000000000000000"}) {
+    CAPTURE(std::string(path));
+    auto anon = http_request("GET", url + path);
+    CHECK(anon.status == 401);
+    CHECK(http_request("GET", url + path, basic("alice", "alice-pw")).status != 401);
+  }
+  // Outside the rule: anonymous pulls reach the (offline) cache.
+  CHECK(http_request("GET", url + "/v2/other/app/manifests/latest").status != 401);
+}
