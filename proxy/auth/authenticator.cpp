@@ -94,7 +94,10 @@ AuthResult Authenticator::failure(AuthOutcome outcome, const std::string& why, c
 }
 
 AuthResult Authenticator::authenticate(const std::string& authorization, const std::string& address) {
-  if (authorization.empty()) return {};
+  // Without users or rules no credential can mean anything: clients that
+  // send some anyway (stored for another registry) are served as anonymous,
+  // as before authentication existed.
+  if (authorization.empty() || !enabled_) return {};
   std::string rest;
   if (starts_with_word(authorization, "Basic", rest)) return basic(rest, authorization, address);
   if (starts_with_word(authorization, "Bearer", rest)) return bearer(rest, authorization, address);

@@ -426,3 +426,21 @@ TEST_CASE("authenticator: issued tokens grant only what the rules allow, and onl
   CHECK(reloaded.authenticate(bobs, "127.0.0.1").outcome == AuthOutcome::BadToken);
   CHECK(reloaded.authenticate("Bearer garbage", "127.0.0.1").outcome == AuthOutcome::BadToken);
 }
+
+TEST_CASE("authenticator: without users or rules, credentials are ignored (anonymous) and cost nothing") {
+  TempDir tmp;
+  auto limiter = std::make_shared<FailureLimiter>(10, 10, 100);
+  Authenticator authn(AuthSettings{}, true, false, tmp.path, limiter);
+  CHECK_FALSE(authn.enabled());
+  auto before = Htpasswd::bcrypt_checks();
+  auto r = authn.authenticate(basic("someone", "stored-for-another-registry"), "127.0.0.1");
+  CHECK(r.outcome == AuthOutcome::Ok);
+  CHECK(r.caller.identity.anonymous());
+  CHECK(authn.authenticate("Bearer not-ours", "127.0.0.1").outcome == AuthOutcome::Ok);
+  CHECK(Htpasswd::bcrypt_checks() == before);
+  CHECK(limiter->failures() == 0);
+  CHECK(authn.allowed(r.caller, "local/app", "local/app") == kAllActions);  // loopback default
+  Authenticator network(AuthSettings{}, false, false, tmp.path, limiter);
+  CHECK(network.default_read_only());
+  CHECK(network.allowed(r.caller, "local/app", "local/app") == kPull);
+}
