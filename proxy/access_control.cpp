@@ -171,8 +171,8 @@ void RegistryApi::challenge(Exchange& ex, const auth::Authenticator& authn, cons
                             const std::string& error) const {
   const auto& s = authn.settings();
   std::string realm = s.token_realm;
-  if (realm.empty() && plain_host(ex.request.getHost()))
-    realm = std::string(ex.tls ? "https" : "http") + "://" + ex.request.getHost() + kTokenPath;
+  const std::string host = ex.request.get("Host", "");  // getHost() throws when there is none
+  if (realm.empty() && plain_host(host)) realm = std::string(ex.tls ? "https" : "http") + "://" + host + kTokenPath;
   if (!authn.enabled() || s.challenge == auth::ChallengeKind::Basic || realm.empty()) {
     ex.response.set("WWW-Authenticate", "Basic realm=\"regcache\", charset=\"UTF-8\"");
     return;
