@@ -257,12 +257,13 @@ void Server::reload(Config fresh) {
   note(fresh.upload_ttl != config_.upload_ttl, "upload_ttl_s");
   for (const auto& key : fixed) log::warn("reload: " + key + " changed; it takes effect after a restart");
 
-  // Upstreams (URLs, credentials, TLS options, tag_ttl_s, negative_ttl_s),
-  // hosted prefixes, offline and the log level apply now.
   // Users, groups, access rules and token settings apply now (the listener
-  // that decides the safe default is the running one).
+  // that decides the safe default is the running one). First: a users file
+  // or key that cannot be loaded refuses the whole reload.
   api_->configure_auth(fresh.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
   config_.auth = fresh.auth;
+  // Upstreams (URLs, credentials, TLS options, tag_ttl_s, negative_ttl_s),
+  // hosted prefixes, offline and the log level apply now.
   api_->set_origins(routing(fresh));
   log::set_level(fresh.log_level);
   config_.upstreams = fresh.upstreams;
