@@ -25,6 +25,7 @@ namespace {
 using auth::Actions;
 
 constexpr std::size_t kMaxFormBytes = 64 << 10;
+const std::string kNoAuthorization;
 
 // Every percent-decoded value of `key` in a query string or form body ('+' is
 // a space, as forms encode it).
@@ -186,8 +187,10 @@ void RegistryApi::challenge(Exchange& ex, const auth::Authenticator& authn, cons
 auth::Caller RegistryApi::authorize(Exchange& ex, const Route& r) {
   auto authn = authenticator();
   if (!authn) return {};
-  const std::string address = client_address(ex);
-  auth::AuthResult who = authn->authenticate(ex.request.get("Authorization", ""), address);
+  const std::string& authorization = ex.request.get("Authorization", kNoAuthorization);
+  // The address is only the rate limiter's key: formatted only when credentials come.
+  const std::string address = authorization.empty() ? std::string() : client_address(ex);
+  auth::AuthResult who = authn->authenticate(authorization, address);
   switch (who.outcome) {
     case auth::AuthOutcome::Ok:
       break;

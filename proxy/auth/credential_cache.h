@@ -3,15 +3,17 @@
 // layers with Basic auth costs one bcrypt, not 50; bearer tokens are kept the
 // same way so that a signature is checked once per token, not per request.
 // Keyed by the SHA-256 of the whole Authorization header (the secret itself is
-// never kept), bounded (least recently used entries go first), and thrown
-// away whole when users or rules are reloaded (a new cache comes with the new
-// settings). Only successes are kept: a wrong password is checked (and
-// rate-limited) every time. Thread-safe.
+// never kept), bounded (the oldest entries go first), and thrown away whole
+// when users or rules are reloaded (a new cache comes with the new settings).
+// Only successes are kept: a wrong password is checked (and rate-limited)
+// every time. Thread-safe; lookups, the hot path of every authenticated
+// request, share the lock and change nothing.
 #include <chrono>
 #include <cstddef>
 #include <list>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 
@@ -29,18 +31,12 @@ class CredentialCache {
 
   // What a successful check of this header produced, while younger than the
   // TTL (and its own expiry).
-  std::optional<Value> find(const std::string& authorization, Clock::time_point now) {
+  std::optional<Value> find(const std::string& authorization, Clock::time_point now) const {
     if (capacity_ == 0 || ttl_.count() == 0) return std::nullopt;
     std::string key = credential_key(authorization);
-    std::lock_guard lock(mutex_);
+    std::shared_lock lock(mutex_);
     auto it = index_.find(key);
-    if (it == index_.end()) return std::nullopt;
-    if (it->second->expires <= now) {
-      lru_.erase(it->second);
-      index_.erase(it);
-      return std::nullopt;
-    }
-    lru_.splice(lru_.begin(), lru_, it->second);
+    if (it == index_.end() || it->second->expires <= now) return std::nullopt;  // expired: replaced by remember()
     return it->second->value;
   }
 
@@ -51,7 +47,7 @@ class CredentialCache {
     Clock::time_point until = now + ttl_;
     if (expires && *expires < until) until = *expires;
     std::string key = credential_key(authorization);
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     if (auto it = index_.find(key); it != index_.end()) {
       lru_.erase(it->second);
       index_.erase(it);
@@ -65,13 +61,13 @@ class CredentialCache {
   }
 
   void clear() {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     lru_.clear();
     index_.clear();
   }
 
   std::size_t size() const {
-    std::lock_guard lock(mutex_);
+    std::shared_lock lock(mutex_);
     return lru_.size();
   }
 
@@ -84,8 +80,8 @@ class CredentialCache {
 
   std::size_t capacity_;
   std::chrono::seconds ttl_;
-  mutable std::mutex mutex_;
-  std::list<Entry> lru_;  // most recently used first
+  mutable std::shared_mutex mutex_;
+  std::list<Entry> lru_;  // most recently remembered first
   std::unordered_map<std::string, typename std::list<Entry>::iterator> index_;
 };
 
