@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick clean
+.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick bench-auth clean
 
 deps:
 	@./.ci/install-deps
@@ -54,6 +54,13 @@ test-package:
 BENCH_ARGS ?=
 bench: deps
 	bench/run $(BENCH_ARGS)
+	bench/auth
+
+# What client authentication costs: manifest GET by digest with auth off, Basic, Bearer.
+bench-auth: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target regcache
+	bench/auth
 
 bench-quick: deps
 	bench/run --quick $(BENCH_ARGS)

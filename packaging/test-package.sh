@@ -421,6 +421,32 @@ check "STOPPING=1 arrives on NOTIFY_SOCKET on shutdown" \
 kill "$notify_pid" 2>/dev/null
 wait "$notify_pid" 2>/dev/null
 
+echo "# anonymous pushes"
+# As the packaged service runs: on all interfaces (the conffile's 0.0.0.0, on a
+# free port here), reached by this test only through 127.0.0.1.
+any_port="$(free_port)"
+env setpriv --reuid=regcache --regid=regcache --init-groups --inh-caps=-all \
+  /usr/bin/regcache serve --config "$conf" --data-dir "$T/data" --listen "0.0.0.0:$any_port" \
+  --upstream "http://127.0.0.1:$up_port" >"$T/regcache-any.log" 2>&1 &
+any_pid=$!
+pids+=("$any_pid")
+if wait_until 30 v2_answers "$any_port"; then
+  check "a fresh install refuses an anonymous push into local/ with 401" \
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST "http://127.0.0.1:$any_port/v2/local/app/blobs/uploads/")" = 401 ]
+  check "the 401 tells the admin how to add a user" \
+    grep -q 'htpasswd -B' <(curl -s --max-time 10 -X POST "http://127.0.0.1:$any_port/v2/local/app/blobs/uploads/")
+  check "the start-up log says anonymous clients may not push" \
+    grep -q 'anonymous clients may pull but not push' "$T/regcache-any.log"
+  check "anonymous pulls still work ($repo:v1)" \
+    [ "$(http_status "http://127.0.0.1:$any_port/v2/$repo/manifests/v1")" = 200 ]
+else
+  cat "$T/regcache-any.log"
+  not_ok "regcache serves /v2/ on 0.0.0.0:$any_port (reached through 127.0.0.1)"
+fi
+kill -TERM "$any_pid" 2>/dev/null
+wait_until 30 exited "$any_pid"
+wait "$any_pid" 2>/dev/null
+
 echo "# reload"
 start_regcache "$T/regcache2.log"
 wait_until 30 v2_answers "$rc_port" || { cat "$T/regcache2.log"; abort "regcache starts again on its cache"; }

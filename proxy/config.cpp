@@ -3,6 +3,8 @@
 #include "common/json_guard.h"
 #include "common/names.h"
 #include "upstream/trust.h"
+#include "proxy/auth/htpasswd.h"
+#include "proxy/auth/token.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
@@ -192,6 +194,96 @@ UpstreamSettings read_upstream(const json& object, const std::string& path) {
   c.token_realm_hosts = read_string_list(r, "token_realm_hosts", check_host_name);
   r.refuse_unknown();
   return s;
+}
+
+std::vector<std::string> string_list(const json& value, const std::string& key) {
+  if (value.is_string()) return {value.get<std::string>()};
+  if (!value.is_array()) throw ConfigError(key, "must be a string or a list of strings");
+  std::vector<std::string> out;
+  for (const auto& item : value) {
+    if (!item.is_string()) throw ConfigError(key, "must be a list of strings");
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+auth::AccessRule read_access_rule(const json& object, const std::string& path) {
+  ObjectReader r(object, path);
+  auth::AccessRule rule;
+  auto repositories = r.find("repositories");
+  if (!repositories) throw ConfigError(r.key("repositories"), "is required (a glob such as \"local/**\")");
+  rule.repositories = string_list(*repositories, r.key("repositories"));
+  for (const auto& glob : rule.repositories)
+    if (glob.empty()) throw ConfigError(r.key("repositories"), "must not be empty");
+  if (auto users = r.find("users"))
+    for (auto& u : string_list(*users, r.key("users"))) rule.users.insert(std::move(u));
+  if (auto groups = r.find("groups"))
+    for (auto& g : string_list(*groups, r.key("groups"))) rule.groups.insert(std::move(g));
+  if (rule.users.empty() && rule.groups.empty())
+    throw ConfigError(r.key("users"), "a rule needs users (names, \"anonymous\", \"authenticated\") or groups");
+  auto actions = r.find("actions");
+  if (!actions) throw ConfigError(r.key("actions"), "is required (pull, push, delete; [] denies)");
+  for (const auto& word : string_list(*actions, r.key("actions"))) {
+    auto a = auth::parse_action(word);
+    if (!a) throw ConfigError(r.key("actions"), "must be pull, push, delete or *, not '" + word + "'");
+    rule.actions |= *a;
+  }
+  r.refuse_unknown();
+  return rule;
+}
+
+void read_auth(const json& object, auth::AuthSettings& a) {
+  ObjectReader r(object, "auth");
+  r.read("htpasswd", a.htpasswd);
+  if (auto groups = r.find("groups")) {
+    if (!groups->is_object()) throw ConfigError("auth.groups", "must map group names to lists of user names");
+    for (auto it = groups->begin(); it != groups->end(); ++it)
+      for (auto& user : string_list(it.value(), "auth.groups." + it.key())) a.groups[it.key()].insert(std::move(user));
+  }
+  std::string challenge;
+  r.read("challenge", challenge);
+  if (challenge == "basic") a.challenge = auth::ChallengeKind::Basic;
+  else if (challenge == "token" || challenge.empty()) a.challenge = auth::ChallengeKind::Token;
+  else throw ConfigError("auth.challenge", "must be \"token\" or \"basic\", not '" + challenge + "'");
+  r.read("token_realm", a.token_realm);
+  if (!a.token_realm.empty()) {
+    Poco::URI uri;
+    try {
+      uri = Poco::URI(a.token_realm);
+    } catch (const Poco::Exception&) {
+      throw ConfigError("auth.token_realm", "not a URL: '" + a.token_realm + "'");
+    }
+    if ((uri.getScheme() != "http" && uri.getScheme() != "https") || uri.getHost().empty() ||
+        a.token_realm.find('"') != std::string::npos)
+      throw ConfigError("auth.token_realm", "must be an absolute http(s) URL, not '" + a.token_realm + "'");
+  }
+  auto plain = [](const std::string& v) { return !v.empty() && v.find_first_of("\"\\\r\n") == std::string::npos; };
+  r.read("token_service", a.token_service);
+  if (!plain(a.token_service)) throw ConfigError("auth.token_service", "must be a non-empty name without quotes");
+  r.read("token_issuer", a.token_issuer);
+  if (!plain(a.token_issuer)) throw ConfigError("auth.token_issuer", "must be a non-empty name without quotes");
+  r.read_seconds("token_ttl_s", a.token_ttl, 30, 24 * 3600);
+  r.read("token_key", a.token_key);
+  r.read("allow_basic_over_http", a.allow_basic_over_http);
+  r.read_seconds("cache_ttl_s", a.cache_ttl, 0, 3600);
+  r.read("failures_per_minute", a.failures_per_minute, 1, 100000);
+  r.refuse_unknown();
+  // Files are checked here so that a bad one stops the start (exit 2) or
+  // refuses the reload, naming the key.
+  if (!a.htpasswd.empty()) {
+    try {
+      auth::Htpasswd::load(a.htpasswd);
+    } catch (const auth::HtpasswdError& e) {
+      throw ConfigError("auth.htpasswd", e.what());
+    }
+  }
+  if (!a.token_key.empty()) {
+    try {
+      auth::TokenKey::load(a.token_key);
+    } catch (const auth::TokenError& e) {
+      throw ConfigError("auth.token_key", e.what());
+    }
+  }
 }
 
 }  // namespace
@@ -393,6 +485,16 @@ Config parse_config(const std::string& json_text) {
   r.read("max_upload_sessions_per_client", c.max_upload_sessions_per_client, 1, 1'000'000);
   c.internal_networks = read_string_list(r, "internal_networks", check_cidr);
   for (auto& u : c.upstreams) u.client.internal_networks = c.internal_networks;
+  if (auto a = r.find("auth")) read_auth(*a, c.auth);
+  if (auto list = r.find("access")) {
+    if (!list->is_array()) throw ConfigError("access", "must be a list of rules");
+    c.auth.access_configured = true;
+    for (std::size_t i = 0; i < list->size(); ++i)
+      c.auth.access.push_back(read_access_rule((*list)[i], "access[" + std::to_string(i) + "]"));
+  }
+  for (const auto& rule : c.auth.access)
+    for (const auto& group : rule.groups)
+      if (!c.auth.groups.count(group)) throw ConfigError("access", "names group '" + group + "', not in auth.groups");
   r.refuse_unknown();
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream
   else if (!c.default_upstream.empty()) throw ConfigError("default_upstream", "names no configured upstream");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "proxy/auth/settings.h"
 #include "upstream/client.h"
 
 namespace regcache::proxy {
@@ -62,6 +63,7 @@ struct Config {
   // CIDRs counted as internal by every upstream's trust rules (upstream/trust.h);
   // copied into each upstream's client settings.
   std::vector<std::string> internal_networks;
+  auth::AuthSettings auth;  // `auth` and `access`: client users, tokens and access rules
 
   const UpstreamSettings& default_upstream_settings() const;
 };

@@ -62,7 +62,9 @@ ResolvedRepo RegistryApi::resolve_hosted(Exchange& ex, const std::string& name) 
 void RegistryApi::handle(Exchange& ex) {
   set_common_headers(ex);
   try {
-    dispatch(ex, route(ex.path));
+    if (ex.path == kTokenPath) return token_endpoint(ex);
+    Route r = route(ex.path);
+    dispatch(ex, r, authorize(ex, r));
   } catch (const ClientGone&) {
     throw;
   } catch (const RegistryError& e) {
@@ -81,7 +83,7 @@ void RegistryApi::handle(Exchange& ex) {
   }
 }
 
-void RegistryApi::dispatch(Exchange& ex, const Route& r) {
+void RegistryApi::dispatch(Exchange& ex, const Route& r, const auth::Caller& caller) {
   const std::string& method = ex.request.getMethod();
   auto allow = [&](std::initializer_list<const char*> methods) {
     for (const char* m : methods)
@@ -109,7 +111,7 @@ void RegistryApi::dispatch(Exchange& ex, const Route& r) {
       return tag_list(ex, r);
     case Resource::Catalog:
       allow({"GET"});
-      return catalog(ex);
+      return catalog(ex, caller);
     case Resource::Referrers:
       allow({"GET"});
       return referrers(ex, r);

@@ -72,6 +72,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
             " stale upload sessions removed");
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
+  api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
 
   http::EngineOptions options;
   options.host = config_.listen_host;
@@ -138,6 +139,11 @@ void Server::reload(Config fresh) {
        "max_upload_sessions/max_upload_sessions_per_client");
   for (const auto& key : fixed) log::warn("reload: " + key + " changed; it takes effect after a restart");
 
+  // Users, groups, access rules and token settings apply now (the listener
+  // that decides the safe default is the running one). First: a users file
+  // or key that cannot be loaded refuses the whole reload.
+  api_->configure_auth(fresh.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
+  config_.auth = fresh.auth;
   // Upstreams (URLs, credentials, TLS options, tag_ttl_s, negative_ttl_s),
   // hosted prefixes, offline and the log level apply now.
   api_->set_origins(routing(fresh));
@@ -148,7 +154,7 @@ void Server::reload(Config fresh) {
   config_.offline = fresh.offline;
   config_.log_level = fresh.log_level;
   shutdown_grace_ = fresh.shutdown_grace;
-  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline and log level applied");
+  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline, log level, users and access rules applied");
 }
 
 bool Server::stop(std::chrono::seconds grace) {

@@ -280,13 +280,15 @@ upstream_requests() {
 
 REGCACHE_PORT=
 
-# start_regcache CONFIG_JSON — regcache on a free port; log in $T/regcache.log.
+# start_regcache CONFIG_JSON [STATUS] — regcache on a free port, up once GET /v2/
+# answers STATUS (200; 401 with client auth); log in $T/regcache.log.
+v2_status_is() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v2/")" = "$2" ]; }
 start_regcache() {
   REGCACHE_PORT=$(free_port)
   printf '%s\n' "$1" >"$T/regcache.json"
   spawn regcache "$REGCACHE" serve --listen "127.0.0.1:$REGCACHE_PORT" \
     --data-dir "$T/regcache-data" --config "$T/regcache.json"
-  if ! wait_until 20 curl -fsS "http://127.0.0.1:$REGCACHE_PORT/v2/"; then
+  if ! wait_until 20 v2_status_is "$REGCACHE_PORT" "${2:-200}"; then
     not_ok "regcache answers /v2/"
     show_log regcache
     finish

@@ -35,7 +35,7 @@ RegcacheServer::RegcacheServer(const std::filesystem::path& dir, RegcacheOptions
     if (!process_->alive() && process_->stderr_text().find("in use") == std::string::npos) break;
   }
   std::string err = process_ ? process_->stderr_text() : std::string();
-  throw std::runtime_error("regcache did not answer GET /v2/ with 200 (binary " + std::string(REGCACHE_BINARY) +
+  throw std::runtime_error("regcache did not answer GET /v2/ with 200 or 401 (binary " + std::string(REGCACHE_BINARY) +
                            "); stderr:\n" + err);
 }
 
@@ -49,12 +49,14 @@ bool RegcacheServer::try_start() {
                                 "--upstream", options_.upstream_url};
   if (options_.config) argv.insert(argv.end(), {"--config", (dir_ / "config.json").string()});
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  if (options_.listen_any) argv.insert(argv.end(), {"--listen", "0.0.0.0:" + std::to_string(port_)});
   process_.reset();
   process_ = std::make_unique<Process>(ProcessOptions{argv, {}, dir_ / "regcache.out", dir_ / "regcache.err"});
   bool up = wait_until(
       [&] {
         if (!process_->alive()) return true;
-        return http_request("GET", url() + "/v2/", {}, {}, std::chrono::seconds(2)).status == 200;
+        int status = http_request("GET", url() + "/v2/", {}, {}, std::chrono::seconds(2)).status;
+        return status == 200 || status == 401;
       },
       std::chrono::seconds(20));
   return up && process_->alive();

@@ -2,7 +2,7 @@
 // The product under test: REGCACHE_BINARY run as a child process,
 //   regcache serve --listen 127.0.0.1:PORT --data-dir DIR --upstream URL [--config FILE]
 // on a free port with its own data directory. The constructor returns once GET /v2/
-// answers 200 (and throws with the captured stderr when it never does). stderr (the
+// answers 200 (or 401: client authentication is configured) (and throws with the captured stderr when it never does). stderr (the
 // request log) and stdout are captured to files under `dir`.
 #include <filesystem>
 #include <memory>
@@ -20,6 +20,9 @@ struct RegcacheOptions {
   std::string upstream_url;                 // --upstream
   std::optional<nlohmann::json> config;     // written to dir/config.json and passed as --config
   std::vector<std::string> extra_args;
+  // Listen on 0.0.0.0:PORT (a "network address" for the safe defaults) while
+  // the test still connects only to 127.0.0.1.
+  bool listen_any = false;
 };
 
 // A config with one upstream named "upstream" (the default), optional credentials and
