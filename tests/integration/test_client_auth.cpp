@@ -321,14 +321,11 @@ TEST_CASE("client auth: by-digest reads are checked against the repository in th
   CHECK(http_request("GET", url + "/v2/local/erin/blobs/" + layer, basic("erin", "erin-pw")).status == 404);
 }
 
-TEST_CASE("client auth: by-digest reads of hosted content through a mirrored name are not served" *
-          doctest::should_fail(true)) {
+TEST_CASE("client auth: by-digest reads of hosted content through a mirrored name are not served") {
   // The content store is shared on disk; a mirrored name must not show what
-  // was pushed into a hosted repository. Closing that door is the namespace
-  // isolation of issue 11 (cache/, another branch): today the mirrored name
-  // serves the hosted blob, so this test is marked should_fail. When the
-  // isolation is merged it starts "failing" (passing its checks): then drop
-  // should_fail.
+  // was pushed into a hosted repository: a by-digest read is a hit only where
+  // the namespace links the digest (the isolation of issue 11), and otherwise
+  // goes to that namespace's upstream (here: nothing listens).
   TempDir tmp("regcache-it-auth-digest-mirror");
   RegcacheServer regcache(tmp / "regcache", {"http://127.0.0.1:9", team_config(make_users(tmp, kTeam)), {}});
   auto secret = push_image(regcache.url(), "local/secret", "v1", basic("alice", "alice-pw"), 1, "classified");
