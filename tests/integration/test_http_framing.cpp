@@ -411,7 +411,7 @@ TEST_CASE("http framing: 300 slowloris connections do not stop service and are c
   CHECK(http_request("GET", registry.server->url() + "/v2/").status == 200);
 }
 
-TEST_CASE("http framing: 2000 keep-alive connections each served once; a new client is answered and threads stay bounded") {
+TEST_CASE("http framing: 2000 keep-alive connections each served once, a new client is answered and threads stay bounded") {
   raise_own_fd_limit(8192);
   TempDir dir("regcache-it-crowd");
   const int workers = 8;

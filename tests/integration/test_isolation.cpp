@@ -334,7 +334,7 @@ TEST_CASE("atomic writes: 150 concurrent manifest PUT / layer DELETE pairs never
   CHECK(puts + deletes == kPairs);
 }
 
-TEST_CASE("limits: upload sessions are capped per client address and globally; existing sessions are unharmed") {
+TEST_CASE("limits: upload sessions are capped per client address and globally, existing sessions are unharmed") {
   TempDir tmp("regcache-it-iso-caps");
   nlohmann::json config = {{"upstreams", nlohmann::json::array()},
                            {"max_upload_sessions", 6},

@@ -24,7 +24,7 @@ using regcache_test::Gate;
 using regcache_test::OpenAtExit;
 using namespace std::chrono_literals;
 
-TEST_CASE("fills: the same digest from two upstream namespaces are two fills; the same namespace shares one") {
+TEST_CASE("fills: the same digest from two upstream namespaces are two fills, the same namespace shares one") {
   Gate release;
   OpenAtExit guard{&release};
   std::atomic<int> transfers{0};
@@ -67,7 +67,7 @@ TEST_CASE("negative cache: a 404 is remembered for its namespace, repository and
   CHECK_FALSE(missing.contains({MissingKey::Kind::Blob, "docker.io", "r", d}));
 }
 
-TEST_CASE("list queries: tags/list keeps n (digits, clamped) and last, in a fixed order; drops the rest") {
+TEST_CASE("list queries: tags/list keeps n (digits, clamped) and last, in a fixed order, drops the rest") {
   CHECK(normalized_tags_query("") == "");
   CHECK(normalized_tags_query("n=10&last=v1") == "n=10&last=v1");
   CHECK(normalized_tags_query("last=v1&n=10") == "n=10&last=v1");

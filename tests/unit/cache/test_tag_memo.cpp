@@ -8,7 +8,7 @@ using regcache::sha256_of;
 using regcache::cache::TagMemo;
 using regcache::db::TagRecord;
 
-TEST_CASE("tag memo: remembers per upstream, repository and tag; a later mapping replaces an earlier one") {
+TEST_CASE("tag memo: remembers per upstream, repository and tag, a later mapping replaces an earlier one") {
   TagMemo memo;
   CHECK_FALSE(memo.load("docker.io", "library/alpine", "3.19"));
   memo.remember("docker.io", "library/alpine", "3.19", {sha256_of("a"), 100});

@@ -288,7 +288,7 @@ TEST_CASE("integrity check") {
   CHECK_THROWS_AS(sqlite_integrity_check((dir.path / "absent.db").string()), std::runtime_error);
 }
 
-TEST_CASE("kept documents read back with their body, time, next page and filters; a put replaces") {
+TEST_CASE("kept documents read back with their body, time, next page and filters, a put replaces") {
   TempDir dir;
   auto store = open_sqlite_store(dir.db());
   CHECK_FALSE(store->find_document("docker.io", "library/alpine", "tags/list?n=2"));

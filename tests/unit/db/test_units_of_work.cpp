@@ -198,7 +198,7 @@ TEST_CASE("a version 3 database is migrated: each link takes its blob's media ty
   CHECK(u->client.empty());
 }
 
-TEST_CASE("uploads: idle sessions are listed oldest first up to a limit; delete says whether one was there") {
+TEST_CASE("uploads: idle sessions are listed oldest first up to a limit, delete says whether one was there") {
   TempDir dir;
   auto store = open_sqlite_store(dir.db());
   for (int i = 0; i < 5; ++i)

@@ -68,7 +68,7 @@ std::string basic(const std::string& user, const std::string& password) {
 
 }  // namespace
 
-TEST_CASE("htpasswd: bcrypt entries made by htpasswd -B verify; wrong passwords and unknown users do not") {
+TEST_CASE("htpasswd: bcrypt entries made by htpasswd -B verify, wrong passwords and unknown users do not") {
   auto users = Htpasswd::parse(std::string("# team\n") + kAlice + "\n\n" + kBob + "\r\n", "users");
   CHECK(users.size() == 2);
   CHECK(users.verify("alice", "secret"));
@@ -125,7 +125,7 @@ TEST_CASE("access: globs — * within a component, ** across, ? one character") 
   }
 }
 
-TEST_CASE("access: the first rule matching caller and repository wins; groups; anonymous vs authenticated") {
+TEST_CASE("access: the first rule matching caller and repository wins, groups, anonymous vs authenticated") {
   std::vector<AccessRule> rules = {
       {{"team-a/**"}, {}, {"team-a"}, kPull | kPush | kDelete},
       {{"team-a/**"}, {"authenticated"}, {}, kPull},
@@ -167,7 +167,7 @@ TEST_CASE("access: built-in defaults — anonymous writes only when asked for (l
   CHECK(AccessPolicy::defaults(false).allowed(alice, "local/app") == kAllActions);
 }
 
-TEST_CASE("access: actions and scopes parse; bad words are ignored") {
+TEST_CASE("access: actions and scopes parse, bad words are ignored") {
   CHECK(parse_action("pull") == kPull);
   CHECK(parse_action("*") == kAllActions);
   CHECK_FALSE(parse_action("admin"));
@@ -199,7 +199,7 @@ TEST_CASE("tokens: base64url round trips") {
   CHECK_FALSE(base64url_decode("a"));
 }
 
-TEST_CASE("tokens: a signed token verifies and grants its access; expiry, nbf, issuer, audience are checked") {
+TEST_CASE("tokens: a signed token verifies and grants its access, expiry, nbf, issuer, audience are checked") {
   auto key = TokenKey::generate();
   TokenRules rules{"regcache", "regcache", 30s};
   auto now = std::chrono::system_clock::now();
@@ -302,7 +302,7 @@ TEST_CASE("credential cache: hits within the TTL, expires, bounded, cleared") {
   CHECK_FALSE(off.find("Basic a", t0));
 }
 
-TEST_CASE("failure limiter: a burst of failures, then refused until refilled; per address; bounded") {
+TEST_CASE("failure limiter: a burst of failures, then refused until refilled, per address, bounded") {
   FailureLimiter limiter(6, 3, 2);  // 3 at once, one more every 10 s
   auto t0 = FailureLimiter::Clock::now();
   for (int i = 0; i < 3; ++i) {
@@ -322,7 +322,7 @@ TEST_CASE("failure limiter: a burst of failures, then refused until refilled; pe
   CHECK(limiter.tracked() == 2);  // the oldest address was forgotten
 }
 
-TEST_CASE("authenticator: Basic costs one bcrypt per header within the cache TTL; a reload starts a new cache") {
+TEST_CASE("authenticator: Basic costs one bcrypt per header within the cache TTL, a reload starts a new cache") {
   TempDir tmp;
   std::ofstream(tmp.path / "htpasswd") << kAlice << "\n";
   AuthSettings s;

@@ -129,7 +129,7 @@ TEST_CASE("http parser: Transfer-Encoding must be exactly chunked, once, and not
   CHECK(refused("POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n") == "400 Transfer-Encoding in an HTTP/1.0 request");
 }
 
-TEST_CASE("http parser: HTTP/1.1 needs exactly one Host; HTTP/1.0 at most one") {
+TEST_CASE("http parser: HTTP/1.1 needs exactly one Host, HTTP/1.0 at most one") {
   CHECK(refused("GET / HTTP/1.1\r\n\r\n") == "400 HTTP/1.1 request without a Host header");
   CHECK(refused("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n") == "400 more than one Host header");
   CHECK(refused("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n") == "400 invalid Host header");
@@ -181,7 +181,7 @@ TEST_CASE("http parser: a TLS ClientHello or binary garbage is refused before an
   CHECK(parse(hello).state == State::Invalid);
 }
 
-TEST_CASE("http parser: HTTP/1.0 keeps the connection only when asked; Connection: close ends 1.1") {
+TEST_CASE("http parser: HTTP/1.0 keeps the connection only when asked, Connection: close ends 1.1") {
   CHECK_FALSE(parse("GET / HTTP/1.0\r\n\r\n").head.keep_alive);
   CHECK(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").head.keep_alive);
   CHECK_FALSE(parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n").head.keep_alive);

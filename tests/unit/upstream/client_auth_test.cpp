@@ -82,7 +82,7 @@ std::size_t count(const std::vector<Seen>& seen, bool (*pred)(const Seen&)) {
 
 }  // namespace
 
-TEST_CASE("bearer: one token per scope, then sent up front; a new repo fetches its token first") {
+TEST_CASE("bearer: one token per scope, then sent up front, a new repo fetches its token first") {
   BearerRegistry registry;
   auto client = make_client(config_for(registry.server.url()));
 
@@ -174,7 +174,7 @@ TEST_CASE("basic: answered with the configured credentials, then sent up front")
   }
 }
 
-TEST_CASE("redirects are followed; credentials stay with the upstream's own host") {
+TEST_CASE("redirects are followed, credentials stay with the upstream's own host") {
   const std::string blob = "blob-bytes";
   FakeServer storage([&](FakeServer&, Req&, Resp& response) {
     FakeServer::send(response, 200, blob, "application/octet-stream");

@@ -80,7 +80,7 @@ TEST_CASE("sequential requests reuse one keep-alive connection and report the re
   for (const auto& seen : server.seen()) CHECK(seen.user_agent == "regcache/0.1");
 }
 
-TEST_CASE("a blob read to its end frees its connection for reuse; one abandoned mid-body does not") {
+TEST_CASE("a blob read to its end frees its connection for reuse, one abandoned mid-body does not") {
   const std::string blob(10000, 'x');
   FakeServer server([&](FakeServer&, Req& request, Resp& response) {
     if (request.getURI().find("/blobs/") != std::string::npos) {
@@ -214,7 +214,7 @@ TEST_CASE("a pooled connection the server closed meanwhile is replaced transpare
   CHECK(server.connections() == 3);
 }
 
-TEST_CASE("at most max_connections are open; waiting for one is bounded by connect_timeout") {
+TEST_CASE("at most max_connections are open, waiting for one is bounded by connect_timeout") {
   FakeServer server([](FakeServer&, Req& request, Resp& response) {
     if (request.getURI().find("/blobs/") != std::string::npos) {
       FakeServer::send(response, 200, std::string(100, 'b'), "application/octet-stream");
@@ -277,7 +277,7 @@ TEST_CASE("make_client rejects URLs that are not http(s)://host[:port]") {
   CHECK_NOTHROW(make_client(config_for("http://localhost:5000/")));
 }
 
-TEST_CASE("a large blob body arrives intact in reads as big as the caller's buffer; a chunked one through the stream") {
+TEST_CASE("a large blob body arrives intact in reads as big as the caller's buffer, a chunked one through the stream") {
   std::string blob(3 << 20, '\0');
   for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>(i * 7 + i / 4099);
   FakeServer server([&](FakeServer&, Req& request, Resp& response) {
