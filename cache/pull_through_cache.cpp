@@ -250,11 +250,8 @@ BlobResult PullThroughCache::get_blob(const Origin& origin, const RepoName& repo
   return {CacheStatus::Miss, nullptr, std::move(fill)};
 }
 
-BlobHeadResult PullThroughCache::head_blob(const Origin& origin, const RepoName& repo, const Digest& digest) {
-  if (namespace_has(origin, digest))
-    if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, reader->size()};
-  MissingKey missing_key{MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()};
-  check_reachable(origin, missing_key, ErrorCode::BlobUnknown, "blob " + repo.str() + "@" + digest.str());
+upstream::Response PullThroughCache::confirm_upstream_blob(const Origin& origin, const RepoName& repo,
+                                                          const Digest& digest, const MissingKey& missing_key) {
   upstream::Response head;
   try {
     head = origin.upstream->head_blob(repo.str(), digest.str());
@@ -263,6 +260,15 @@ BlobHeadResult PullThroughCache::head_blob(const Origin& origin, const RepoName&
   }
   if (head.status != 200)
     remember_missing(origin, missing_key, upstream_status_error(head.status, ObjectKind::Blob, origin.ns, head.retry_after));
+  return head;
+}
+
+BlobHeadResult PullThroughCache::head_blob(const Origin& origin, const RepoName& repo, const Digest& digest) {
+  if (namespace_has(origin, digest))
+    if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, reader->size()};
+  MissingKey missing_key{MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()};
+  check_reachable(origin, missing_key, ErrorCode::BlobUnknown, "blob " + repo.str() + "@" + digest.str());
+  upstream::Response head = confirm_upstream_blob(origin, repo, digest, missing_key);
   if (!head.content_length)
     throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " answered a HEAD of " + digest.str() +
                                                         " without Content-Length");
@@ -283,15 +289,7 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   if (std::shared_ptr<BlobReader> stored = blobs_.open(digest)) {
     bool visible = namespace_has(origin, digest);
     if (!visible) {
-      upstream::Response head;
-      try {
-        head = origin.upstream->head_blob(repo.str(), digest.str());
-      } catch (const upstream::TransportError& e) {
-        throw unreachable(origin, e);
-      }
-      if (head.status != 200)
-        remember_missing(origin, missing_key,
-                         upstream_status_error(head.status, ObjectKind::Blob, origin.ns, head.retry_after));
+      upstream::Response head = confirm_upstream_blob(origin, repo, digest, missing_key);
       if (head.content_length && *head.content_length != stored->size())
         throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " announces " +
                                                             std::to_string(*head.content_length) + " bytes for " +

@@ -145,6 +145,10 @@ class PullThroughCache {
   // Records that `repo` of the origin's namespace has the stored `digest`, in one
   // unit of work that also checks the bytes are still there. False when they
   // were removed meanwhile (a hosted delete collected them).
+  // HEAD of the blob at the origin's upstream: its answer when 200; otherwise
+  // throws (and remembers a 404 under `missing_key`).
+  upstream::Response confirm_upstream_blob(const Origin& origin, const RepoName& repo, const Digest& digest,
+                                           const MissingKey& missing_key);
   bool adopt_stored(const Origin& origin, const RepoName& repo, const Digest& digest, std::uint64_t size,
                     const std::string& media_type);
   std::optional<db::TagRecord> find_tag(const Origin& origin, const RepoName& repo, const std::string& tag);
