@@ -88,7 +88,8 @@ class ObjectReader {
   }
   void refuse_unknown() const {
     for (auto it = object_.begin(); it != object_.end(); ++it)
-      if (!seen_.count(it.key())) throw ConfigError(key(it.key()), "unknown key");
+      // An empty name still has to be named: the error says which key to fix.
+      if (!seen_.count(it.key())) throw ConfigError(key(it.key().empty() ? "\"\"" : it.key()), "unknown key");
   }
 
  private:

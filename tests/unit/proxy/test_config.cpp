@@ -190,6 +190,9 @@ TEST_CASE("config: unknown keys name themselves") {
   CHECK(error_key(R"({"listen": "127.0.0.1:5000", "Listen": "x"})") == "Listen");
   CHECK(error_key(R"({"upstreams": [{"name": "a", "url": "http://a"}, {"name": "b", "url": "http://b", "bogus": true}]})") ==
         "upstreams[1].bogus");
+  // Found by fuzz_config: an empty name was reported as an empty key.
+  CHECK(error_key(R"({"": 1})") == "\"\"");
+  CHECK(error_key(R"({"upstreams": [{"name": "a", "url": "http://a", "": 1}]})") == "upstreams[0].\"\"");
 }
 
 TEST_CASE("config: wrong types name the key") {
