@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/digest.h"
@@ -123,6 +124,14 @@ class MetadataStore {
                             const DocumentRecord& document) = 0;
   virtual std::optional<DocumentRecord> find_document(const std::string& ns, const std::string& repo,
                                                       const std::string& key) = 0;
+
+  // --- browsing and carrying the cache (regcache ls, export) ---
+  // Every namespace with a repository link or a tag, sorted (byte order); the
+  // hosted namespace "" is included when it holds anything.
+  virtual std::vector<std::string> list_namespaces() = 0;
+  // The tags of one repository with what each points at, sorted by tag (byte order).
+  virtual std::vector<std::pair<std::string, TagRecord>> list_tag_records(const std::string& ns,
+                                                                          const std::string& repo) = 0;
 };
 
 // Opens (creating if needed) the SQLite database at `path`: WAL mode, a busy

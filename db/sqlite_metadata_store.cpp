@@ -285,6 +285,9 @@ constexpr const char* kPutDocument =
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr const char* kFindDocument =
     "SELECT body, fetched_at, next_query, filters_applied FROM documents WHERE ns = ?1 AND repo = ?2 AND key = ?3";
+constexpr const char* kListNamespaces = "SELECT ns FROM repo_blobs UNION SELECT ns FROM tags ORDER BY 1";
+constexpr const char* kListTagRecords =
+    "SELECT tag, digest, confirmed_at FROM tags WHERE ns = ?1 AND repo = ?2 ORDER BY tag";
 constexpr const char* kBegin = "BEGIN IMMEDIATE";
 constexpr const char* kCommit = "COMMIT";
 
@@ -513,6 +516,24 @@ class SqliteMetadataStore final : public MetadataStore {
     q.bind(ns).bind(repo).bind(key);
     if (!q.step()) return std::nullopt;
     return DocumentRecord{q.text(0), q.int64(1), q.text(2), q.text(3)};
+  }
+
+  std::vector<std::string> list_namespaces() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListNamespaces, "list_namespaces");
+    std::vector<std::string> out;
+    while (q.step()) out.push_back(q.text(0));
+    return out;
+  }
+
+  std::vector<std::pair<std::string, TagRecord>> list_tag_records(const std::string& ns,
+                                                                  const std::string& repo) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListTagRecords, "list_tag_records");
+    q.bind(ns).bind(repo);
+    std::vector<std::pair<std::string, TagRecord>> out;
+    while (q.step()) out.emplace_back(q.text(0), TagRecord{q.digest(1), q.int64(2)});
+    return out;
   }
 
  private:
