@@ -127,7 +127,7 @@ int serve(const ServeFlags& flags) {
     server = std::make_unique<proxy::Server>(config);
     server->start();
     warm = std::make_unique<proxy::WarmScheduler>(proxy::own_listener_url(config, server->port()));
-    warm->configure(config.warm);
+    warm->configure(config.warm, config.offline);
     proxy::notify_systemd("READY=1\nSTATUS=serving");  // under systemd (Type=notify): the port accepts now
   } catch (const std::exception& e) {
     std::cerr << "regcache: cannot start: " << e.what() << "\n";
@@ -144,7 +144,7 @@ int serve(const ServeFlags& flags) {
     log::info("received SIGHUP, reloading " + (flags.config ? *flags.config : std::string("the built-in defaults")));
     try {
       proxy::Config fresh = build_config(flags);
-      warm->configure(fresh.warm);
+      warm->configure(fresh.warm, fresh.offline);
       server->reload(std::move(fresh));
     } catch (const proxy::ConfigError& e) {
       log::error(std::string("reload refused, configuration unchanged: ") + e.what());

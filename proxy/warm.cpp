@@ -8,7 +8,9 @@
 #include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/URI.h>
 
+#include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -83,6 +85,8 @@ struct Warmer::Http {
   std::string authorization;
   std::chrono::seconds timeout;
   std::unique_ptr<Poco::Net::HTTPClientSession> session;
+  std::mutex session_mutex;  // guards `session` against cancel() from another thread
+  std::atomic<bool> cancelled{false};
 
   struct Response {
     Poco::Net::HTTPResponse head;
@@ -90,6 +94,8 @@ struct Warmer::Http {
   };
 
   Poco::Net::HTTPClientSession& connect() {
+    std::lock_guard lock(session_mutex);
+    if (cancelled) throw WarmError("cancelled");
     if (!session) {
       if (uri.getScheme() == "https") {
         // The server's own certificate is verified against the system CAs.
@@ -103,6 +109,22 @@ struct Warmer::Http {
       session->setTimeout(Poco::Timespan(static_cast<long>(timeout.count()), 0));
     }
     return *session;
+  }
+
+  void reset() {
+    std::lock_guard lock(session_mutex);
+    session.reset();
+  }
+
+  void cancel() {
+    std::lock_guard lock(session_mutex);
+    cancelled = true;
+    if (session) {
+      try {
+        session->socket().shutdownReceive();  // the reading thread sees an error and gives up
+      } catch (const Poco::Exception&) {
+      }
+    }
   }
 
   // Sends a request; the caller reads the body (if any) before the next one.
@@ -119,7 +141,7 @@ struct Warmer::Http {
       r.body = &s.receiveResponse(r.head);
       return r;
     } catch (const Poco::Exception& e) {
-      session.reset();
+      reset();
       throw WarmError("cannot reach regcache at " + uri.toString() + ": " + e.displayText());
     }
   }
@@ -131,12 +153,12 @@ struct Warmer::Http {
       while (r.body->read(buf, sizeof buf) || r.body->gcount() > 0) {
         out.append(buf, static_cast<std::size_t>(r.body->gcount()));
         if (out.size() > max) {
-          session.reset();
+          reset();
           throw WarmError("response larger than " + std::to_string(max) + " bytes");
         }
       }
     } catch (const Poco::Exception& e) {
-      session.reset();
+      reset();
       throw WarmError("connection to regcache broke: " + e.displayText());
     }
     return out;
@@ -160,6 +182,8 @@ Warmer::Warmer(WarmOptions options, WarmObserver observer)
 }
 
 Warmer::~Warmer() = default;
+
+void Warmer::cancel() { http_->cancel(); }
 
 std::string Warmer::path(const ImageRef& ref, const std::string& rest, const std::string& query) const {
   // A named registry goes as containerd's ?ns=, so a registry this server does
@@ -321,11 +345,11 @@ void Warmer::warm_blob(const ImageRef& ref, const std::string& digest, std::uint
       got += n;
     }
   } catch (const Poco::Exception& e) {
-    http_->session.reset();
+    http_->reset();
     throw WarmError("blob " + digest + ": transfer broke after " + std::to_string(got) + " bytes: " + e.displayText());
   }
   if (r.body->bad() || (r.head.hasContentLength() && got != static_cast<std::uint64_t>(r.head.getContentLength64()))) {
-    http_->session.reset();
+    http_->reset();
     throw WarmError("blob " + digest + ": transfer broke after " + std::to_string(got) + " bytes");
   }
   Digest actual = hasher.finish();

@@ -70,6 +70,10 @@ class Warmer {
   // throws for a failing reference: its result says why.
   std::vector<WarmResult> warm(const ImageRef& ref);
   const WarmCounts& totals() const { return totals_; }
+  // From another thread: breaks off the request in progress (its socket is
+  // shut down) and fails every later one, so a stopping server need not wait
+  // for a large blob to arrive.
+  void cancel();
 
  private:
   struct Http;

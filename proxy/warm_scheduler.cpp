@@ -22,8 +22,10 @@ WarmScheduler::WarmScheduler(std::string server_url) : server_url_(std::move(ser
 
 WarmScheduler::~WarmScheduler() { stop(); }
 
-void WarmScheduler::configure(const WarmSettings& settings) {
+void WarmScheduler::configure(const WarmSettings& settings, bool offline) {
   std::lock_guard lock(mutex_);
+  if (offline != offline_) changed_ = true;
+  offline_ = offline;
   bool same = settings.references == settings_.references && settings.platforms == settings_.platforms &&
               settings.referrers == settings_.referrers && settings.newest == settings_.newest;
   bool interval_changed = settings.interval != settings_.interval;
@@ -36,6 +38,7 @@ void WarmScheduler::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    if (running_) running_->cancel();
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -50,14 +53,21 @@ void WarmScheduler::run_once(const WarmSettings& settings) {
     std::string error;
     if (auto p = parse_platforms(text, error)) options.platforms.insert(options.platforms.end(), p->begin(), p->end());
   }
-  WarmObserver observer;
-  observer.object_done = [this](const WarmCounts&, const std::string&) {
-    std::lock_guard lock(mutex_);
-    if (stopping_) throw std::runtime_error("stopping");
-  };
   std::size_t failed = 0, done = 0;
   try {
-    Warmer warmer(options, observer);
+    Warmer warmer(options);
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      running_ = &warmer;
+    }
+    struct Unregister {
+      WarmScheduler& s;
+      ~Unregister() {
+        std::lock_guard lock(s.mutex_);
+        s.running_ = nullptr;
+      }
+    } unregister{*this};
     for (const auto& text : settings.references) {
       {
         std::lock_guard lock(mutex_);
@@ -103,8 +113,12 @@ void WarmScheduler::loop() {
     changed_ = false;
     ran_once = true;
     WarmSettings settings = settings_;
+    bool offline = offline_;
     lock.unlock();
-    run_once(settings);
+    if (offline)
+      log::info("scheduled warm skipped: regcache is offline");
+    else
+      run_once(settings);
     lock.lock();
     next = std::chrono::steady_clock::now() + settings_.interval;
   }

@@ -15,6 +15,8 @@
 #include <string>
 #include <thread>
 
+#include "proxy/warm.h"
+
 #include "proxy/config.h"
 
 namespace regcache::proxy {
@@ -27,9 +29,10 @@ class WarmScheduler {
   WarmScheduler(const WarmScheduler&) = delete;
   WarmScheduler& operator=(const WarmScheduler&) = delete;
 
-  // Applies (new) settings: a changed list is warmed at once, then every interval.
-  void configure(const WarmSettings& settings);
-  // Stops after the object being transferred; joins the thread.
+  // Applies (new) settings: a changed list is warmed at once, then every
+  // interval. While `offline`, runs are skipped (nothing could be fetched).
+  void configure(const WarmSettings& settings, bool offline);
+  // Breaks off a run in progress and joins the thread.
   void stop();
 
  private:
@@ -40,8 +43,10 @@ class WarmScheduler {
   std::mutex mutex_;
   std::condition_variable wake_;
   WarmSettings settings_;
+  bool offline_ = false;
   bool changed_ = false;
   bool stopping_ = false;
+  Warmer* running_ = nullptr;  // the run in progress, for stop()
   std::thread thread_;
 };
 
