@@ -81,9 +81,16 @@ PY
 spawn old-upstream python3 "$T/listener.py" "${UP_PORT[hub]}"
 wait_until 10 grep -q listening "$T/old-upstream.log" || not_ok "listener on the old upstream address"
 
+# The same upstream configured, with tag_ttl_s 0: were regcache not offline,
+# every tag request would revalidate there and the listener would count it.
+cat >"$T/offline.json" <<EOF2
+{"upstreams": [{"name": "docker.io", "url": "http://127.0.0.1:${UP_PORT[hub]}",
+                "library_prefix": true, "tag_ttl_s": 0}],
+ "default_upstream": "docker.io", "log_level": "info"}
+EOF2
 REGCACHE_PORT=$(free_port)
 spawn regcache "$REGCACHE" serve --listen "127.0.0.1:$REGCACHE_PORT" --data-dir "$T/offline-data" \
-  --config "$T/regcache.json" --offline
+  --config "$T/offline.json" --offline
 if ! wait_until 20 curl -fsS "http://127.0.0.1:$REGCACHE_PORT/v2/"; then
   not_ok "the offline regcache answers /v2/"
   show_log regcache

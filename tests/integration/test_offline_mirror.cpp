@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/checks.h"
+#include "support/fake_upstream.h"
 #include "support/files.h"
 #include "support/http_client.h"
 #include "support/oci_image.h"
@@ -328,4 +329,34 @@ TEST_CASE("scheduled warm: the warm config key re-warms and follows a tag moved 
                   regcache.stderr_text());
   CHECK(regcache.stderr_text().find("scheduled warm: 1 references") != std::string::npos);
   CHECK(regcache.stop() == 0);
+}
+
+TEST_CASE("scheduled warm: SIGTERM breaks off a warm stalled in a blob and regcache exits 0") {
+  TempDir tmp;
+  FakeUpstream fake;
+  const std::string repo = "mirror/stalled";
+  const std::string config_bytes = R"({"architecture":"amd64","os":"linux"})";
+  const std::string layer_bytes(1 << 20, 'x');
+  const std::string config_digest = fake.add_blob(repo, config_bytes);
+  const std::string layer_digest = fake.add_blob(repo, layer_bytes);
+  const nlohmann::json manifest = {
+      {"schemaVersion", 2},
+      {"mediaType", kOciManifestType},
+      {"config", {{"mediaType", kOciConfigType}, {"digest", config_digest}, {"size", config_bytes.size()}}},
+      {"layers", {{{"mediaType", kOciLayerGzipType}, {"digest", layer_digest}, {"size", layer_bytes.size()}}}}};
+  fake.add_manifest(repo, "v1", manifest.dump(), kOciManifestType);
+  auto gate = std::make_shared<Gate>();  // never opened: the layer stalls half-way
+  Behavior stalled;
+  stalled.body_gate = gate;
+  stalled.body_gate_at = layer_bytes.size() / 2;
+  fake.set_behavior(FakeUpstream::blob_path(repo, layer_digest), stalled);
+
+  auto config = regcache_config(fake.url());
+  config["shutdown_grace_s"] = 1;
+  config["upstreams"][0]["read_timeout_ms"] = 120000;
+  config["warm"] = {{"references", {"upstream/" + repo + ":v1"}}};
+  RegcacheServer regcache(tmp / "regcache", {fake.url(), config, {}});
+  REQUIRE(gate->wait_for_waiting(1, 30s));  // the scheduled warm is inside the layer
+  // The warm client would wait minutes for the rest; stopping must not.
+  CHECK_MESSAGE(regcache.stop(20s) == 0, regcache.stderr_text());
 }
