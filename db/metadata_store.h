@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/digest.h"
@@ -164,6 +165,14 @@ class MetadataStore {
   virtual std::size_t prune_documents(const std::string& ns, const std::string& repo, std::size_t keep) = 0;
   // How many documents `repo` keeps.
   virtual std::size_t count_documents(const std::string& ns, const std::string& repo) = 0;
+
+  // --- browsing and carrying the cache (regcache ls, export) ---
+  // Every namespace with a repository link or a tag, sorted (byte order); the
+  // hosted namespace "" is included when it holds anything.
+  virtual std::vector<std::string> list_namespaces() = 0;
+  // The tags of one repository with what each points at, sorted by tag (byte order).
+  virtual std::vector<std::pair<std::string, TagRecord>> list_tag_records(const std::string& ns,
+                                                                          const std::string& repo) = 0;
 };
 
 // Opens (creating if needed) the SQLite database at `path`: WAL mode, a busy

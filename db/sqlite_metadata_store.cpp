@@ -314,6 +314,9 @@ constexpr const char* kPruneDocuments =
     "DELETE FROM documents WHERE ns = ?1 AND repo = ?2 AND key NOT IN "
     "(SELECT key FROM documents WHERE ns = ?1 AND repo = ?2 ORDER BY fetched_at DESC, key LIMIT ?3)";
 constexpr const char* kCountDocuments = "SELECT COUNT(*) FROM documents WHERE ns = ?1 AND repo = ?2";
+constexpr const char* kListNamespaces = "SELECT ns FROM repo_blobs UNION SELECT ns FROM tags ORDER BY 1";
+constexpr const char* kListTagRecords =
+    "SELECT tag, digest, confirmed_at FROM tags WHERE ns = ?1 AND repo = ?2 ORDER BY tag";
 constexpr const char* kCommit = "COMMIT";
 // BEGIN IMMEDIATE waits out the busy timeout for another process's writer; a
 // unit still refused after that many such waits gives up.
@@ -602,6 +605,24 @@ class SqliteMetadataStore final : public MetadataStore {
     Query q = query(kCountDocuments, "count_documents");
     q.bind(ns).bind(repo);
     return q.step() ? static_cast<std::size_t>(q.int64(0)) : 0;
+  }
+
+  std::vector<std::string> list_namespaces() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListNamespaces, "list_namespaces");
+    std::vector<std::string> out;
+    while (q.step()) out.push_back(q.text(0));
+    return out;
+  }
+
+  std::vector<std::pair<std::string, TagRecord>> list_tag_records(const std::string& ns,
+                                                                  const std::string& repo) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListTagRecords, "list_tag_records");
+    q.bind(ns).bind(repo);
+    std::vector<std::pair<std::string, TagRecord>> out;
+    while (q.step()) out.emplace_back(q.text(0), TagRecord{q.digest(1), q.int64(2)});
+    return out;
   }
 
  private:

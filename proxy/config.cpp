@@ -1,6 +1,7 @@
 #include "proxy/config.h"
 
 #include "common/json_guard.h"
+#include "common/image_ref.h"
 #include "common/names.h"
 #include "upstream/trust.h"
 #include "proxy/auth/htpasswd.h"
@@ -287,6 +288,40 @@ void read_auth(const json& object, auth::AuthSettings& a) {
   }
 }
 
+WarmSettings read_warm(const json& object) {
+  ObjectReader r(object, "warm");
+  WarmSettings w;
+  auto strings = [&](const char* name, std::vector<std::string>& out) {
+    if (auto list = r.find(name)) {
+      if (!list->is_array()) throw ConfigError(r.key(name), "must be a list of strings");
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        if (!(*list)[i].is_string())
+          throw ConfigError(r.key(name) + "[" + std::to_string(i) + "]", "must be a string");
+        out.push_back((*list)[i].get<std::string>());
+      }
+    }
+  };
+  strings("references", w.references);
+  for (std::size_t i = 0; i < w.references.size(); ++i) {
+    std::string error;
+    if (!parse_image_ref(w.references[i], error))
+      throw ConfigError(r.key("references") + "[" + std::to_string(i) + "]", error);
+  }
+  strings("platforms", w.platforms);
+  for (std::size_t i = 0; i < w.platforms.size(); ++i) {
+    std::string error;
+    auto p = parse_platforms(w.platforms[i], error);
+    if (!p || p->size() != 1)
+      throw ConfigError(r.key("platforms") + "[" + std::to_string(i) + "]",
+                        p ? "one platform per entry, e.g. \"linux/amd64\"" : error);
+  }
+  r.read_seconds("interval_s", w.interval, 0, 365LL * 24 * 3600);
+  r.read("referrers", w.referrers);
+  r.read("newest", w.newest, 0, 1'000'000);
+  r.refuse_unknown();
+  return w;
+}
+
 }  // namespace
 
 void add_hosted_prefix(Config& config, const std::string& prefix) {
@@ -496,6 +531,7 @@ Config parse_config(const std::string& json_text) {
   for (const auto& rule : c.auth.access)
     for (const auto& group : rule.groups)
       if (!c.auth.groups.count(group)) throw ConfigError("access", "names group '" + group + "', not in auth.groups");
+  if (auto w = r.find("warm")) c.warm = read_warm(*w);
   r.refuse_unknown();
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream
   else if (!c.default_upstream.empty()) throw ConfigError("default_upstream", "names no configured upstream");

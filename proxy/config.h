@@ -34,6 +34,17 @@ struct UpstreamSettings {
   std::chrono::seconds negative_ttl{10};
 };
 
+// Scheduled pre-filling (the `warm` key): the service warms these references
+// through its own listener right after start-up and then every `interval`
+// (0: only at start-up). Reloaded by SIGHUP.
+struct WarmSettings {
+  std::vector<std::string> references;  // the syntax of `regcache warm` (common/image_ref.h)
+  std::chrono::seconds interval{3600};
+  std::vector<std::string> platforms;   // "os/arch[/variant]"; empty: every platform of an index
+  bool referrers = false;
+  std::size_t newest = 0;               // for ":*" and glob references; 0: every matching tag
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 5000;
@@ -64,6 +75,7 @@ struct Config {
   // copied into each upstream's client settings.
   std::vector<std::string> internal_networks;
   auth::AuthSettings auth;  // `auth` and `access`: client users, tokens and access rules
+  WarmSettings warm;
 
   const UpstreamSettings& default_upstream_settings() const;
 };

@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "common/log.h"
+#include "proxy/commands.h"
 #include "proxy/config.h"
 #include "proxy/sd_notify.h"
 #include "proxy/server.h"
+#include "proxy/warm_scheduler.h"
 
 namespace {
 
@@ -22,6 +24,10 @@ constexpr int kExitUsage = 2;  // bad flags or bad configuration
 const char* kUsage =
     "Usage: regcache serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--upstream URL|none]\n"
     "                      [--hosted PREFIX]... [--offline]\n"
+    "       regcache warm [--server URL] [--platform LIST] [--referrers] [--file LIST] REF...\n"
+    "       regcache export [--config FILE | --data-dir DIR] (--all | REF...) --output DIR|FILE.tar\n"
+    "       regcache import [--config FILE | --data-dir DIR] [--into NS/REPO[:TAG]] SRC\n"
+    "       regcache ls [--config FILE | --data-dir DIR] [PATTERN] [--json]\n"
     "       regcache --version | --help\n"
     "\n"
     "serve   run the registry. Flags override the config file; without one:\n"
@@ -31,7 +37,9 @@ const char* kUsage =
     "  --data-dir DIR      where blobs and the metadata database live\n"
     "  --upstream URL      URL of the default upstream registry; 'none': a plain registry\n"
     "  --hosted PREFIX     repositories under PREFIX/ live here and accept pushes (repeatable)\n"
-    "  --offline           never contact an upstream: serve only what is cached\n";
+    "  --offline           never contact an upstream: serve only what is cached\n"
+    "\n"
+    "warm, export, import, ls: the offline lab mirror; 'regcache COMMAND --help' for each.\n";
 
 struct ServeFlags {
   std::optional<std::string> config, listen, data_dir, upstream;
@@ -115,9 +123,12 @@ int serve(const ServeFlags& flags) {
   ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-sendfile is an error return, not a death
 
   std::unique_ptr<proxy::Server> server;
+  std::unique_ptr<proxy::WarmScheduler> warm;  // the `warm` key: re-warms on a schedule
   try {
     server = std::make_unique<proxy::Server>(config);
     server->start();
+    warm = std::make_unique<proxy::WarmScheduler>(proxy::own_listener_url(config, server->port()));
+    warm->configure(config.warm, config.offline);
     proxy::notify_systemd("READY=1\nSTATUS=serving");  // under systemd (Type=notify): the port accepts now
   } catch (const std::exception& e) {
     std::cerr << "regcache: cannot start: " << e.what() << "\n";
@@ -137,7 +148,9 @@ int serve(const ServeFlags& flags) {
     // Server::reload builds the new upstream clients before it installs them.
     // Whatever fails, the running configuration stays and the process lives.
     try {
-      server->reload(build_config(flags));
+      proxy::Config fresh = build_config(flags);
+      warm->configure(fresh.warm, fresh.offline);
+      server->reload(std::move(fresh));
     } catch (const proxy::ConfigError& e) {
       log::error(std::string("reload refused, configuration unchanged: ") + e.what());
     } catch (const std::exception& e) {
@@ -147,6 +160,7 @@ int serve(const ServeFlags& flags) {
   }
   log::info(std::string("received ") + (received == SIGTERM ? "SIGTERM" : "SIGINT") + ", shutting down");
   proxy::notify_systemd("STOPPING=1");
+  warm->stop();
   if (!server->stop(server->shutdown_grace())) {
     // Fills still running belong to no client; their spools are removed at the
     // next start. Leave without waiting for them.
@@ -175,6 +189,10 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
+  if (args[0] == "warm") return regcache::proxy::run_warm({args.begin() + 1, args.end()});
+  if (args[0] == "export") return regcache::proxy::run_export({args.begin() + 1, args.end()});
+  if (args[0] == "import") return regcache::proxy::run_import({args.begin() + 1, args.end()});
+  if (args[0] == "ls") return regcache::proxy::run_ls({args.begin() + 1, args.end()});
   if (args[0] != "serve") {
     std::cerr << "regcache: unknown command '" << args[0] << "'\n" << kUsage;
     return kExitUsage;

@@ -2,7 +2,7 @@
 # Runs the real-engine tests of this folder one after another against one
 # regcache binary and adds up their results (CTest runs each script as its own
 # test; this is for a run by hand).
-# Usage: run-all.sh PATH/TO/regcache [TEST…]     TEST: docker containerd podman skopeo docker-auth podman-auth
+# Usage: run-all.sh PATH/TO/regcache [TEST…]     TEST: docker containerd podman skopeo docker-auth podman-auth offline-mirror
 # Needs root and the engines (.ci/install-engines).
 set -uo pipefail
 
@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 regcache=${1:?usage: run-all.sh PATH/TO/regcache [TEST…]}
 shift
 tests=("$@")
-[ ${#tests[@]} -eq 0 ] && tests=(docker containerd podman skopeo docker-auth podman-auth)
+[ ${#tests[@]} -eq 0 ] && tests=(docker containerd podman skopeo docker-auth podman-auth offline-mirror)
 
 out=$(mktemp /tmp/regcache-engines-run-all.XXXXXX)
 trap 'rm -f "$out"' EXIT
