@@ -318,6 +318,14 @@ WarmSettings read_warm(const json& object) {
   r.read_seconds("interval_s", w.interval, 0, 365LL * 24 * 3600);
   r.read("referrers", w.referrers);
   r.read("newest", w.newest, 0, 1'000'000);
+  r.read("username", w.username);
+  std::string password_file;
+  r.read("password_file", password_file);
+  if (!password_file.empty()) w.password = read_secret(r.key("password_file"), password_file);
+  if (w.username.empty() != password_file.empty())
+    throw ConfigError(r.key(w.username.empty() ? "username" : "password_file"),
+                      "username and password_file go together");
+  if (w.username.find(':') != std::string::npos) throw ConfigError(r.key("username"), "must not contain ':'");
   r.refuse_unknown();
   return w;
 }

@@ -43,6 +43,8 @@ struct WarmSettings {
   std::vector<std::string> platforms;   // "os/arch[/variant]"; empty: every platform of an index
   bool referrers = false;
   std::size_t newest = 0;               // for ":*" and glob references; 0: every matching tag
+  std::string username;                 // Basic credentials for the own listener ("" = anonymous)
+  std::string password;                 // read from warm.password_file
 };
 
 struct Config {

@@ -49,6 +49,8 @@ void WarmScheduler::run_once(const WarmSettings& settings) {
   options.server_url = server_url_;
   options.referrers = settings.referrers;
   options.newest = settings.newest;
+  options.username = settings.username;
+  options.password = settings.password;
   for (const auto& text : settings.platforms) {
     std::string error;
     if (auto p = parse_platforms(text, error)) options.platforms.insert(options.platforms.end(), p->begin(), p->end());

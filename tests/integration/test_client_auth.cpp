@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/files.h"
+#include "support/htpasswd.h"
 #include "support/http_client.h"
 #include "support/jwt.h"
 #include "support/oci_image.h"
@@ -35,16 +36,7 @@ namespace {
 
 // A users file made by Debian's htpasswd (bcrypt, -B).
 std::filesystem::path make_users(const TempDir& tmp, const std::vector<std::pair<std::string, std::string>>& users) {
-  auto file = tmp / "htpasswd";
-  std::filesystem::remove(file);
-  for (const auto& [user, password] : users) {
-    std::vector<std::string> argv{"htpasswd", "-B", "-b"};
-    if (!std::filesystem::exists(file)) argv.push_back("-c");
-    argv.insert(argv.end(), {file.string(), user, password});
-    Process p({argv, {}, {}, tmp / "htpasswd.err"});
-    REQUIRE(p.wait_for(std::chrono::seconds(30)) == 0);
-  }
-  return file;
+  return make_htpasswd(tmp.path(), users);
 }
 
 HttpHeaders basic(const std::string& user, const std::string& password) {

@@ -19,6 +19,7 @@
 #include "support/checks.h"
 #include "support/fake_upstream.h"
 #include "support/files.h"
+#include "support/htpasswd.h"
 #include "support/http_client.h"
 #include "support/oci_image.h"
 #include "support/process.h"
@@ -328,6 +329,37 @@ TEST_CASE("scheduled warm: the warm config key re-warms and follows a tag moved 
   REQUIRE_MESSAGE(wait_until([&] { return tag_digest() == second.top.digest && all_stored(second); }, 60s),
                   regcache.stderr_text());
   CHECK(regcache.stderr_text().find("scheduled warm: 1 references") != std::string::npos);
+  CHECK(regcache.stop() == 0);
+}
+
+TEST_CASE("scheduled warm: with anonymous pulls refused, warm.username and warm.password_file let it through") {
+  TempDir tmp;
+  UpstreamRegistry upstream(tmp.subdir("upstream"));
+  auto image = make_oci_image(tmp / "image", "v1", {40 * KiB});
+  REQUIRE_SKOPEO_OK(skopeo_push(tmp.path(), image.oci_reference(), upstream.host(), "mirror/locked:v1"));
+  auto users = make_htpasswd(tmp.path(), {{"warmer", "warmer-pw"}});
+  write_file(tmp / "warm-password", "warmer-pw\n");
+  fs::permissions(tmp / "warm-password", fs::perms::owner_read | fs::perms::owner_write);
+  auto config = regcache_config(upstream.url(), {}, {}, 1);
+  config["auth"] = {{"htpasswd", users.string()}};
+  config["access"] = {{{"repositories", "**"}, {"users", {"authenticated"}}, {"actions", {"pull"}}}};
+  config["warm"] = {{"references", {"upstream/mirror/locked:v1"}},
+                    {"interval_s", 1},
+                    {"username", "warmer"},
+                    {"password_file", (tmp / "warm-password").string()}};
+  RegcacheServer regcache(tmp / "regcache", {upstream.url(), config, {}});
+  // The rules do refuse an anonymous pull ...
+  CHECK(http_request("GET", regcache.url() + "/v2/upstream/mirror/locked/manifests/v1").status == 401);
+  // ... and the scheduler, logged in, fills the cache.
+  REQUIRE_MESSAGE(wait_until(
+                      [&] {
+                        for (const auto& digest : image.all_digests())
+                          if (!stored(regcache.data_dir(), digest)) return false;
+                        return true;
+                      },
+                      60s),
+                  regcache.stderr_text());
+  CHECK(regcache.stderr_text().find("warmer-pw") == std::string::npos);  // the password is never logged
   CHECK(regcache.stop() == 0);
 }
 

@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <unistd.h>
 #include <string>
 
 #include "proxy/config.h"
@@ -37,6 +39,25 @@ TEST_CASE("warm config: defaults, and every field read") {
   CHECK(c.warm.platforms.size() == 2);
   CHECK(c.warm.referrers);
   CHECK(c.warm.newest == 3);
+}
+
+TEST_CASE("warm config: credentials for the own listener, the password read from a file") {
+  auto dir = std::filesystem::temp_directory_path() / ("regcache-warm-cred-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "pw") << "s3cret\n";
+  }
+  std::filesystem::permissions(dir / "pw", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  Config c = parse_config(R"({"warm": {"username": "warmer", "password_file": ")" + (dir / "pw").string() + R"("}})");
+  CHECK(c.warm.username == "warmer");
+  CHECK(c.warm.password == "s3cret");
+  CHECK(warm_error_key(R"({"warm": {"username": "warmer"}})") == "warm.password_file");
+  CHECK(warm_error_key(R"({"warm": {"password_file": ")" + (dir / "pw").string() + R"("}})") == "warm.username");
+  CHECK(warm_error_key(R"({"warm": {"username": "a:b", "password_file": ")" + (dir / "pw").string() + R"("}})") ==
+        "warm.username");
+  CHECK(warm_error_key(R"({"warm": {"username": "warmer", "password_file": ")" + (dir / "absent").string() + R"("}})") ==
+        "warm.password_file");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("warm config: bad values are refused naming the key") {
