@@ -161,9 +161,11 @@ bool Server::stop(std::chrono::seconds grace) {
   http_->stop_accepting();  // no new connections; idle ones closed; busy ones close after their response
   // In-flight requests get the grace period to finish.
   auto deadline = std::chrono::steady_clock::now() + grace;
-  while ((in_flight_ > 0 || cache_->fills_running() > 0) && std::chrono::steady_clock::now() < deadline)
+  // A blob body the event loop is still sending (a slow reader) is in flight too.
+  auto busy = [&] { return in_flight_ > 0 || cache_->fills_running() > 0 || http_->sending() > 0; };
+  while (busy() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  bool drained = in_flight_ == 0 && cache_->fills_running() == 0;
+  bool drained = !busy();
   http_->abort_all();  // cut what is still being served
   return drained;
 }
