@@ -151,6 +151,7 @@ void Connection::write_all(const char* data, std::size_t size, std::chrono::mill
 }
 
 PendingSend::~PendingSend() {
+  finish();
   if (file >= 0) ::close(file);
   if (counter) --*counter;
 }
@@ -805,5 +806,12 @@ void send_file_to_client(Poco::Net::HTTPServerRequest& request, int file, std::u
 }
 
 void abort_client(Poco::Net::HTTPServerRequest& request) { dynamic_cast<EngineRequest&>(request).connection().abort(); }
+
+bool when_body_sent(Poco::Net::HTTPServerRequest& request, std::function<void(std::uint64_t unsent)> done) {
+  Connection& c = dynamic_cast<EngineRequest&>(request).connection();
+  if (!c.pending) return false;
+  c.pending->on_done = std::move(done);
+  return true;
+}
 
 }  // namespace regcache::proxy::http

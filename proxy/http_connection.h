@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "proxy/http_parser.h"
 
@@ -69,6 +70,12 @@ struct PendingSend {
   bool corked = false;         // TCP_CORK was set by the worker: uncork when done
   After then = After::Park;    // once sent
   std::atomic<std::size_t>* counter = nullptr;  // the engine's count of these, held while this lives
+  // Called once, on the loop thread, when the body is all out or the
+  // connection ends first: the bytes of `total` never sent (0: complete).
+  std::function<void(std::uint64_t unsent)> on_done;
+  void finish() {
+    if (on_done) std::exchange(on_done, nullptr)(total - sent);
+  }
 };
 
 class Connection {
@@ -157,5 +164,10 @@ void refuse_head(Connection& c, const HeadParse& verdict, const EngineLimits& li
 void send_file_to_client(Poco::Net::HTTPServerRequest& request, int file, std::uint64_t offset, std::uint64_t count,
                          std::uint64_t& body_bytes);
 void abort_client(Poco::Net::HTTPServerRequest& request);
+// When the end of this request's body was handed to the event loop (a slow
+// reader), keeps `done` to be called there once the body is out or the
+// connection ended (with the bytes never sent) and returns true; false when
+// the response is complete already (`done` is not kept).
+bool when_body_sent(Poco::Net::HTTPServerRequest& request, std::function<void(std::uint64_t unsent)> done);
 
 }  // namespace regcache::proxy::http

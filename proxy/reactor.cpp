@@ -313,8 +313,9 @@ void HttpEngine::close_parked(int fd) {
 void HttpEngine::after_send(Parked& p, bool client_gone) {
   PendingSend& s = *p.connection->pending;
   if (client_gone)
-    log::info("the client " + p.connection->peer() + " took " + std::to_string(s.sent) + " of the last " +
-              std::to_string(s.total) + " bytes of a blob body; connection closed");
+    log::debug("the client " + p.connection->peer() + " took " + std::to_string(s.sent) + " of the last " +
+               std::to_string(s.total) + " bytes of a blob body; connection closed");
+  s.finish();
 }
 
 // A connection whose file body the loop is sending: more of it, and once it
@@ -327,7 +328,7 @@ void HttpEngine::on_writable(Parked& p) {
   if (io.kind == Connection::Io::WantWrite) return set_interest(p, EPOLLOUT);
   if (io.kind == Connection::Io::WantRead) return set_interest(p, EPOLLIN);
   if (io.kind != Connection::Io::Data) return close_parked(fd);
-  after_send(p, false);
+  c.pending->finish();
   After then = c.pending->then;
   c.pending.reset();
   const EngineLimits& limits = options_.limits;

@@ -621,7 +621,9 @@ struct BigBlob {
 TEST_CASE("http framing: slow readers of a large blob outnumber the workers and hold none of them") {
   TempDir dir("regcache-it-slow-readers");
   const int workers = 4, readers = 12;
-  Registry registry(dir, {{"workers", workers}});
+  // The readers are read one after another below: on a busy machine that
+  // can take longer than the default client timeout.
+  Registry registry(dir, {{"workers", workers}, {"client_timeout_s", 600}});
   BigBlob blob(registry, 16 << 20);  // far more than the socket buffers hold
   std::vector<std::unique_ptr<RawConnection>> slow;
   for (int i = 0; i < readers; ++i) {
@@ -649,6 +651,15 @@ TEST_CASE("http framing: slow readers of a large blob outnumber the workers and 
   }
   CHECK(whole == readers);
   CHECK(kept == readers);
+  // Each complete transfer has its access log line, not marked aborted.
+  std::string log = registry.server->stderr_text();
+  std::size_t lines = 0;
+  for (auto at = log.find(blob.digest + " 200 " + std::to_string(16 << 20) + " "); at != std::string::npos;
+       at = log.find(blob.digest + " 200 " + std::to_string(16 << 20) + " ", at + 1)) {
+    auto end = log.find('\n', at);
+    if (log.substr(at, end - at).find(" aborted") == std::string::npos) ++lines;
+  }
+  CHECK(lines == static_cast<std::size_t>(readers));
 }
 
 TEST_CASE("http framing: a request pipelined behind a slowly read blob is answered after it, in order") {
@@ -681,7 +692,14 @@ TEST_CASE("http framing: a blob reader that stops reading is closed at client_ti
   REQUIRE(c.read_at_least(64 << 10));
   // No more reading: the server's sends stall and it gives up; what is in
   // flight then drains to us and ends in EOF before the whole blob came.
-  REQUIRE(wait_until([&] { return registry.server->stderr_text().find("bytes of a blob body; connection closed") != std::string::npos; }, 30s));
+  // The access log line comes when the transfer ends, with the bytes really sent.
+  REQUIRE(wait_until([&] { return registry.server->stderr_text().find(blob.digest + " 200 ") != std::string::npos; }, 30s));
+  std::string log = registry.server->stderr_text();
+  std::string line = log.substr(log.find(blob.digest + " 200 "));
+  line = line.substr(0, line.find('\n'));
+  INFO(line);
+  CHECK(line.find(" aborted") != std::string::npos);
+  CHECK(line.find(" 200 " + std::to_string(16 << 20) + " ") == std::string::npos);
   CHECK(c.closed_by_server(20s));
   CHECK(http_request("GET", registry.server->url() + "/v2/").status == 200);
 }
