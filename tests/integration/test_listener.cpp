@@ -122,7 +122,9 @@ TEST_CASE("listener: slow HTTPS readers of a large blob outnumber the workers an
   REQUIRE(openssl.wait_for(std::chrono::seconds(60)) == 0);
   const int workers = 2, readers = 4;
   int port = free_port();
+  // Debug level: each TLS connection's path is logged (", kTLS send" when its keys went to the kernel).
   nlohmann::json config = {{"upstreams", nlohmann::json::array()}, {"hosted", {"local"}}, {"workers", workers},
+                           {"log_level", "debug"},
                            {"tls_cert", (dir / "tls.crt").string()}, {"tls_key", (dir / "tls.key").string()}};
   write_file(dir / "config.json", config.dump());
   Process server({{REGCACHE_BINARY, "serve", "--config", (dir / "config.json").string(), "--listen",
@@ -169,5 +171,14 @@ TEST_CASE("listener: slow HTTPS readers of a large blob outnumber the workers an
     CHECK(slow[static_cast<std::size_t>(i)]->wait_for(std::chrono::seconds(60)) == 0);
     CHECK(sha256_digest(read_file(dir / ("slow-" + std::to_string(i)))) == digest);
   }
+  // The path the server names matches what the kernel offers: kTLS (every
+  // connection's bodies then went out with SSL_sendfile) or the user-space
+  // fallback (this build machine: the kernel has no "tls" ULP).
+  bool kernel_tls = read_file("/proc/sys/net/ipv4/tcp_available_ulp").find("tls") != std::string::npos;
+  std::string log = server.stderr_text();
+  INFO("kernel offers tls ULP: " << kernel_tls);
+  CHECK((log.find("TLS: the kernel offers kTLS") != std::string::npos) == kernel_tls);
+  CHECK((log.find("TLS: no kernel TLS") != std::string::npos) == !kernel_tls);
+  CHECK((log.find(", kTLS send") != std::string::npos) == kernel_tls);
   CHECK(server.stop() == 0);
 }
