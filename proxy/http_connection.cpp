@@ -4,6 +4,7 @@
 #include <Poco/DateTimeFormat.h>
 #include <Poco/Exception.h>
 #include <Poco/Timestamp.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -19,6 +20,7 @@
 #include <istream>
 #include <ostream>
 #include <streambuf>
+#include <string_view>
 #include <vector>
 
 #include "common/log.h"
@@ -148,8 +150,40 @@ void Connection::write_all(const char* data, std::size_t size, std::chrono::mill
   }
 }
 
+PendingSend::~PendingSend() {
+  finish();
+  if (file >= 0) ::close(file);
+  if (counter) --*counter;
+}
+
+namespace {
+
+void set_cork(int fd, bool on) {
+  int value = on ? 1 : 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
+}
+
+}  // namespace
+
 void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, std::chrono::milliseconds timeout,
-                           const std::function<void(std::uint64_t)>& progress) {
+                           const std::function<void(std::uint64_t)>& progress, bool may_defer) {
+  // The socket would block: with `may_defer`, the rest goes to the loop.
+  // `tls_rest` is what SSL_write still has to take of the current buffer.
+  auto defer = [&](std::string_view tls_rest, bool corked) {
+    int own = ::fcntl(file, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) return false;  // out of descriptors: this worker carries on
+    pending = std::make_unique<PendingSend>();
+    pending->file = own;
+    pending->offset = offset;
+    pending->count = count;
+    pending->tls_bytes.assign(tls_rest);
+    pending->total = count + tls_rest.size();
+    pending->corked = corked;
+    pending->counter = sending_count;
+    if (sending_count) ++*sending_count;
+    progress(pending->total);
+    return true;
+  };
   if (ssl_ && ktls_send) {
     // kTLS: the kernel encrypts; the file's pages go out without a copy to us.
     while (count > 0) {
@@ -163,6 +197,7 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
         continue;
       }
       int err = SSL_get_error(ssl_, static_cast<int>(n));
+      if (err == SSL_ERROR_WANT_WRITE && may_defer && defer({}, false)) return;
       if ((err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) &&
           wait_for(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, Clock::now() + timeout))
         continue;
@@ -179,22 +214,39 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
       ssize_t n = ::pread(file, buffer.data(), want, static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) throw ClientGone("reading the blob file failed");
-      write_all(buffer.data(), static_cast<std::size_t>(n), timeout);
       offset += static_cast<std::uint64_t>(n);
       count -= static_cast<std::uint64_t>(n);
-      progress(static_cast<std::uint64_t>(n));
+      std::size_t pos = 0, size = static_cast<std::size_t>(n);
+      while (pos < size) {
+        Io io = write_some(buffer.data() + pos, size - pos);
+        if (io.kind == Io::Data) {
+          pos += io.n;
+          progress(io.n);
+          continue;
+        }
+        if (io.kind == Io::Eof || io.kind == Io::Error) {
+          broken = true;
+          throw ClientGone("sending to client failed");
+        }
+        if (io.kind == Io::WantWrite && may_defer && defer(std::string_view(buffer.data() + pos, size - pos), false))
+          return;
+        if (!wait_for(fd_, io.kind == Io::WantRead ? POLLIN : POLLOUT, Clock::now() + timeout)) {
+          broken = true;
+          throw ClientGone("client stalled while receiving");
+        }
+      }
     }
     return;
   }
   // Corked, the kernel sends only full segments until the range is out
-  // (TCP_NODELAY is on, which would push every splice as it comes).
-  int on = 1;
-  ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  // (TCP_NODELAY is on, which would push every splice as it comes). A range
+  // handed to the loop stays corked until the loop has sent it.
+  set_cork(fd_, true);
   struct Uncork {
     int fd;
+    bool armed = true;
     ~Uncork() {
-      int off = 0;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+      if (armed) set_cork(fd, false);
     }
   } uncork{fd_};
   auto pos = static_cast<off_t>(offset);
@@ -203,6 +255,11 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
     ssize_t n = ::sendfile(fd_, file, &pos, chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      offset = static_cast<std::uint64_t>(pos);
+      if (may_defer && defer({}, true)) {
+        uncork.armed = false;
+        return;
+      }
       if (!wait_for(fd_, POLLOUT, Clock::now() + timeout)) {
         broken = true;
         throw ClientGone("client stalled while receiving");
@@ -217,6 +274,70 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
     count -= static_cast<std::uint64_t>(n);
     progress(static_cast<std::uint64_t>(n));
   }
+}
+
+Connection::Io Connection::continue_send() {
+  PendingSend& p = *pending;
+  std::size_t sent = 0;
+  auto done = [&](Io::Kind kind) {
+    p.sent += sent;
+    if (kind == Io::Data && p.corked) set_cork(fd_, false);
+    if (kind == Io::Error) broken = true;
+    return Io{kind, sent};
+  };
+  if (ssl_ && ktls_send) {
+    while (p.count > 0) {
+      std::size_t chunk = p.count < (std::uint64_t{1} << 30) ? static_cast<std::size_t>(p.count) : std::size_t{1} << 30;
+      ERR_clear_error();
+      ossl_ssize_t n = SSL_sendfile(ssl_, p.file, static_cast<off_t>(p.offset), chunk, 0);
+      if (n > 0) {
+        p.offset += static_cast<std::uint64_t>(n);
+        p.count -= static_cast<std::uint64_t>(n);
+        sent += static_cast<std::size_t>(n);
+        continue;
+      }
+      int err = SSL_get_error(ssl_, static_cast<int>(n));
+      if (err == SSL_ERROR_WANT_WRITE) return done(Io::WantWrite);
+      if (err == SSL_ERROR_WANT_READ) return done(Io::WantRead);
+      return done(Io::Error);
+    }
+    return done(Io::Data);
+  }
+  if (ssl_) {
+    for (;;) {
+      if (p.tls_pos == p.tls_bytes.size()) {
+        if (p.count == 0) return done(Io::Data);
+        // Refilled in 64 KiB steps: a slow TLS reader holds at most that
+        // (or the worker's leftover, at most 256 KiB, once).
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(p.count, 64 << 10));
+        p.tls_bytes.resize(want);
+        ssize_t n;
+        do n = ::pread(p.file, p.tls_bytes.data(), want, static_cast<off_t>(p.offset));
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) return done(Io::Error);
+        p.tls_bytes.resize(static_cast<std::size_t>(n));
+        p.tls_pos = 0;
+        p.offset += static_cast<std::uint64_t>(n);
+        p.count -= static_cast<std::uint64_t>(n);
+      }
+      Io io = write_some(p.tls_bytes.data() + p.tls_pos, p.tls_bytes.size() - p.tls_pos);
+      if (io.kind != Io::Data) return done(io.kind == Io::Eof ? Io::Error : io.kind);
+      p.tls_pos += io.n;
+      sent += io.n;
+    }
+  }
+  auto pos = static_cast<off_t>(p.offset);
+  while (p.count > 0) {
+    std::size_t chunk = p.count < (std::uint64_t{1} << 30) ? static_cast<std::size_t>(p.count) : std::size_t{1} << 30;
+    ssize_t n = ::sendfile(fd_, p.file, &pos, chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return done(Io::WantWrite);
+    if (n <= 0) return done(Io::Error);  // n == 0: the file ended early
+    p.offset = static_cast<std::uint64_t>(pos);
+    p.count -= static_cast<std::uint64_t>(n);
+    sent += static_cast<std::size_t>(n);
+  }
+  return done(Io::Data);
 }
 
 void Connection::abort() {
@@ -395,6 +516,8 @@ class OutputBuffer final : public std::streambuf {
     if (last && mode_ == Mode::Chunked) c_.write_all("0\r\n\r\n", 5, limits_.client_timeout);
   }
   bool complete() const { return mode_ != Mode::Length || written_ == length_; }
+  // Nothing is buffered and `n` more direct bytes end a Content-Length body.
+  bool completed_by(std::uint64_t n) const { return mode_ == Mode::Length && pptr() == pbase() && written_ + n == length_; }
   Mode mode() const { return mode_; }
 
   // Raw bytes ahead of the body (the header block), through the same buffer.
@@ -640,26 +763,28 @@ After serve_requests(Connection& c, const ServeContext& ctx) {
       c.abort();
       return After::Close;
     }
-    if (!response.keep_alive()) {
-      c.close_write();
-      return After::Linger;
-    }
+    // With the rest of a file body queued for the loop, what would happen
+    // now (a close for writing, the next pipelined request) happens after it.
+    auto finish = [&c](After then) {
+      if (c.pending) {
+        c.pending->then = then;
+        return After::Send;
+      }
+      if (then == After::Linger) c.close_write();
+      return then;
+    };
+    if (!response.keep_alive()) return finish(After::Linger);
     BodyBuffer& body = request.body();
     if (!body.complete()) {
       try {
         bool drained = body.drain(Clock::now() + ctx.limits.drain_timeout, ctx.limits.drain_limit);
-        if (!drained) {
-          c.close_write();
-          return After::Linger;
-        }
+        if (!drained) return finish(After::Linger);
       } catch (const std::exception&) {
         return After::Close;
       }
     }
-    if (ctx.stopping) {
-      c.close_write();
-      return After::Linger;
-    }
+    if (ctx.stopping) return finish(After::Linger);
+    if (c.pending) return finish(After::Park);
   }
 }
 
@@ -668,12 +793,25 @@ void send_file_to_client(Poco::Net::HTTPServerRequest& request, int file, std::u
   auto& r = dynamic_cast<EngineRequest&>(request);
   auto& out = r.engine_response().out();
   out.flush_out(false);
-  r.connection().send_file(file, offset, count, r.limits().client_timeout, [&](std::uint64_t n) {
-    out.count_direct(n);
-    body_bytes += n;
-  });
+  // A range that ends the body may finish in the event loop (a slow reader
+  // then holds no worker); one that does not (a blob still being filled is
+  // sent piece by piece as it grows) stays with this worker.
+  r.connection().send_file(
+      file, offset, count, r.limits().client_timeout,
+      [&](std::uint64_t n) {
+        out.count_direct(n);
+        body_bytes += n;
+      },
+      out.completed_by(count));
 }
 
 void abort_client(Poco::Net::HTTPServerRequest& request) { dynamic_cast<EngineRequest&>(request).connection().abort(); }
+
+bool when_body_sent(Poco::Net::HTTPServerRequest& request, std::function<void(std::uint64_t unsent)> done) {
+  Connection& c = dynamic_cast<EngineRequest&>(request).connection();
+  if (!c.pending) return false;
+  c.pending->on_done = std::move(done);
+  return true;
+}
 
 }  // namespace regcache::proxy::http

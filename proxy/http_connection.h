@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "proxy/http_parser.h"
 
@@ -39,6 +40,42 @@ struct EngineLimits {
   std::chrono::milliseconds drain_timeout{2'000};
   std::chrono::milliseconds linger_timeout{2'000};       // reading and dropping after our side closed
   std::string server_header;                             // "regcache/x.y.z"
+};
+
+// What a worker does with a connection once serve_requests() returns.
+enum class After {
+  Park,    // keep-alive: back to the event loop to wait for the next head
+  Linger,  // closed for writing: the loop reads and drops until EOF or its deadline
+  Close,   // broken: close now
+  Send,    // the rest of a file body is queued (Connection::pending): the loop
+           // sends it as the socket drains, then does pending->then
+};
+
+// The rest of a response body that is a file range, handed from a worker to
+// the event loop when the client reads slower than we send (so a slow reader
+// holds a descriptor and a little memory, not a thread).
+struct PendingSend {
+  PendingSend() = default;
+  PendingSend(const PendingSend&) = delete;
+  PendingSend& operator=(const PendingSend&) = delete;
+  ~PendingSend();
+
+  int file = -1;               // our own dup(2) of the blob file: the handler closes its own
+  std::uint64_t offset = 0;    // next file byte not yet read
+  std::uint64_t count = 0;     // file bytes not yet read
+  std::string tls_bytes;       // TLS in user space: bytes read from the file that SSL_write has not taken
+  std::size_t tls_pos = 0;     //   (a retry after WANT_WRITE must offer the same bytes)
+  std::uint64_t total = 0;     // what was queued, for the log
+  std::uint64_t sent = 0;      // what the loop has sent of it
+  bool corked = false;         // TCP_CORK was set by the worker: uncork when done
+  After then = After::Park;    // once sent
+  std::atomic<std::size_t>* counter = nullptr;  // the engine's count of these, held while this lives
+  // Called once, on the loop thread, when the body is all out or the
+  // connection ends first: the bytes of `total` never sent (0: complete).
+  std::function<void(std::uint64_t unsent)> on_done;
+  void finish() {
+    if (on_done) std::exchange(on_done, nullptr)(total - sent);
+  }
 };
 
 class Connection {
@@ -62,9 +99,18 @@ class Connection {
   // Writes everything, waiting at most `timeout` for each bit of progress.
   void write_all(const char* data, std::size_t size, std::chrono::milliseconds timeout);
   // Copies `count` bytes at `offset` of `file` to the client: sendfile(2) with
-  // TCP_CORK on plain connections, through the TLS session otherwise.
+  // TCP_CORK on plain connections, through the TLS session otherwise. With
+  // `may_defer`, the first time the socket would block the rest goes into
+  // `pending` (reported through `progress` as if sent) and this returns: the
+  // caller must send nothing more on this connection before the loop has
+  // sent it (the range completes the response body).
   void send_file(int file, std::uint64_t offset, std::uint64_t count, std::chrono::milliseconds timeout,
-                 const std::function<void(std::uint64_t)>& progress);
+                 const std::function<void(std::uint64_t)>& progress, bool may_defer = false);
+  // Sends what `pending` holds without blocking: Data when all of it is out
+  // (`pending` then still holds `then`), WantRead/WantWrite when the socket
+  // would block, Error when the client is gone or the file cannot be read.
+  // `n` is the bytes sent by this call.
+  Io continue_send();
   // Cuts the connection at once (both directions); the fd stays open until
   // the Connection is destroyed.
   void abort();
@@ -83,6 +129,8 @@ class Connection {
   bool ktls_send = false;         // TLS records are written by the kernel: SSL_sendfile works
   std::uint64_t requests = 0;     // served so far
   bool broken = false;            // an I/O error or abort: never reuse
+  std::unique_ptr<PendingSend> pending;  // a file body's rest, for the loop (After::Send)
+  std::atomic<std::size_t>* sending_count = nullptr;  // counts live `pending`s (graceful shutdown waits for them)
 
  private:
   int fd_;
@@ -90,13 +138,6 @@ class Connection {
   Poco::Net::SocketAddress peer_;
   std::string peer_text_;
   std::atomic<std::size_t>* open_count_;
-};
-
-// What a worker does with a connection once serve_requests() returns.
-enum class After {
-  Park,    // keep-alive: back to the event loop to wait for the next head
-  Linger,  // closed for writing: the loop reads and drops until EOF or its deadline
-  Close,   // broken: close now
 };
 
 using Handler = std::function<void(Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse&)>;
@@ -123,5 +164,10 @@ void refuse_head(Connection& c, const HeadParse& verdict, const EngineLimits& li
 void send_file_to_client(Poco::Net::HTTPServerRequest& request, int file, std::uint64_t offset, std::uint64_t count,
                          std::uint64_t& body_bytes);
 void abort_client(Poco::Net::HTTPServerRequest& request);
+// When the end of this request's body was handed to the event loop (a slow
+// reader), keeps `done` to be called there once the body is out or the
+// connection ended (with the bytes never sent) and returns true; false when
+// the response is complete already (`done` is not kept).
+bool when_body_sent(Poco::Net::HTTPServerRequest& request, std::function<void(std::uint64_t unsent)> done);
 
 }  // namespace regcache::proxy::http

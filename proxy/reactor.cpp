@@ -227,7 +227,12 @@ void HttpEngine::loop() {
       listening_ = false;
       listen_fd_ = -1;
       listener_closed_ = true;
-      while (!parked_.empty()) close_parked(parked_.begin()->first);
+      // Waiting connections close now; a response still being sent is in
+      // flight and finishes (then closes).
+      std::vector<int> waiting;
+      for (auto& [fd, p] : parked_)
+        if (p.phase != Phase::Sending) waiting.push_back(fd);
+      for (int fd : waiting) close_parked(fd);
     }
     if (Clock::now() >= next_sweep) {
       sweep();
@@ -273,6 +278,7 @@ void HttpEngine::accept_all() {
       SSL_set_accept_state(ssl);
     }
     auto c = std::make_unique<Connection>(fd, ssl, reinterpret_cast<sockaddr*>(&ss), len, &open_);
+    c->sending_count = &sending_;
     park(std::move(c), tls_ ? Phase::Handshake : Phase::Fresh, Clock::now() + options_.limits.header_timeout);
   }
 }
@@ -297,7 +303,52 @@ void HttpEngine::set_interest(Parked& p, std::uint32_t events) {
 
 void HttpEngine::close_parked(int fd) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-  parked_.erase(fd);
+  auto it = parked_.find(fd);
+  if (it == parked_.end()) return;
+  if (it->second.phase == Phase::Sending) after_send(it->second, true);
+  parked_.erase(it);
+}
+
+// Bookkeeping when a queued file body ends, sent or not.
+void HttpEngine::after_send(Parked& p, bool client_gone) {
+  PendingSend& s = *p.connection->pending;
+  if (client_gone)
+    log::debug("the client " + p.connection->peer() + " took " + std::to_string(s.sent) + " of the last " +
+               std::to_string(s.total) + " bytes of a blob body; connection closed");
+  s.finish();
+}
+
+// A connection whose file body the loop is sending: more of it, and once it
+// is all out, what the worker would have done next.
+void HttpEngine::on_writable(Parked& p) {
+  Connection& c = *p.connection;
+  int fd = c.fd();
+  auto io = c.continue_send();
+  if (io.n > 0) p.deadline = Clock::now() + options_.limits.client_timeout;  // the same rule as a worker's
+  if (io.kind == Connection::Io::WantWrite) return set_interest(p, EPOLLOUT);
+  if (io.kind == Connection::Io::WantRead) return set_interest(p, EPOLLIN);
+  if (io.kind != Connection::Io::Data) return close_parked(fd);
+  c.pending->finish();
+  After then = c.pending->then;
+  c.pending.reset();
+  const EngineLimits& limits = options_.limits;
+  if (then == After::Linger) {
+    c.close_write();
+    p.phase = Phase::Linger;
+    p.deadline = Clock::now() + limits.linger_timeout;
+    return set_interest(p, EPOLLIN);
+  }
+  if (stopping_) {  // as a worker would: our last answer, then a lingering close
+    c.close_write();
+    p.phase = Phase::Linger;
+    p.deadline = Clock::now() + limits.linger_timeout;
+    return set_interest(p, EPOLLIN);
+  }
+  // Keep-alive: a pipelined head may already be buffered.
+  p.phase = c.in.empty() ? Phase::Idle : Phase::Head;
+  p.deadline = Clock::now() + (c.in.empty() ? limits.keep_alive_timeout : limits.header_timeout);
+  set_interest(p, EPOLLIN);
+  on_ready(fd);
 }
 
 void HttpEngine::on_ready(int fd) {
@@ -307,6 +358,7 @@ void HttpEngine::on_ready(int fd) {
   Connection& c = *p.connection;
   const EngineLimits& limits = options_.limits;
 
+  if (p.phase == Phase::Sending) return on_writable(p);
   if (p.phase == Phase::Linger) {  // read and drop until the client closes
     char sink[16 << 10];
     for (int i = 0; i < 64; ++i) {
@@ -408,6 +460,8 @@ void HttpEngine::sweep() {
     Parked& p = parked_.at(fd);
     if (p.phase == Phase::Head || p.phase == Phase::Fresh || p.phase == Phase::Handshake)
       log::debug("closing the connection from " + p.connection->peer() + ": no complete request head in time");
+    if (p.phase == Phase::Sending)
+      log::debug("closing the connection from " + p.connection->peer() + ": client stalled while receiving");
     close_parked(fd);
   }
   if (listening_ && listen_fd_ >= 0) {  // re-arm a listener paused for lack of descriptors
@@ -428,6 +482,11 @@ void HttpEngine::take_returns() {
   for (auto& [c, after] : batch) {
     if (after == After::Close || (stopping_ && after == After::Park)) continue;  // destroyed: closed
     int fd = c->fd();
+    if (after == After::Send) {
+      park(std::move(c), Phase::Sending, Clock::now() + limits.client_timeout);
+      if (auto it = parked_.find(fd); it != parked_.end()) set_interest(it->second, EPOLLOUT);  // else closed
+      continue;  // sent when the socket drains
+    }
     if (after == After::Linger) {
       park(std::move(c), Phase::Linger, Clock::now() + limits.linger_timeout);
     } else if (c->in.empty()) {

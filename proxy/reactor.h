@@ -51,9 +51,12 @@ class HttpEngine {
   void abort_all();
 
   std::size_t open_connections() const { return open_; }
+  // Responses whose file body the loop is still sending (graceful shutdown
+  // waits for them as for in-flight requests).
+  std::size_t sending() const { return sending_; }
 
  private:
-  enum class Phase { Fresh, Idle, Head, Handshake, Linger };
+  enum class Phase { Fresh, Idle, Head, Handshake, Linger, Sending };
   struct Parked {
     std::unique_ptr<Connection> connection;
     Phase phase;
@@ -64,6 +67,8 @@ class HttpEngine {
   void loop();
   void accept_all();
   void on_ready(int fd);
+  void on_writable(Parked& p);
+  void after_send(Parked& p, bool client_gone);
   void park(std::unique_ptr<Connection> c, Phase phase, Clock::time_point deadline);
   void set_interest(Parked& p, std::uint32_t events);
   void close_parked(int fd);
@@ -87,6 +92,7 @@ class HttpEngine {
   std::atomic<bool> quit_{false};
   std::atomic<bool> listener_closed_{false};
   std::atomic<std::size_t> open_{0};
+  std::atomic<std::size_t> sending_{0};
   std::thread loop_thread_;
   std::vector<std::thread> workers_;
 

@@ -32,10 +32,17 @@ void handle_request(RegistryApi& api, std::atomic<int>& in_flight, bool tls, Poc
     log::debug(std::string("client connection ended: ") + e.what());
     abort_connection(ex);
   }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  log::info(http::printable(req.getMethod() + " " + req.getURI(), 2048) + " " +
-            std::to_string(static_cast<int>(resp.getStatus())) + " " + std::to_string(ex.body_bytes) + " " +
-            std::to_string(ms.count()) + "ms " + ex.cache_status + (ex.aborted ? " aborted" : ""));
+  // The access log line: now, or when the event loop has sent the end of a
+  // blob body to a slow reader (then with the bytes really sent, the whole
+  // time, and "aborted" when the client went away first).
+  auto line = [started, what = http::printable(req.getMethod() + " " + req.getURI(), 2048),
+               status = static_cast<int>(resp.getStatus()), bytes = ex.body_bytes, cache_status = ex.cache_status,
+               aborted = ex.aborted](std::uint64_t unsent) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    log::info(what + " " + std::to_string(status) + " " + std::to_string(bytes - unsent) + " " +
+              std::to_string(ms.count()) + "ms " + cache_status + (aborted || unsent > 0 ? " aborted" : ""));
+  };
+  if (ex.aborted || !http::when_body_sent(req, line)) line(0);
   --in_flight;
 }
 
@@ -161,9 +168,11 @@ bool Server::stop(std::chrono::seconds grace) {
   http_->stop_accepting();  // no new connections; idle ones closed; busy ones close after their response
   // In-flight requests get the grace period to finish.
   auto deadline = std::chrono::steady_clock::now() + grace;
-  while ((in_flight_ > 0 || cache_->fills_running() > 0) && std::chrono::steady_clock::now() < deadline)
+  // A blob body the event loop is still sending (a slow reader) is in flight too.
+  auto busy = [&] { return in_flight_ > 0 || cache_->fills_running() > 0 || http_->sending() > 0; };
+  while (busy() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  bool drained = in_flight_ == 0 && cache_->fills_running() == 0;
+  bool drained = !busy();
   http_->abort_all();  // cut what is still being served
   return drained;
 }

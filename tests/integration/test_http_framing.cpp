@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -34,8 +35,12 @@ using namespace std::chrono_literals;
 // One client TCP connection to 127.0.0.1:port, driven byte by byte.
 class RawConnection {
  public:
-  explicit RawConnection(int port) {
+  // `receive_buffer` > 0: a small SO_RCVBUF, so that a client that stops
+  // reading soon makes the server's sends block.
+  explicit RawConnection(int port, int receive_buffer = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ >= 0 && receive_buffer > 0)
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -76,6 +81,13 @@ class RawConnection {
       }
       if (!receive(deadline)) return "";
     }
+  }
+  // Reads until at least `n` bytes are buffered (false at EOF or `timeout`).
+  bool read_at_least(std::size_t n, std::chrono::milliseconds timeout = 20s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (buffer_.size() < n)
+      if (!receive(deadline)) return false;
+    return true;
   }
   // True when the server closed the connection (EOF or reset) before `timeout`.
   bool closed_by_server(std::chrono::milliseconds timeout = 20s) {
@@ -573,4 +585,137 @@ TEST_CASE("http framing: over TLS, sessions resume and pipelined requests are an
   CHECK(the_404 < last_200);
   CHECK(last_200 != std::string::npos);
   CHECK(server.stop() == 0);
+}
+
+namespace {
+
+// The body of a response read by read_response().
+std::string body_of(const std::string& response) {
+  auto end = response.find("\r\n\r\n");
+  return end == std::string::npos ? std::string() : response.substr(end + 4);
+}
+
+// A hosted registry holding one large blob of random bytes in local/app.
+struct BigBlob {
+  BigBlob(Registry& registry, std::size_t size) {
+    std::string bytes(size, '\0');
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (auto& b : bytes) {  // xorshift: incompressible, no fixture file
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      b = static_cast<char>(x);
+    }
+    digest = sha256_digest(bytes);
+    auto pushed = http_request("POST", registry.server->url() + "/v2/local/app/blobs/uploads/?digest=" + digest,
+                               {{"Content-Type", "application/octet-stream"}}, bytes);
+    REQUIRE(pushed.status == 201);
+    request = "GET /v2/local/app/blobs/" + digest + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  }
+  std::string digest;
+  std::string request;
+};
+
+}  // namespace
+
+TEST_CASE("http framing: slow readers of a large blob outnumber the workers and hold none of them") {
+  TempDir dir("regcache-it-slow-readers");
+  const int workers = 4, readers = 12;
+  // The readers are read one after another below: on a busy machine that
+  // can take longer than the default client timeout.
+  Registry registry(dir, {{"workers", workers}, {"client_timeout_s", 600}});
+  BigBlob blob(registry, 16 << 20);  // far more than the socket buffers hold
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < readers; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(registry.server->port(), 16 << 10));
+    REQUIRE(slow.back()->connected());
+    REQUIRE(slow.back()->send(blob.request));
+    REQUIRE(slow.back()->read_at_least(64 << 10));  // a little, then nothing for now
+  }
+  // Every slow transfer is stalled on a full socket; a worker that waited on
+  // each would leave none for this.
+  auto manifest = http_request("GET", registry.server->url() + "/v2/local/app/manifests/v1", {{"Accept", kManifestType}},
+                               {}, 10s);
+  CHECK(manifest.status == 200);
+  int threads = thread_count(registry.server->pid());
+  INFO("threads: " << threads);
+  CHECK(threads > 0);
+  CHECK(threads <= workers + 24);
+  // Each slow reader gets the whole verified blob, and its connection stays
+  // usable (keep-alive after a body the loop finished).
+  int whole = 0, kept = 0;
+  for (auto& c : slow) {
+    std::string response = c->read_response(60s);
+    if (status_of(response) == 200 && sha256_digest(body_of(response)) == blob.digest) ++whole;
+    if (c->send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n") && status_of(c->read_response()) == 200) ++kept;
+  }
+  CHECK(whole == readers);
+  CHECK(kept == readers);
+  // Each complete transfer has its access log line, not marked aborted.
+  std::string log = registry.server->stderr_text();
+  std::size_t lines = 0;
+  for (auto at = log.find(blob.digest + " 200 " + std::to_string(16 << 20) + " "); at != std::string::npos;
+       at = log.find(blob.digest + " 200 " + std::to_string(16 << 20) + " ", at + 1)) {
+    auto end = log.find('\n', at);
+    if (log.substr(at, end - at).find(" aborted") == std::string::npos) ++lines;
+  }
+  CHECK(lines == static_cast<std::size_t>(readers));
+}
+
+TEST_CASE("http framing: a request pipelined behind a slowly read blob is answered after it, in order") {
+  TempDir dir("regcache-it-slow-pipeline");
+  Registry registry(dir, {{"workers", 2}});
+  BigBlob blob(registry, 16 << 20);
+  RawConnection c(registry.server->port(), 16 << 10);
+  REQUIRE(c.connected());
+  REQUIRE(c.send(blob.request + "GET /v2/local/app/manifests/v1 HTTP/1.1\r\nHost: x\r\nAccept: " + kManifestType +
+                 "\r\n\r\n" + blob.request));
+  REQUIRE(c.read_at_least(64 << 10));
+  std::string first = c.read_response(60s);
+  CHECK(status_of(first) == 200);
+  CHECK(sha256_digest(body_of(first)) == blob.digest);
+  std::string second = c.read_response();
+  CHECK(status_of(second) == 200);
+  CHECK(body_of(second) == registry.manifest);
+  std::string third = c.read_response(60s);
+  CHECK(status_of(third) == 200);
+  CHECK(sha256_digest(body_of(third)) == blob.digest);
+}
+
+TEST_CASE("http framing: a blob reader that stops reading is closed at client_timeout_s") {
+  TempDir dir("regcache-it-stalled-reader");
+  Registry registry(dir, {{"workers", 2}, {"client_timeout_s", 2}});
+  BigBlob blob(registry, 16 << 20);
+  RawConnection c(registry.server->port(), 16 << 10);
+  REQUIRE(c.connected());
+  REQUIRE(c.send(blob.request));
+  REQUIRE(c.read_at_least(64 << 10));
+  // No more reading: the server's sends stall and it gives up; what is in
+  // flight then drains to us and ends in EOF before the whole blob came.
+  // The access log line comes when the transfer ends, with the bytes really sent.
+  REQUIRE(wait_until([&] { return registry.server->stderr_text().find(blob.digest + " 200 ") != std::string::npos; }, 30s));
+  std::string log = registry.server->stderr_text();
+  std::string line = log.substr(log.find(blob.digest + " 200 "));
+  line = line.substr(0, line.find('\n'));
+  INFO(line);
+  CHECK(line.find(" aborted") != std::string::npos);
+  CHECK(line.find(" 200 " + std::to_string(16 << 20) + " ") == std::string::npos);
+  CHECK(c.closed_by_server(20s));
+  CHECK(http_request("GET", registry.server->url() + "/v2/").status == 200);
+}
+
+TEST_CASE("http framing: graceful shutdown finishes a blob a slow reader is still receiving") {
+  TempDir dir("regcache-it-slow-shutdown");
+  Registry registry(dir, {{"workers", 2}});
+  BigBlob blob(registry, 16 << 20);
+  RawConnection c(registry.server->port(), 16 << 10);
+  REQUIRE(c.connected());
+  REQUIRE(c.send(blob.request));
+  REQUIRE(c.read_at_least(64 << 10));
+  REQUIRE(::kill(registry.server->pid(), SIGTERM) == 0);
+  std::string response = c.read_response(60s);
+  CHECK(status_of(response) == 200);
+  CHECK(sha256_digest(body_of(response)) == blob.digest);
+  CHECK(c.closed_by_server());
+  CHECK(registry.server->stop() == 0);
 }

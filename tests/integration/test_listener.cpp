@@ -4,7 +4,11 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <filesystem>
+#include <memory>
 
 #include <string>
 
@@ -107,4 +111,74 @@ TEST_CASE("listener: a TLS ClientHello on the plain port gets a 400 and the serv
 
   CHECK(http_request("GET", server.url() + "/v2/").status == 200);
   CHECK(server.alive());
+}
+
+TEST_CASE("listener: slow HTTPS readers of a large blob outnumber the workers and hold none of them") {
+  TempDir dir("regcache-it-tls-slow");
+  Process openssl({{"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", (dir / "tls.key").string(), "-out",
+                    (dir / "tls.crt").string()},
+                   {}, dir / "openssl.out", dir / "openssl.err"});
+  REQUIRE(openssl.wait_for(std::chrono::seconds(60)) == 0);
+  const int workers = 2, readers = 4;
+  int port = free_port();
+  // Debug level: each TLS connection's path is logged (", kTLS send" when its keys went to the kernel).
+  nlohmann::json config = {{"upstreams", nlohmann::json::array()}, {"hosted", {"local"}}, {"workers", workers},
+                           {"log_level", "debug"},
+                           {"tls_cert", (dir / "tls.crt").string()}, {"tls_key", (dir / "tls.key").string()}};
+  write_file(dir / "config.json", config.dump());
+  Process server({{REGCACHE_BINARY, "serve", "--config", (dir / "config.json").string(), "--listen",
+                   "127.0.0.1:" + std::to_string(port), "--data-dir", (dir / "data").string()},
+                  {}, dir / "rc.out", dir / "rc.err"});
+  std::string base = "https://127.0.0.1:" + std::to_string(port);
+  const std::string cacert = (dir / "tls.crt").string();
+  REQUIRE_MESSAGE(wait_until([&] { return curl(dir, {"--cacert", cacert, base + "/v2/"}, dir / "ping") == 0; },
+                             std::chrono::seconds(20)),
+                  server.stderr_text());
+  // 32 MiB of random bytes: more than both sides' socket buffers hold.
+  std::string bytes(32 << 20, '\0');
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (auto& b : bytes) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    b = static_cast<char>(x);
+  }
+  const std::string digest = sha256_digest(bytes);
+  write_file(dir / "blob", bytes);
+  bytes.clear();
+  REQUIRE(curl(dir, {"--fail", "--cacert", cacert, "-X", "POST", "-H", "Content-Type: application/octet-stream",
+                     "--data-binary", "@" + (dir / "blob").string(),
+                     base + "/v2/local/app/blobs/uploads/?digest=" + digest},
+               dir / "pushed") == 0);
+
+  // Each reader takes a little and is then stopped (SIGSTOP): it reads no more.
+  std::vector<std::unique_ptr<Process>> slow;
+  for (int i = 0; i < readers; ++i) {
+    auto out = dir / ("slow-" + std::to_string(i));
+    slow.push_back(std::make_unique<Process>(ProcessOptions{
+        {"curl", "-s", "--fail", "--cacert", cacert, "-o", out.string(), base + "/v2/local/app/blobs/" + digest}, {}, {},
+        dir / ("slow-" + std::to_string(i) + ".err")}));
+    REQUIRE(wait_until([&] { return std::filesystem::exists(out) && std::filesystem::file_size(out) > 0; },
+                       std::chrono::seconds(20)));
+    ::kill(slow.back()->pid(), SIGSTOP);
+  }
+  // A worker is free for a new client although every transfer is stalled.
+  CHECK(curl(dir, {"--fail", "--max-time", "10", "--cacert", cacert, base + "/v2/"}, dir / "meanwhile") == 0);
+  // Resumed, every reader gets the whole verified blob.
+  for (int i = 0; i < readers; ++i) {
+    ::kill(slow[static_cast<std::size_t>(i)]->pid(), SIGCONT);
+    CHECK(slow[static_cast<std::size_t>(i)]->wait_for(std::chrono::seconds(60)) == 0);
+    CHECK(sha256_digest(read_file(dir / ("slow-" + std::to_string(i)))) == digest);
+  }
+  // The path the server names matches what the kernel offers: kTLS (every
+  // connection's bodies then went out with SSL_sendfile) or the user-space
+  // fallback (this build machine: the kernel has no "tls" ULP).
+  bool kernel_tls = read_file("/proc/sys/net/ipv4/tcp_available_ulp").find("tls") != std::string::npos;
+  std::string log = server.stderr_text();
+  INFO("kernel offers tls ULP: " << kernel_tls);
+  CHECK((log.find("TLS: the kernel offers kTLS") != std::string::npos) == kernel_tls);
+  CHECK((log.find("TLS: no kernel TLS") != std::string::npos) == !kernel_tls);
+  CHECK((log.find(", kTLS send") != std::string::npos) == kernel_tls);
+  CHECK(server.stop() == 0);
 }
