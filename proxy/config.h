@@ -54,7 +54,7 @@ struct Config {
   log::Level log_level = log::Level::Info;
   std::size_t max_manifest_bytes = 4 << 20;
   std::size_t manifest_memory_bytes = 16 << 20;
-  unsigned max_connections = 10000;  // open client connections (idle ones cost no thread)
+  unsigned max_connections = 20000;  // open client connections (idle ones cost no thread)
   unsigned workers = 256;            // threads serving requests at once
   std::chrono::seconds client_timeout{60};
   std::chrono::seconds keep_alive_timeout{15};

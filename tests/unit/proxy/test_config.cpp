@@ -438,7 +438,7 @@ TEST_CASE("config: trust settings - internal_networks, allowed_networks, token_r
 
 TEST_CASE("config: HTTP engine keys — defaults, the documented file, reading and ranges") {
   Config d = default_config();
-  CHECK(d.max_connections == 10000);
+  CHECK(d.max_connections == 20000);
   CHECK(d.workers == 256);
   CHECK(d.header_timeout == 20s);
   CHECK(d.min_body_rate == 1024);
