@@ -117,6 +117,10 @@ TEST_CASE("access: globs — * within a component, ** across, ? one character") 
       {"*", "app", true},                       {"*", "a/b", false},
       {"local/app", "local/app", true},         {"local/app", "local/app2", false},
       {"*/app", "x/app", true},                 {"**/app", "x/y/app", true},
+      // A ** must give back what a later * cannot take: these once failed, so a
+      // deny rule ("actions": []) written with them let the next rule through.
+      {"**/*-secret", "a/b-c/d-secret", true},  {"**a*", "ab/ab", true},
+      {"**/x*", "x1/y/x2", true},               {"**/*-secret", "a/b-c/d-secret/e", false},
   };
   for (const auto& row : rows) {
     CAPTURE(row.pattern);
@@ -158,6 +162,15 @@ TEST_CASE("access: the first rule matching caller and repository wins, groups, a
   }
   CHECK(policy.grants_anything(anon));
   CHECK_FALSE(AccessPolicy({rules[0]}, {}).grants_anything(anon));
+}
+
+TEST_CASE("access: a deny rule with a ** and a later * shuts out every name it matches") {
+  // "secrets anywhere are not for anonymous clients", then "anonymous may pull".
+  AccessPolicy policy({{{"**/*-secret"}, {"anonymous"}, {}, 0}, {{"**"}, {"anonymous"}, {}, kPull}}, {});
+  Identity anon;
+  CHECK(policy.allowed(anon, "local/db-secret") == 0);
+  CHECK(policy.allowed(anon, "local/my-app/db-secret") == 0);  // the '-' in a middle component once let it through
+  CHECK(policy.allowed(anon, "local/app") == kPull);
 }
 
 TEST_CASE("access: built-in defaults — anonymous writes only when asked for (loopback, no users)") {
