@@ -90,6 +90,18 @@ TEST_CASE("htpasswd: every bcrypt check is counted, unknown users included") {
   CHECK(Htpasswd::bcrypt_checks() == before + 2);
 }
 
+TEST_CASE("htpasswd: an unknown user is checked at the cost the file's users have, so timing does not tell names") {
+  // htpasswd -B makes cost 5 by default; a fixed cost-10 stand-in made an
+  // unknown name take ~30 times as long as a wrong password for a real one.
+  CHECK(Htpasswd::parse(kAlice, "users").unknown_user_cost() == 5);
+  CHECK(Htpasswd::parse(std::string(kAlice) + "\n" + kBob, "users").unknown_user_cost() == 5);
+  std::string alice_12 = std::string(kAlice);
+  alice_12.replace(alice_12.find("$05$"), 4, "$12$");
+  CHECK(Htpasswd::parse(alice_12, "users").unknown_user_cost() == 12);
+  CHECK(Htpasswd().unknown_user_cost() == 10);  // no users: the stand-in's own cost
+  CHECK_FALSE(Htpasswd::parse(kAlice, "users").verify("mallory", "secret"));
+}
+
 TEST_CASE("htpasswd: non-bcrypt kinds and malformed lines are refused, naming the line") {
   CHECK(error_of(std::string(kAlice) + "\ncarol:$apr1$oX9bI9e3$HkTPhKKus.Bt2JYrslUP5.") ==
         "users:2: user 'carol' has MD5 ($apr1$, htpasswd -m); only bcrypt is accepted (htpasswd -B)");
