@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_guard.h"
+#include "common/manifest_schema.h"
 
 namespace regcache::cache {
 namespace {
@@ -107,7 +108,9 @@ std::string sniff_manifest_media_type(std::string_view body) {
   if (json_budget_violation(body)) return "application/vnd.oci.image.manifest.v1+json";
   auto json = nlohmann::json::parse(body, nullptr, false);
   if (json.is_object()) {
-    if (auto it = json.find("mediaType"); it != json.end() && it->is_string()) return it->get<std::string>();
+    if (auto it = json.find("mediaType");
+        it != json.end() && it->is_string() && is_servable_manifest_media_type(it->get<std::string>()))
+      return it->get<std::string>();
     if (json.contains("manifests")) return "application/vnd.oci.image.index.v1+json";
   }
   return "application/vnd.oci.image.manifest.v1+json";

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/manifest_schema.h"
 
 namespace regcache::cache {
 namespace {
@@ -21,9 +22,10 @@ bool upstream_trouble(const RegistryError& e) {
 }
 
 std::string usable_media_type(const std::string& content_type, std::string_view body) {
+  if (std::string known = known_manifest_media_type(content_type); !known.empty()) return known;
   std::string type = content_type.substr(0, content_type.find(';'));
-  if (type.empty() || type == "application/octet-stream" || type == "text/plain" || type == "application/json")
-    return sniff_manifest_media_type(body);
+  // Anything else than a servable type (text/html, CR LF...) is not passed on.
+  if (!is_servable_manifest_media_type(type)) return sniff_manifest_media_type(body);
   return type;
 }
 

@@ -88,6 +88,16 @@ std::string known_manifest_media_type(std::string_view text) {
   return {};
 }
 
+bool is_servable_manifest_media_type(std::string_view media_type) {
+  for (const char* known : kManifestMediaTypes)
+    if (media_type == known) return true;
+  constexpr std::string_view kVendor = "application/vnd.";
+  if (!media_type.starts_with(kVendor) || media_type.size() == kVendor.size() || media_type.size() > 255) return false;
+  return std::all_of(media_type.begin() + kVendor.size(), media_type.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || std::string_view("!#$&^_.+-").find(c) != std::string_view::npos;
+  });
+}
+
 bool is_index_media_type(std::string_view media_type) {
   return media_type == kOciIndex || media_type == kDockerManifestList;
 }

@@ -30,6 +30,13 @@ inline constexpr std::array<const char*, 4> kManifestMediaTypes = {kOciManifest,
 std::string known_manifest_media_type(std::string_view text);
 bool is_index_media_type(std::string_view media_type);
 
+// Whether a manifest media type an upstream gave us (its Content-Type, or the
+// body's "mediaType") may become our response's Content-Type: a known type,
+// or "application/vnd." and RFC 6838 restricted-name characters (lowercase)
+// — schema 1, artifacts. Never a CR/LF or other byte that would split our
+// response, never a type a browser renders (text/html, image/svg+xml, xml).
+bool is_servable_manifest_media_type(std::string_view media_type);
+
 // The DOM of a manifest body, parsed only when it fits the JSON budget (depth
 // 64, 100 000 values). Throws ManifestInvalid for a body over budget or not JSON.
 nlohmann::json parse_manifest_json(std::string_view body);

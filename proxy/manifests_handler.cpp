@@ -1,4 +1,5 @@
 // /v2/<name>/manifests/<reference>: GET/HEAD (cache or hosted), PUT and DELETE (hosted)
+#include "common/manifest_schema.h"
 #include "proxy/registry_api.h"
 
 namespace regcache::proxy {
@@ -78,7 +79,10 @@ void RegistryApi::manifest(Exchange& ex, const Route& r) {
   set_cache_status(ex, result.status);
   ex.response.set("Docker-Content-Digest", result.digest.str());
   ex.response.set("ETag", "\"" + result.digest.str() + "\"");
-  send_body(ex, *result.body, result.media_type);
+  // Media types are checked when a manifest is stored; one stored before that
+  // check may hold bytes that would split this response or a type a browser renders.
+  send_body(ex, *result.body,
+            is_servable_manifest_media_type(result.media_type) ? result.media_type : "application/octet-stream");
 }
 
 }  // namespace regcache::proxy

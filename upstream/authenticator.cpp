@@ -153,6 +153,13 @@ std::optional<FetchedToken> Authenticator::fetch_token(const std::string& realm,
     log::warn("upstream " + config_.name + ": token response from " + target->endpoint.label() + " has no token");
     return std::nullopt;
   }
+  // It goes into our Authorization header: visible ASCII only (tokens are
+  // base64url or similar), never a CR LF that would add headers of its own.
+  if (!std::all_of(fetched.value.begin(), fetched.value.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; })) {
+    log::warn("upstream " + config_.name + ": token response from " + target->endpoint.label() +
+              " has a token with spaces, control or non-ASCII bytes; not using it");
+    return std::nullopt;
+  }
   if (auto it = json.find("expires_in"); it != json.end() && it->is_number() && it->get<double>() >= 1) {
     fetched.lifetime = std::chrono::seconds(static_cast<std::int64_t>(std::min(it->get<double>(), kMaxTokenLifetime)));
   }

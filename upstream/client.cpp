@@ -257,6 +257,15 @@ class RegistryClient final : public Client {
           throw TransportError("upstream " + config_.name +
                                ": redirect to an unusable location (only http and https are followed)");
         }
+        // Once a request went over https (or the upstream is https), a plain
+        // http hop would expose and let anyone on the path rewrite what we then
+        // store and serve as this upstream's content.
+        if (next->endpoint.scheme == "http" && (target.endpoint.scheme == "https" || own_.scheme == "https")) {
+          log::warn("upstream " + config_.name + ": refused a redirect from https to plain http (" +
+                    next->endpoint.label() + ")");
+          throw TransportError("upstream " + config_.name + ": refused a redirect from https to plain http (" +
+                               next->endpoint.label() + ")");
+        }
         log::debug("upstream " + config_.name + ": " + std::to_string(status) + " redirect to " +
                    next->endpoint.label());
         stream->drain(kDrainLimit);

@@ -138,6 +138,12 @@ void PooledBodyStream::drain(std::size_t limit) noexcept {
 }
 
 std::unique_ptr<PooledBodyStream> send_request(ConnectionPool& pool, const Request& request) {
+  // Header values can carry bytes a peer chose (a token endpoint's token):
+  // Poco writes them raw, so a CR or LF would add headers or a whole request.
+  for (const auto& [name, value] : request.headers)
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+      throw TransportError(where(pool.endpoint()) + ": refused to send a " + name +
+                           " header holding a CR, LF or NUL byte");
   Lease lease = pool.acquire(request.priority);
   for (bool first_attempt = true;; first_attempt = false) {
     bool sent = false;

@@ -1,5 +1,7 @@
 #include "proxy/auth/access_policy.h"
 
+#include <vector>
+
 namespace regcache::proxy::auth {
 
 std::optional<Actions> parse_action(std::string_view word) {
@@ -18,34 +20,31 @@ std::string actions_string(Actions actions) {
 }
 
 bool glob_match(std::string_view p, std::string_view s) {
-  // Iterative matcher with one backtracking point per star kind; names are
-  // short (≤ 255) and patterns come from the config, so this stays linear-ish.
-  std::size_t pi = 0, si = 0;
-  std::size_t star_p = std::string_view::npos, star_s = 0;
-  bool star_crosses = false;
-  while (si < s.size()) {
-    if (pi < p.size() && p[pi] == '*') {
-      star_crosses = pi + 1 < p.size() && p[pi + 1] == '*';
-      pi += star_crosses ? 2 : 1;
-      star_p = pi;
-      star_s = si;
-      continue;
+  // Dynamic programming over (pattern position, name position): a greedy
+  // matcher that backtracks only the last star is wrong once a `*` (which may
+  // not cross '/') follows a `**` ("**/*-secret" missed "a/b-c/d-secret"),
+  // and a deny rule that misses lets a later rule through. Names are short
+  // (<= 255) and patterns come from the config: O(|p| * |s|) time and space.
+  const std::size_t m = p.size(), n = s.size();
+  std::vector<char> table((m + 1) * (n + 1), 0);
+  auto at = [&](std::size_t i, std::size_t j) -> char& { return table[i * (n + 1) + j]; };
+  at(m, n) = 1;  // the rest of the pattern after its end matches only the end of the name
+  for (std::size_t i = m; i-- > 0;) {
+    const bool crosses = p[i] == '*' && i + 1 < m && p[i + 1] == '*';
+    for (std::size_t j = n + 1; j-- > 0;) {
+      const bool more = j < n;
+      if (crosses) {  // "**": nothing, or one more character of any kind
+        at(i, j) = at(i + 2, j) || (more && at(i, j + 1));
+      } else if (p[i] == '*') {  // "*": nothing, or one more character within the component
+        at(i, j) = at(i + 1, j) || (more && s[j] != '/' && at(i, j + 1));
+      } else if (p[i] == '?') {
+        at(i, j) = more && s[j] != '/' && at(i + 1, j + 1);
+      } else {
+        at(i, j) = more && p[i] == s[j] && at(i + 1, j + 1);
+      }
     }
-    if (pi < p.size() && (p[pi] == s[si] || (p[pi] == '?' && s[si] != '/'))) {
-      ++pi;
-      ++si;
-      continue;
-    }
-    // Let the last star swallow one more character, if it may.
-    if (star_p != std::string_view::npos && (star_crosses || s[star_s] != '/')) {
-      pi = star_p;
-      si = ++star_s;
-      continue;
-    }
-    return false;
   }
-  while (pi < p.size() && p[pi] == '*') ++pi;
-  return pi == p.size();
+  return at(0, 0);
 }
 
 AccessPolicy AccessPolicy::defaults(bool anonymous_writes) {

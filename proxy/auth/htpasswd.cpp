@@ -70,6 +70,21 @@ Htpasswd Htpasswd::parse(std::string_view text, const std::string& source) {
                           "; only bcrypt is accepted (htpasswd -B)");
     if (!h.hashes_.emplace(user, hash).second) throw HtpasswdError(where + "user '" + user + "' appears twice");
   }
+  // An unknown name is checked against a real user's hash of the most common
+  // cost (its answer is ignored): checked at a fixed cost instead, it would
+  // take measurably longer or shorter than a wrong password for a real user.
+  std::map<std::string, std::pair<int, const std::string*>> by_cost;  // "NN" -> (users, one hash)
+  for (const auto& [user, hash] : h.hashes_) {
+    auto& entry = by_cost[hash.substr(4, 2)];
+    ++entry.first;
+    entry.second = &hash;
+  }
+  int most = 0;
+  for (const auto& [cost, entry] : by_cost)  // ascending cost: ">=" keeps the highest of a tie
+    if (entry.first >= most) {
+      most = entry.first;
+      h.unknown_user_hash_ = *entry.second;
+    }
   return h;
 }
 
@@ -81,9 +96,15 @@ Htpasswd Htpasswd::load(const std::filesystem::path& path) {
   return parse(text.str(), path.string());
 }
 
+int Htpasswd::unknown_user_cost() const {
+  const std::string& hash = unknown_user_hash_.empty() ? kDummyHash : unknown_user_hash_;
+  return (hash[4] - '0') * 10 + (hash[5] - '0');
+}
+
 bool Htpasswd::verify(const std::string& user, const std::string& password) const {
   auto it = hashes_.find(user);
-  const std::string& hash = it == hashes_.end() ? kDummyHash : it->second;
+  const std::string& hash =
+      it != hashes_.end() ? it->second : unknown_user_hash_.empty() ? kDummyHash : unknown_user_hash_;
   ++bcrypt_checks_;
   std::string computed = bcrypt(password, hash);
   return it != hashes_.end() && !computed.empty() && constant_time_equal(computed, hash);

@@ -30,6 +30,9 @@ class Htpasswd {
   // as a known one, so timing does not reveal which names exist.
   bool verify(const std::string& user, const std::string& password) const;
   bool has_user(const std::string& user) const { return hashes_.count(user) > 0; }
+  // The bcrypt cost an unknown user name is checked at: the most common cost
+  // in the file (the highest of equally common ones), 10 with no users.
+  int unknown_user_cost() const;
   std::size_t size() const { return hashes_.size(); }
   bool empty() const { return hashes_.empty(); }
 
@@ -38,6 +41,7 @@ class Htpasswd {
 
  private:
   std::map<std::string, std::string> hashes_;
+  std::string unknown_user_hash_;  // empty: the built-in stand-in
   static std::atomic<std::uint64_t> bcrypt_checks_;
 };
 

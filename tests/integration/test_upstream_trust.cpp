@@ -279,3 +279,31 @@ TEST_CASE("queue: 200 distinct cold blobs through a capped upstream all complete
   CHECK(regcache.stderr_text().find("too many upstream connections") == std::string::npos);
   CHECK(regcache.alive());
 }
+
+// A manifest's media type is an upstream's bytes (its Content-Type, or the
+// body's own "mediaType" when the Content-Type is generic) and became our
+// response's Content-Type: a CR LF in it split our response for every client
+// of the cached manifest, and text/html made a script in it run in a browser.
+TEST_CASE("trust: an upstream manifest's media type cannot add response headers or be text/html") {
+  TempDir tmp;
+  FakeUpstream upstream;
+  const std::string split = R"({"schemaVersion":2,"mediaType":")" + std::string(kOciManifestType) +
+                            R"(\r\nSet-Cookie: pwned=1","config":{},"layers":[]})";
+  const std::string html_in_body = R"({"schemaVersion":2,"mediaType":"text/html","x":"<script>alert(1)</script>"})";
+  const std::string html = "<html><script>alert(1)</script></html>";
+  upstream.add_document(FakeUpstream::manifest_path("app", "split"), split, "application/json");
+  upstream.add_document(FakeUpstream::manifest_path("app", "body"), html_in_body, "application/json");
+  upstream.add_document(FakeUpstream::manifest_path("app", "html"), html, "text/html");
+  RegcacheServer regcache(tmp.path(), {upstream.url(), regcache_config(upstream.url()), {}});
+  for (const char* tag : {"split", "body", "html"}) {
+    CAPTURE(tag);
+    for (int pass = 0; pass < 2; ++pass) {  // the miss, then the stored copy
+      auto r = http_request("GET", manifest_url(regcache, "app", tag), {{"Accept", "*/*"}});
+      CHECK_MESSAGE(r.status == 200, r.summary());
+      CHECK_FALSE(r.has_header("Set-Cookie"));
+      CHECK(r.header_count("Content-Type") == 1);
+      CHECK(r.header("Content-Type").rfind("application/vnd.", 0) == 0);
+    }
+  }
+  CHECK(regcache.alive());
+}

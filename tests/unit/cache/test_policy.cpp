@@ -207,6 +207,11 @@ TEST_CASE("policy: sniff_manifest_media_type") {
   // A mediaType that is not a string is ignored.
   CHECK(sniff_manifest_media_type(R"({"mediaType":5,"layers":[]})") == kOciManifest);
   CHECK(sniff_manifest_media_type(R"({"mediaType":null,"manifests":[]})") == kOciIndex);
+  // A mediaType that must not become a Content-Type is ignored too.
+  CHECK(sniff_manifest_media_type(R"({"mediaType":"text/html","manifests":[]})") == kOciIndex);
+  CHECK(sniff_manifest_media_type(R"({"mediaType":"application/vnd.x
+Set-Cookie: a=1","layers":[]})") ==
+        kOciManifest);
   // Not JSON, or not an object.
   CHECK(sniff_manifest_media_type("not json") == kOciManifest);
   CHECK(sniff_manifest_media_type("") == kOciManifest);

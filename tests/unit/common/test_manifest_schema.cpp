@@ -163,3 +163,13 @@ TEST_CASE("manifest schema: known_manifest_media_type") {
   CHECK(known_manifest_media_type("application/json") == "");
   CHECK(known_manifest_media_type("") == "");
 }
+
+TEST_CASE("manifest schema: is_servable_manifest_media_type - vendor types only, no header-splitting bytes") {
+  for (const char* known : kManifestMediaTypes) CHECK(is_servable_manifest_media_type(known));
+  CHECK(is_servable_manifest_media_type("application/vnd.docker.distribution.manifest.v1+prettyjws"));
+  CHECK(is_servable_manifest_media_type("application/vnd.example.artifact.v1+json"));
+  for (const char* bad : {"text/html", "image/svg+xml", "application/xhtml+xml", "application/xml", "application/json",
+                          "application/vnd.", "application/vnd.x\r\nSet-Cookie: a=1", "application/vnd.x; charset=utf-8",
+                          "application/vnd.X", "", "application/vnd.x\n"})
+    CHECK_MESSAGE(!is_servable_manifest_media_type(bad), bad);
+}

@@ -90,6 +90,18 @@ TEST_CASE("htpasswd: every bcrypt check is counted, unknown users included") {
   CHECK(Htpasswd::bcrypt_checks() == before + 2);
 }
 
+TEST_CASE("htpasswd: an unknown user is checked at the cost the file's users have, so timing does not tell names") {
+  // htpasswd -B makes cost 5 by default; a fixed cost-10 stand-in made an
+  // unknown name take ~30 times as long as a wrong password for a real one.
+  CHECK(Htpasswd::parse(kAlice, "users").unknown_user_cost() == 5);
+  CHECK(Htpasswd::parse(std::string(kAlice) + "\n" + kBob, "users").unknown_user_cost() == 5);
+  std::string alice_12 = std::string(kAlice);
+  alice_12.replace(alice_12.find("$05$"), 4, "$12$");
+  CHECK(Htpasswd::parse(alice_12, "users").unknown_user_cost() == 12);
+  CHECK(Htpasswd().unknown_user_cost() == 10);  // no users: the stand-in's own cost
+  CHECK_FALSE(Htpasswd::parse(kAlice, "users").verify("mallory", "secret"));
+}
+
 TEST_CASE("htpasswd: non-bcrypt kinds and malformed lines are refused, naming the line") {
   CHECK(error_of(std::string(kAlice) + "\ncarol:$apr1$oX9bI9e3$HkTPhKKus.Bt2JYrslUP5.") ==
         "users:2: user 'carol' has MD5 ($apr1$, htpasswd -m); only bcrypt is accepted (htpasswd -B)");
@@ -117,6 +129,10 @@ TEST_CASE("access: globs — * within a component, ** across, ? one character") 
       {"*", "app", true},                       {"*", "a/b", false},
       {"local/app", "local/app", true},         {"local/app", "local/app2", false},
       {"*/app", "x/app", true},                 {"**/app", "x/y/app", true},
+      // A ** must give back what a later * cannot take: these once failed, so a
+      // deny rule ("actions": []) written with them let the next rule through.
+      {"**/*-secret", "a/b-c/d-secret", true},  {"**a*", "ab/ab", true},
+      {"**/x*", "x1/y/x2", true},               {"**/*-secret", "a/b-c/d-secret/e", false},
   };
   for (const auto& row : rows) {
     CAPTURE(row.pattern);
@@ -158,6 +174,15 @@ TEST_CASE("access: the first rule matching caller and repository wins, groups, a
   }
   CHECK(policy.grants_anything(anon));
   CHECK_FALSE(AccessPolicy({rules[0]}, {}).grants_anything(anon));
+}
+
+TEST_CASE("access: a deny rule with a ** and a later * shuts out every name it matches") {
+  // "secrets anywhere are not for anonymous clients", then "anonymous may pull".
+  AccessPolicy policy({{{"**/*-secret"}, {"anonymous"}, {}, 0}, {{"**"}, {"anonymous"}, {}, kPull}}, {});
+  Identity anon;
+  CHECK(policy.allowed(anon, "local/db-secret") == 0);
+  CHECK(policy.allowed(anon, "local/my-app/db-secret") == 0);  // the '-' in a middle component once let it through
+  CHECK(policy.allowed(anon, "local/app") == kPull);
 }
 
 TEST_CASE("access: built-in defaults — anonymous writes only when asked for (loopback, no users)") {

@@ -247,3 +247,28 @@ TEST_CASE("concurrent callers share connections and a single token fetch") {
   auto seen = registry.server.seen();
   CHECK(count(seen, [](const Seen& s) { return s.uri.starts_with("/v2/") && !s.has_authorization; }) <= 8);
 }
+
+// The token is a token endpoint's bytes; put raw into our request's
+// Authorization header, a CR LF in it would add headers of the endpoint's
+// choosing (or a whole request) to what we send the registry.
+TEST_CASE("bearer: a token with control bytes is refused, never written into a request") {
+  std::atomic<int> injected{0};
+  FakeServer server([&](FakeServer& self, Req& request, Resp& response) {
+    if (request.has("X-Injected")) ++injected;
+    if (request.getURI().starts_with("/token")) {
+      FakeServer::send(response, 200, R"({"token":"t\r\nX-Injected: yes","expires_in":300})");
+      return;
+    }
+    if (!request.has("Authorization")) {
+      response.set("WWW-Authenticate", "Bearer realm=\"" + self.url() + "/token\",service=\"fake.registry\"");
+      FakeServer::send(response, 401, R"({"errors":[{"code":"UNAUTHORIZED"}]})");
+      return;
+    }
+    FakeServer::send(response, 200, kManifest);
+  });
+  auto client = make_client(config_for(server.url()));
+  auto answer = client->get_manifest("foo", "latest", {}, 1 << 20);
+  CHECK(answer.status == 401);  // no usable token: the registry's 401 goes to the caller
+  CHECK(injected == 0);
+  for (const auto& seen : server.seen()) CHECK_FALSE(seen.has_authorization);
+}

@@ -111,3 +111,43 @@ TEST_CASE("HTTPS: the certificate is verified unless told otherwise") {
     CHECK_THROWS_AS(make_client(config), std::invalid_argument);
   }
 }
+
+// A redirect from https to plain http would send the request (and the bytes
+// we then cache and serve as verified content from an https upstream) in the
+// clear, where anyone on the path can read or change them. Refused; https to
+// https stays followed.
+TEST_CASE("HTTPS: a redirect that downgrades to plain http is refused") {
+  PemFiles pem;
+  FakeServer plain([](FakeServer&, Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse& response) {
+    FakeServer::send(response, 200, "plain", "application/octet-stream");
+  });
+  FakeServer secure_storage([](FakeServer&, Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse& response) {
+    FakeServer::send(response, 200, "secure", "application/octet-stream");
+  }, server_context(pem));
+  std::string location;
+  FakeServer registry([&](FakeServer&, Poco::Net::HTTPServerRequest&, Poco::Net::HTTPServerResponse& response) {
+    response.set("Location", location);
+    FakeServer::send(response, 307, "");
+  }, server_context(pem));
+  auto config = config_for(registry.url());
+  config.ca_file = pem.cert.string();
+  auto client = make_client(config);
+  const std::string digest = "sha256:" + std::string(64, 'd');
+
+  SUBCASE("https -> http: refused, nothing sent to the plain http host") {
+    location = plain.url() + "/blob";
+    CHECK_THROWS_WITH_AS(client->get_blob("foo", digest), doctest::Contains("plain http"), TransportError);
+    CHECK_THROWS_WITH_AS(client->head_blob("foo", digest), doctest::Contains("plain http"), TransportError);
+    CHECK_THROWS_WITH_AS(client->get_manifest("foo", "latest", {}, 1024), doctest::Contains("plain http"),
+                         TransportError);
+    CHECK(plain.seen().empty());
+  }
+  SUBCASE("https -> https: followed") {
+    location = secure_storage.url() + "/blob";
+    auto stream = client->get_blob("foo", digest);
+    REQUIRE(stream->response().status == 200);
+    std::string body(16, '\0');
+    body.resize(stream->read(body.data(), body.size()));
+    CHECK(body == "secure");
+  }
+}
