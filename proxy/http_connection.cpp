@@ -673,6 +673,15 @@ std::string EngineResponse::header_block() {
 
   std::string block = "HTTP/1.1 " + std::to_string(static_cast<int>(getStatus())) + " " + getReason() + "\r\n";
   for (const auto& [name, value] : *this) {
+    // Defence in depth against response splitting: every value that reaches
+    // here is checked where it enters (upstream media types, tokens, Links),
+    // but a CR, LF or NUL that slipped through must never start a header of
+    // its own. Such a header is left out and logged.
+    if (name.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos ||
+        value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      log::warn("response header " + name + " dropped: its value holds CR, LF or NUL");
+      continue;
+    }
     block += name;
     block += ": ";
     block += value;
