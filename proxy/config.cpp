@@ -1,5 +1,7 @@
 #include "proxy/config.h"
 
+#include "cache/pins.h"
+
 #include "common/json_guard.h"
 #include "common/names.h"
 #include "upstream/trust.h"
@@ -416,6 +418,46 @@ class KeyTracker {
 
 }  // namespace
 
+namespace {
+
+// A share in (0, 1].
+double read_share(ObjectReader& r, const std::string& name, double fallback) {
+  const json* v = r.find(name);
+  if (!v) return fallback;
+  if (!v->is_number()) throw ConfigError(r.key(name), "must be a number between 0 and 1");
+  double share = v->get<double>();
+  if (!(share > 0.0 && share <= 1.0)) throw ConfigError(r.key(name), "must be above 0 and at most 1");
+  return share;
+}
+
+// max_cache_bytes, min_free_bytes, cache_high/low_watermark, pins.
+void read_storage_lifecycle(ObjectReader& r, Config& c) {
+  constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
+  r.read("max_cache_bytes", c.max_cache_bytes, 0, kMaxBytes);
+  if (const json* v = r.find("min_free_bytes")) {
+    if (v->is_string() && v->get<std::string>() == "auto") {
+      c.min_free_bytes.reset();
+    } else if (v->is_number_integer()) {
+      std::uint64_t n = 0;
+      r.read("min_free_bytes", n, 0, kMaxBytes);
+      c.min_free_bytes = n;
+    } else {
+      throw ConfigError("min_free_bytes", "must be \"auto\" or a whole number of bytes");
+    }
+  }
+  c.cache_high_watermark = read_share(r, "cache_high_watermark", c.cache_high_watermark);
+  c.cache_low_watermark = read_share(r, "cache_low_watermark", c.cache_low_watermark);
+  if (c.cache_low_watermark >= c.cache_high_watermark)
+    throw ConfigError(r.find("cache_low_watermark") ? "cache_low_watermark" : "cache_high_watermark",
+                      "cache_low_watermark must be below cache_high_watermark");
+  c.pins = read_string_list(r, "pins", [](const std::string& pin) {
+    std::string why;
+    return cache::parse_pin(pin, why) ? std::string() : why;
+  });
+}
+
+}  // namespace
+
 Config parse_config(const std::string& json_text) {
   // The same budget as any other JSON: a config file is read again on every
   // SIGHUP and must not be able to crash the running server.
@@ -496,6 +538,7 @@ Config parse_config(const std::string& json_text) {
   for (const auto& rule : c.auth.access)
     for (const auto& group : rule.groups)
       if (!c.auth.groups.count(group)) throw ConfigError("access", "names group '" + group + "', not in auth.groups");
+  read_storage_lifecycle(r, c);
   r.refuse_unknown();
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream
   else if (!c.default_upstream.empty()) throw ConfigError("default_upstream", "names no configured upstream");

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -64,6 +65,12 @@ struct Config {
   // copied into each upstream's client settings.
   std::vector<std::string> internal_networks;
   auth::AuthSettings auth;  // `auth` and `access`: client users, tokens and access rules
+  // Storage cap and pins (cache/eviction_worker.h); all reloadable by SIGHUP.
+  std::uint64_t max_cache_bytes = 0;            // cap on mirrored content; 0: no byte cap
+  std::optional<std::uint64_t> min_free_bytes;  // free space to keep; nullopt ("auto"): 5% of the fs, at most 4 GiB
+  double cache_high_watermark = 0.95;           // evict above this share of the cap ...
+  double cache_low_watermark = 0.90;            // ... down to this one
+  std::vector<std::string> pins;                // references never evicted (cache/pins.h)
 
   const UpstreamSettings& default_upstream_settings() const;
 };
