@@ -99,8 +99,24 @@ bool PullThroughCache::adopt_stored(const Origin& origin, const RepoName& repo, 
 
 // --- manifests -------------------------------------------------------------
 
+void PullThroughCache::record_hit(const Digest& digest) {
+  if (access_log_) access_log_->record(digest, now());
+}
+
+void PullThroughCache::record_fill(std::uint64_t bytes) {
+  if (access_log_) access_log_->filled(bytes);
+}
+
 ManifestResult PullThroughCache::get_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
                                               const AcceptList& accept) {
+  ManifestResult result = serve_manifest(origin, repo, ref, accept);
+  // A miss stored the manifest with its first use counted; later uses count here.
+  if (result.status != CacheStatus::Miss) record_hit(result.digest);
+  return result;
+}
+
+ManifestResult PullThroughCache::serve_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
+                                                const AcceptList& accept) {
   auto flight_key = [&] { return origin.ns + "|" + repo.str() + "|" + ref.str() + "|" + accept.key(); };
   if (!ref.is_digest()) {
     if (auto fresh = fresh_tag(origin, repo, ref.as_tag(), accept)) return std::move(*fresh);
@@ -235,6 +251,7 @@ ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const Repo
     tx.link(origin.ns, repo.str(), actual, media_type);
   });
 
+  record_fill(response.body.size());
   Memo memo{std::make_shared<const std::string>(std::move(response.body)), media_type};
   manifests_.remember(origin.ns, repo.str(), actual, memo);
   return {memo.body, media_type, actual, CacheStatus::Miss};
@@ -244,7 +261,10 @@ ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const Repo
 
 BlobResult PullThroughCache::get_blob(const Origin& origin, const RepoName& repo, const Digest& digest) {
   if (namespace_has(origin, digest))
-    if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, std::move(reader), nullptr};
+    if (auto reader = blobs_.open(digest)) {
+      record_hit(digest);
+      return {CacheStatus::Hit, std::move(reader), nullptr};
+    }
   check_reachable(origin, {MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()}, ErrorCode::BlobUnknown,
                   "blob " + repo.str() + "@" + digest.str());
   auto fill = fills_.join_or_start({origin.ns, digest},
@@ -363,6 +383,7 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   if (!adopt_stored(origin, repo, digest, writer->size(), ""))
     throw RegistryError(ErrorCode::Unavailable, "stored " + digest.str() + " was removed while its fill committed");
   fill.committed();
+  record_fill(writer->size());
 }
 
 // --- tags ------------------------------------------------------------------

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <string>
 
+#include "cache/access_log.h"
 #include "cache/blob_fill.h"
 #include "cache/blob_store.h"
 #include "cache/manifest_memo.h"
@@ -119,7 +120,17 @@ class PullThroughCache {
 
   std::size_t fills_running() const { return fills_.running(); }
 
+  // Where hits on stored content and the bytes of finished fills are reported
+  // (eviction's access tracking: in memory, flushed in batches). Set once,
+  // before serving; null (the default) records nothing.
+  void set_access_log(AccessLog* log) { access_log_ = log; }
+
  private:
+  // get_manifest() without the access recording.
+  ManifestResult serve_manifest(const Origin& origin, const RepoName& repo, const Reference& ref,
+                                const AcceptList& accept);
+  void record_hit(const Digest& digest);
+  void record_fill(std::uint64_t bytes);
   using Memo = ManifestMemo::Entry;
   ManifestResult fetch_manifest(const Origin& origin, const RepoName& repo, const std::string& reference,
                                 const AcceptList& accept, const std::optional<Digest>& expected);
@@ -175,6 +186,7 @@ class PullThroughCache {
   SingleFlight<ManifestResult> manifest_flights_;
   TagMemo tags_;
   NegativeCache missing_;
+  AccessLog* access_log_ = nullptr;
 };
 
 }  // namespace regcache::cache

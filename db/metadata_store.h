@@ -63,6 +63,24 @@ struct TagRecord {
   std::int64_t confirmed_at = 0;  // unix seconds: last time the upstream said tag -> digest
 };
 
+// Accesses of one stored object gathered in memory (cache/access_log.h) and
+// written in one batch: hits to add, and the time of the latest one.
+struct AccessRecord {
+  Digest digest;
+  std::int64_t last_access = 0;  // unix seconds
+  std::uint32_t hits = 0;
+};
+
+// A stored object that no hosted repository links: mirrored content (or bytes
+// nothing links any more), which eviction may remove.
+struct MirroredBlob {
+  Digest digest;
+  std::uint64_t size = 0;
+  std::int64_t last_access = 0;  // unix seconds
+  std::uint32_t hits = 1;        // accesses, its fill included
+  bool manifest = false;         // some repository links it as a manifest (with a media type)
+};
+
 // An upstream answer kept for a while (a tag list page, a referrers index): the
 // body and what the response said besides it.
 struct DocumentRecord {
@@ -98,6 +116,18 @@ class MetadataStore {
   // Removes the blob row and every repository link and tag pointing at it.
   virtual void delete_blob(const Digest& digest) = 0;
   virtual std::vector<BlobRecord> list_blobs() = 0;
+
+  // --- storage lifecycle (eviction; cache/eviction_worker.h) ---
+  // Adds each record's hits to its blob (capped) and moves its last access
+  // forward to the record's time (never back). Digests without a row (evicted
+  // or deleted meanwhile) are skipped. One write transaction for the batch.
+  virtual void record_accesses(const std::vector<AccessRecord>& accesses) = 0;
+  // Every blob no hosted repository (namespace "") links.
+  virtual std::vector<MirroredBlob> list_mirrored_blobs() = 0;
+  // The bytes those blobs take (their recorded sizes summed).
+  virtual std::uint64_t mirrored_bytes() = 0;
+  // Every digest repository `repo` of namespace `ns` links, sorted.
+  virtual std::vector<Digest> list_links(const std::string& ns, const std::string& repo) = 0;
 
   // --- repository links: repository `repo` in namespace `ns` references `digest` ---
   // Inserts the link; a non-empty `media_type` also replaces the link's one

@@ -17,6 +17,7 @@
 // This is the only place in regcache that contains SQL.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -113,6 +114,12 @@ const std::vector<std::string> kMigrations = {
       ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';
       CREATE INDEX uploads_updated ON uploads(updated);
       CREATE INDEX documents_fetched ON documents(ns, repo, fetched_at);
+    )sql",
+    // 5: access tracking for eviction. Existing rows count as used once (their
+    //    fill); candidates are found by last access.
+    R"sql(
+      ALTER TABLE blobs ADD COLUMN hits INTEGER NOT NULL DEFAULT 1;
+      CREATE INDEX blobs_last_access ON blobs(last_access);
     )sql",
 };
 
@@ -317,6 +324,19 @@ constexpr const char* kCountDocuments = "SELECT COUNT(*) FROM documents WHERE ns
 constexpr const char* kListNamespaces = "SELECT ns FROM repo_blobs UNION SELECT ns FROM tags ORDER BY 1";
 constexpr const char* kListTagRecords =
     "SELECT tag, digest, confirmed_at FROM tags WHERE ns = ?1 AND repo = ?2 ORDER BY tag";
+// Hits are capped: the policy only tells 1 from 2+, and a counter must not overflow.
+constexpr const char* kRecordAccess =
+    "UPDATE blobs SET last_access = MAX(last_access, ?2), hits = MIN(hits + ?3, 1000000) WHERE digest = ?1";
+// Mirrored = no hosted (ns '') link; both use the repo_blobs(digest) index.
+constexpr const char* kListMirrored =
+    "SELECT b.digest, b.size, b.last_access, b.hits, "
+    "EXISTS (SELECT 1 FROM repo_blobs m WHERE m.digest = b.digest AND m.media_type <> '')"
+    " FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '')"
+    " ORDER BY b.last_access";
+constexpr const char* kMirroredBytes =
+    "SELECT COALESCE(SUM(b.size), 0)"
+    " FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '')";
+constexpr const char* kListLinks = "SELECT digest FROM repo_blobs WHERE ns = ?1 AND repo = ?2 ORDER BY digest";
 constexpr const char* kCommit = "COMMIT";
 // BEGIN IMMEDIATE waits out the busy timeout for another process's writer; a
 // unit still refused after that many such waits gives up.
@@ -389,6 +409,41 @@ class SqliteMetadataStore final : public MetadataStore {
     Query q = query(kListBlobs, "list_blobs");
     std::vector<BlobRecord> out;
     while (q.step()) out.push_back(read_blob(q));
+    return out;
+  }
+
+  void record_accesses(const std::vector<AccessRecord>& accesses) override {
+    std::lock_guard lock(mutex_);
+    transaction("record_accesses", [&] {
+      for (const auto& a : accesses)
+        query(kRecordAccess, "record_accesses").bind(a.digest).bind(a.last_access).bind(std::int64_t{a.hits}).run();
+    });
+  }
+
+  std::vector<MirroredBlob> list_mirrored_blobs() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListMirrored, "list_mirrored_blobs");
+    std::vector<MirroredBlob> out;
+    while (q.step()) {
+      auto hits = std::clamp<std::int64_t>(q.int64(3), 0, std::numeric_limits<std::uint32_t>::max());
+      out.push_back({q.digest(0), static_cast<std::uint64_t>(q.int64(1)), q.int64(2),
+                     static_cast<std::uint32_t>(hits), q.int64(4) != 0});
+    }
+    return out;
+  }
+
+  std::uint64_t mirrored_bytes() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kMirroredBytes, "mirrored_bytes");
+    return q.step() ? static_cast<std::uint64_t>(std::max<std::int64_t>(0, q.int64(0))) : 0;
+  }
+
+  std::vector<Digest> list_links(const std::string& ns, const std::string& repo) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListLinks, "list_links");
+    q.bind(ns).bind(repo);
+    std::vector<Digest> out;
+    while (q.step()) out.push_back(q.digest(0));
     return out;
   }
 

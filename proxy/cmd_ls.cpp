@@ -17,8 +17,9 @@ const char* const kLsUsage =
     "Lists cached tags: namespace (the upstream's name, \"-\" for hosted), repository, tag,\n"
     "digest, platforms, stored size, last access and pinned. PATTERN is a glob ('*', '?')\n"
     "over NAMESPACE/REPOSITORY, or over NAMESPACE/REPOSITORY:TAG when it has a ':'.\n"
-    "Reads the data dir directly (server running or stopped). Pinned is always \"no\" until\n"
-    "pins exist. --json prints one JSON array for scripts.\n";
+    "Reads the data dir directly (server running or stopped). Pinned: the config's pins or\n"
+    "warm references keep the image from eviction (hosted images are always kept).\n"
+    "--json prints one JSON array for scripts.\n";
 
 int run_ls(const std::vector<std::string>& argv) {
   ParsedArgs args;
@@ -43,6 +44,7 @@ int run_ls(const std::vector<std::string>& argv) {
   try {
     DataDir d = open_data_dir(config, true);
     nlohmann::json rows = nlohmann::json::array();
+    auto pinned = cache::pinned_digests(*d.meta, *d.blobs, configured_pins(config), config.max_manifest_bytes);
     for (const auto& ns : d.meta->list_namespaces()) {
       for (const auto& repo : d.meta->list_repositories(ns)) {
         std::string name = qualified(ns, repo);
@@ -54,7 +56,7 @@ int run_ls(const std::vector<std::string>& argv) {
                                 {"tag", tag},
                                 {"digest", record.digest.str()},
                                 {"confirmed_at", cache::format_utc(record.confirmed_at)},
-                                {"pinned", false}};
+                                {"pinned", pinned.count(record.digest.str()) > 0}};
           try {
             auto image = cache::walk_stored_image(*d.blobs, *d.meta, ns, repo, record.digest,
                                                      config.max_manifest_bytes);

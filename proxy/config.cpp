@@ -1,7 +1,10 @@
 #include "proxy/config.h"
 
+#include "cache/pins.h"
+
 #include "common/json_guard.h"
 #include "common/image_ref.h"
+#include "common/log.h"
 #include "common/names.h"
 #include "upstream/trust.h"
 #include "proxy/auth/htpasswd.h"
@@ -459,6 +462,82 @@ class KeyTracker {
 
 }  // namespace
 
+namespace {
+
+// A share in (0, 1].
+double read_share(ObjectReader& r, const std::string& name, double fallback) {
+  const json* v = r.find(name);
+  if (!v) return fallback;
+  if (!v->is_number()) throw ConfigError(r.key(name), "must be a number between 0 and 1");
+  double share = v->get<double>();
+  if (!(share > 0.0 && share <= 1.0)) throw ConfigError(r.key(name), "must be above 0 and at most 1");
+  return share;
+}
+
+// max_cache_bytes, min_free_bytes, cache_high/low_watermark, pins.
+void read_storage_lifecycle(ObjectReader& r, Config& c) {
+  constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
+  r.read("max_cache_bytes", c.max_cache_bytes, 0, kMaxBytes);
+  if (const json* v = r.find("min_free_bytes")) {
+    if (v->is_string() && v->get<std::string>() == "auto") {
+      c.min_free_bytes.reset();
+    } else if (v->is_number_integer()) {
+      std::uint64_t n = 0;
+      r.read("min_free_bytes", n, 0, kMaxBytes);
+      c.min_free_bytes = n;
+    } else {
+      throw ConfigError("min_free_bytes", "must be \"auto\" or a whole number of bytes");
+    }
+  }
+  c.cache_high_watermark = read_share(r, "cache_high_watermark", c.cache_high_watermark);
+  c.cache_low_watermark = read_share(r, "cache_low_watermark", c.cache_low_watermark);
+  if (c.cache_low_watermark >= c.cache_high_watermark)
+    throw ConfigError(r.find("cache_low_watermark") ? "cache_low_watermark" : "cache_high_watermark",
+                      "cache_low_watermark must be below cache_high_watermark");
+  c.pins = read_string_list(r, "pins", [](const std::string& pin) {
+    std::string why;
+    return cache::parse_pin(pin, why) ? std::string() : why;
+  });
+}
+
+// A `warm` reference as a pin: the namespace is its registry or first path
+// component when that names an upstream (how the warm's requests are routed),
+// else the default upstream.
+std::optional<cache::PinPattern> warm_reference_pin(const Config& config, const std::string& text) {
+  std::string error;
+  auto ref = parse_image_ref(text, error);
+  if (!ref) return std::nullopt;  // validated by the config already
+  std::string name = ref->name();
+  auto first = name.substr(0, name.find('/'));
+  bool names_upstream = name.find('/') != std::string::npos &&
+                        std::any_of(config.upstreams.begin(), config.upstreams.end(),
+                                    [&](const UpstreamSettings& u) { return u.client.name == first; });
+  if (!names_upstream) {
+    if (config.upstreams.empty()) return std::nullopt;
+    name = config.default_upstream_settings().client.name + "/" + ref->repository;
+  }
+  std::string pin = name + (ref->digest ? "@" + ref->digest->str() : ":" + (ref->expands() ? "*" : ref->tag));
+  std::string why;
+  auto parsed = cache::parse_pin(pin, why);
+  if (!parsed) log::warn("warm reference " + text + " cannot be pinned: " + why);
+  return parsed;
+}
+
+}  // namespace
+
+std::vector<cache::PinPattern> configured_pins(const Config& config) {
+  std::vector<cache::PinPattern> pins;
+  for (const auto& text : config.pins) {
+    std::string why;
+    if (auto pin = cache::parse_pin(text, why)) pins.push_back(*pin);  // validated by parse_config
+  }
+  // What the scheduled warm keeps filled is kept: its references join the
+  // pins (a tag glob pins every tag of the repository).
+  for (const auto& text : config.warm.references)
+    if (auto pin = warm_reference_pin(config, text)) pins.push_back(*pin);
+  return pins;
+}
+
 Config parse_config(const std::string& json_text) {
   // The same budget as any other JSON: a config file is read again on every
   // SIGHUP and must not be able to crash the running server.
@@ -540,6 +619,7 @@ Config parse_config(const std::string& json_text) {
     for (const auto& group : rule.groups)
       if (!c.auth.groups.count(group)) throw ConfigError("access", "names group '" + group + "', not in auth.groups");
   if (auto w = r.find("warm")) c.warm = read_warm(*w);
+  read_storage_lifecycle(r, c);
   r.refuse_unknown();
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream
   else if (!c.default_upstream.empty()) throw ConfigError("default_upstream", "names no configured upstream");

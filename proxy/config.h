@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "common/log.h"
+#include "cache/pins.h"
 #include "proxy/auth/settings.h"
 #include "upstream/client.h"
 
@@ -78,9 +80,19 @@ struct Config {
   std::vector<std::string> internal_networks;
   auth::AuthSettings auth;  // `auth` and `access`: client users, tokens and access rules
   WarmSettings warm;
+  // Storage cap and pins (cache/eviction_worker.h); all reloadable by SIGHUP.
+  std::uint64_t max_cache_bytes = 0;            // cap on mirrored content; 0: no byte cap
+  std::optional<std::uint64_t> min_free_bytes;  // free space to keep; nullopt ("auto"): 5% of the fs, at most 4 GiB
+  double cache_high_watermark = 0.95;           // evict above this share of the cap ...
+  double cache_low_watermark = 0.90;            // ... down to this one
+  std::vector<std::string> pins;                // references never evicted (cache/pins.h)
 
   const UpstreamSettings& default_upstream_settings() const;
 };
+
+// The pins eviction honours: `pins`, plus every `warm` reference (in the
+// namespace its requests are routed to; a tag glob pins every tag).
+std::vector<cache::PinPattern> configured_pins(const Config& config);
 
 // The built-in defaults: Docker Hub as the only upstream.
 Config default_config();

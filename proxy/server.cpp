@@ -6,7 +6,9 @@
 #include <mutex>
 #include <thread>
 
+#include "cache/access_log.h"
 #include "cache/blob_store.h"
+#include "cache/eviction_worker.h"
 #include "cache/hosted_registry.h"
 #include "cache/manifest_memo.h"
 #include "cache/pull_through_cache.h"
@@ -57,6 +59,17 @@ OriginResolver routing(const Config& config) {
   return OriginResolver(std::move(origins), default_index, config.hosted);
 }
 
+// The storage cap, free-space floor, watermarks and pins a configuration asks for.
+cache::EvictionSettings eviction_settings(const Config& config) {
+  cache::EvictionSettings s;
+  s.max_cache_bytes = config.max_cache_bytes;
+  s.min_free_bytes = config.min_free_bytes;
+  s.high_watermark = config.cache_high_watermark;
+  s.low_watermark = config.cache_low_watermark;
+  s.pins = configured_pins(config);
+  return s;
+}
+
 }  // namespace
 
 Server::Server(Config config) : config_(std::move(config)) {
@@ -76,6 +89,13 @@ Server::Server(Config config) : config_(std::move(config)) {
       cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
                            config_.tag_delete_enabled, config_.max_upload_sessions,
                            config_.max_upload_sessions_per_client});
+  accesses_ = std::make_unique<cache::AccessLog>();
+  cache_->set_access_log(accesses_.get());
+  eviction_ = std::make_unique<cache::EvictionWorker>(
+      *blobs_, *meta_, *manifests_, *accesses_,
+      [dir = config_.data_dir] { return cache::statvfs_space(dir); }, eviction_settings(config_),
+      config_.max_manifest_bytes);
+  accesses_->on_filled([worker = eviction_.get()](std::uint64_t) { worker->wake(); });
   log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
             " stale upload sessions removed");
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
@@ -104,6 +124,7 @@ Server::Server(Config config) : config_(std::move(config)) {
 Server::~Server() = default;
 
 void Server::start() {
+  eviction_->start();
   http_->start();
   std::string where = "no upstream: every repository is hosted";
   if (!config_.upstreams.empty()) {
@@ -161,7 +182,15 @@ void Server::reload(Config fresh) {
   config_.offline = fresh.offline;
   config_.log_level = fresh.log_level;
   shutdown_grace_ = fresh.shutdown_grace;
-  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline, log level, users and access rules applied");
+  // The storage cap, floor, watermarks and pins: the next eviction pass, started now, uses them.
+  eviction_->configure(eviction_settings(fresh));
+  config_.max_cache_bytes = fresh.max_cache_bytes;
+  config_.min_free_bytes = fresh.min_free_bytes;
+  config_.cache_high_watermark = fresh.cache_high_watermark;
+  config_.cache_low_watermark = fresh.cache_low_watermark;
+  config_.pins = fresh.pins;
+  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline, log level, users, access rules, "
+            "storage cap, free-space floor, watermarks and pins applied");
 }
 
 bool Server::stop(std::chrono::seconds grace) {
@@ -174,6 +203,7 @@ bool Server::stop(std::chrono::seconds grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   bool drained = !busy();
   http_->abort_all();  // cut what is still being served
+  eviction_->stop();   // and write the last accesses
   return drained;
 }
 

@@ -19,6 +19,8 @@ class BlobStore;
 class ManifestMemo;
 class PullThroughCache;
 class HostedRegistry;
+class AccessLog;
+class EvictionWorker;
 }  // namespace cache
 namespace upstream {
 class Client;
@@ -55,6 +57,9 @@ class Server {
   std::unique_ptr<db::MetadataStore> meta_;
   std::unique_ptr<cache::BlobStore> blobs_;
   std::unique_ptr<cache::ManifestMemo> manifests_;
+  // Declared before cache_: they outlive it and the fills it may still run.
+  std::unique_ptr<cache::AccessLog> accesses_;
+  std::unique_ptr<cache::EvictionWorker> eviction_;
   std::unique_ptr<cache::PullThroughCache> cache_;
   std::unique_ptr<cache::HostedRegistry> hosted_;
   std::unique_ptr<RegistryApi> api_;

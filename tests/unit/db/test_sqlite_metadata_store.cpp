@@ -21,7 +21,7 @@ using namespace regcache::db;
 namespace {
 
 // The schema version this build should produce; bump with each new migration.
-constexpr int kCurrentSchemaVersion = 4;
+constexpr int kCurrentSchemaVersion = 5;
 
 // A fresh directory per test, removed afterwards.
 struct TempDir {

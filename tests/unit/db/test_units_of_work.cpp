@@ -182,6 +182,7 @@ TEST_CASE("a version 3 database is migrated: each link takes its blob's media ty
     auto store = open_sqlite_store(dir.db());  // current schema, then rewound to what v3 had
   }
   raw_exec(dir.db(), R"sql(
+    DROP INDEX blobs_last_access; ALTER TABLE blobs DROP COLUMN hits;
     DROP INDEX repo_blobs_ns_digest; DROP INDEX uploads_updated; DROP INDEX documents_fetched;
     ALTER TABLE repo_blobs DROP COLUMN media_type; ALTER TABLE uploads DROP COLUMN client;
     INSERT INTO blobs VALUES(')sql" + kA.str() + R"sql(', 10, 'application/vnd.oci.image.manifest.v1+json', 1, 1);
