@@ -21,6 +21,7 @@
 // slow, wrong or missing answer never reaches a client of another.
 #include <chrono>
 #include <functional>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,7 @@
 #include "cache/blob_store.h"
 #include "cache/manifest_memo.h"
 #include "cache/negative_cache.h"
+#include "cache/pass_through.h"
 #include "cache/policy.h"
 #include "cache/single_flight.h"
 #include "cache/tag_memo.h"
@@ -42,6 +44,7 @@ namespace regcache::cache {
 enum class CacheStatus {
   Hit, Miss, Revalidated, Stale,  // proxied repositories
   Local,                          // hosted repositories: no cache involved
+  Pass,                           // from the upstream, not stored (the store is full)
 };
 const char* to_string(CacheStatus status);
 
@@ -63,7 +66,8 @@ struct ManifestResult {
   CacheStatus status;
 };
 
-// A blob to serve: either stored (`reader`) or arriving (`fill`).
+// A blob to serve: either stored (`reader`), arriving (`fill`), or neither
+// (status Pass): the store cannot keep it, ask pass_through().
 struct BlobResult {
   CacheStatus status;
   BlobReaderPtr reader;
@@ -90,6 +94,12 @@ struct CacheOptions {
   std::size_t manifest_memory_bytes = 16 << 20;  // hot manifests kept in memory
   std::chrono::seconds fill_timeout{3600};       // longest one blob transfer may take
   std::size_t documents_per_repository = 32;     // kept tag-list/referrers pages per repository, newest kept
+  // Asked before a mirrored fill stores anything: may a blob of `length` bytes
+  // (0 when the upstream did not say) be stored now? false: the blob is passed
+  // through to the client, not stored. Empty: the default, which admits when
+  // the store's free space (BlobStore::free_bytes) holds `length`. The
+  // eviction policy (min_free_bytes, making room) plugs in here.
+  std::function<bool(std::uint64_t length)> admit_fill;
 };
 
 class PullThroughCache {
@@ -118,6 +128,13 @@ class PullThroughCache {
   std::string reconcile();
 
   std::size_t fills_running() const { return fills_.running(); }
+
+  // A pass-through of `digest` for one client (BlobResult status Pass, or a
+  // fill that passes_through()): a fresh upstream GET. `prefix` bytes the
+  // client already got are re-read from `prefix_fd` (a failed fill's spool).
+  // Throws RegistryError when the upstream does not answer 200 with a length.
+  std::unique_ptr<PassThrough> pass_through(const Origin& origin, const RepoName& repo, const Digest& digest,
+                                            int prefix_fd = -1, std::uint64_t prefix = 0);
 
  private:
   using Memo = ManifestMemo::Entry;
@@ -154,6 +171,12 @@ class PullThroughCache {
   std::optional<db::TagRecord> find_tag(const Origin& origin, const RepoName& repo, const std::string& tag);
   void put_tag(const Origin& origin, const RepoName& repo, const std::string& tag, const Digest& digest);
   void transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill);
+  bool admit(std::uint64_t length);
+  // Blobs the store could not keep, with the bytes they need: while the
+  // admission check still says no, requests pass them through without a fill
+  // (no fill that would fail again the same way). Bounded: cleared when full.
+  void remember_not_stored(const FillKey& key, std::uint64_t need);
+  bool still_not_storable(const FillKey& key);
   // Throws the remembered 404 when `key` is in the negative cache, or the
   // offline refusal when the origin is offline.
   void check_reachable(const Origin& origin, const MissingKey& key, ErrorCode not_found, const std::string& what);
@@ -175,6 +198,8 @@ class PullThroughCache {
   SingleFlight<ManifestResult> manifest_flights_;
   TagMemo tags_;
   NegativeCache missing_;
+  std::mutex not_stored_mutex_;
+  std::map<FillKey, std::uint64_t> not_stored_;  // guarded by not_stored_mutex_
 };
 
 }  // namespace regcache::cache

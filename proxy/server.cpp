@@ -61,9 +61,11 @@ Server::Server(Config config) : config_(std::move(config)) {
 
   manifests_ = std::make_unique<cache::ManifestMemo>(*blobs_, *meta_, config_.max_manifest_bytes,
                                                     config_.manifest_memory_bytes);
-  cache_ = std::make_unique<cache::PullThroughCache>(
-      *blobs_, *meta_, *manifests_,
-      cache::CacheOptions{config_.max_manifest_bytes, config_.manifest_memory_bytes, config_.fill_timeout});
+  cache::CacheOptions cache_options;
+  cache_options.max_manifest_bytes = config_.max_manifest_bytes;
+  cache_options.manifest_memory_bytes = config_.manifest_memory_bytes;
+  cache_options.fill_timeout = config_.fill_timeout;
+  cache_ = std::make_unique<cache::PullThroughCache>(*blobs_, *meta_, *manifests_, std::move(cache_options));
   hosted_ = std::make_unique<cache::HostedRegistry>(
       *blobs_, *meta_, *manifests_,
       cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
