@@ -133,6 +133,13 @@ BlobFillPtr FillCoordinator::join_or_start(const FillKey& key, Transfer transfer
   return fill;
 }
 
+bool FillCoordinator::running(const Digest& digest) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [key, fill] : running_)
+    if (key.digest == digest) return true;
+  return false;
+}
+
 std::size_t FillCoordinator::running() const {
   std::lock_guard lock(mutex_);
   return running_.size();

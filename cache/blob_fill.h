@@ -114,6 +114,8 @@ class FillCoordinator {
   // `transfer` as a new one. `started` tells the caller which happened.
   BlobFillPtr join_or_start(const FillKey& key, Transfer transfer, bool* started = nullptr);
   std::size_t running() const;
+  // Whether a fill of `digest` (any namespace) is running.
+  bool running(const Digest& digest) const;
 
  private:
   mutable std::mutex mutex_;

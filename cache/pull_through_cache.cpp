@@ -1,5 +1,6 @@
 #include "cache/pull_through_cache.h"
 
+#include <atomic>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -143,6 +144,11 @@ std::optional<PullThroughCache::Memo> PullThroughCache::stored_manifest(const Or
   meta_.link(origin.ns, repo.str(), digest, found->media_type);
   manifests_.remember(origin.ns, repo.str(), digest, *found);
   return found;
+}
+
+BlobReaderPtr PullThroughCache::verified_stored(const Digest& digest) {
+  if (!meta_.find_blob(digest)) return nullptr;
+  return blobs_.open(digest);
 }
 
 bool PullThroughCache::adopt_stored(const Origin& origin, const RepoName& repo, const Digest& digest,
@@ -352,7 +358,7 @@ BlobHeadResult PullThroughCache::head_blob(const Origin& origin, const RepoName&
                                                         " without Content-Length");
   // The upstream confirmed the digest: bytes stored for another namespace (or
   // a hosted push) may now be served under this one too.
-  if (auto stored = blobs_.open(digest); stored && stored->size() == *head.content_length)
+  if (auto stored = verified_stored(digest); stored && stored->size() == *head.content_length)
     adopt_stored(origin, repo, digest, stored->size(), "");
   return {CacheStatus::Miss, *head.content_length};
 }
@@ -364,7 +370,7 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   // just before this one started, or for another namespace or a hosted push.
   // The latter are served only once this upstream confirms it has the digest
   // (HEAD); the bytes themselves are verified content, so they need not move.
-  if (std::shared_ptr<BlobReader> stored = blobs_.open(digest)) {
+  if (std::shared_ptr<BlobReader> stored = verified_stored(digest)) {
     bool visible = namespace_has(origin, digest);
     if (!visible) {
       upstream::Response head = confirm_upstream_blob(origin, repo, digest, missing_key);
@@ -541,36 +547,82 @@ TagListResult PullThroughCache::list_referrers(const Origin& origin, const RepoN
 // --- start-up --------------------------------------------------------------
 
 std::string PullThroughCache::reconcile() {
-  std::size_t spools = blobs_.remove_orphan_spools(), dropped = 0, adopted = 0, removed = 0;
+  std::size_t spools = blobs_.remove_orphan_spools();
+  std::atomic<bool> never{false};
+  return std::to_string(spools) + " orphan spools removed; " + reconcile_store(never);
+}
+
+std::string PullThroughCache::reconcile_store(const std::atomic<bool>& stop) {
+  std::size_t dropped = 0, unreadable = 0, adopted = 0, removed = 0, skipped = 0;
   for (const auto& row : meta_.list_blobs()) {
-    if (!blobs_.exists(row.digest)) {
-      meta_.delete_blob(row.digest);
-      ++dropped;
+    if (stop) break;
+    // Only a file the store is sure is gone (ENOENT) takes its rows and tags
+    // with it; EACCES, EIO, ELOOP... may pass, and deleting then would lose
+    // the metadata for good. Checked and deleted in one unit: a push that
+    // publishes the digest again meanwhile writes its row in its own unit,
+    // after its file is in place, so it is either seen here or not undone.
+    Presence presence = blobs_.presence(row.digest);
+    if (presence == Presence::Unreadable) {
+      log::warn("store reconciliation: " + row.digest.str() + " cannot be checked; its rows are kept");
+      ++unreadable;
+      continue;
     }
+    if (presence != Presence::Absent) continue;
+    meta_.transact([&](db::MetadataStore& tx) {
+      if (blobs_.presence(row.digest) == Presence::Absent && tx.find_blob(row.digest)) {
+        tx.delete_blob(row.digest);
+        ++dropped;
+      }
+    });
   }
   std::vector<char> buffer(1 << 20);
   for (const auto& stored : blobs_.list()) {
+    if (stop) break;
     if (meta_.find_blob(stored.digest)) continue;
-    auto reader = blobs_.open(stored.digest);
-    DigestHasher hasher(stored.digest.algorithm());
-    std::uint64_t offset = 0;
-    while (reader) {
-      std::size_t n = reader->read_at(offset, buffer.data(), buffer.size());
-      if (n == 0) break;
-      hasher.update(buffer.data(), n);
-      offset += n;
+    // Until it is hashed here, a file without a row is never served: the
+    // request paths trust stored bytes only when a row vouches for them
+    // (verified_stored()), and a fill of the same digest publishes its own
+    // verified copy over this one.
+    bool good = false;
+    try {
+      auto reader = blobs_.open(stored.digest);
+      if (!reader) continue;  // gone meanwhile
+      DigestHasher hasher(stored.digest.algorithm());
+      std::uint64_t offset = 0;
+      while (!stop) {
+        std::size_t n = reader->read_at(offset, buffer.data(), buffer.size());
+        if (n == 0) break;
+        hasher.update(buffer.data(), n);
+        offset += n;
+      }
+      if (stop) break;
+      good = hasher.finish() == stored.digest;
+    } catch (const std::exception& e) {
+      log::warn("store reconciliation: cannot read " + stored.digest.str() + ", left alone: " + e.what());
+      ++unreadable;
+      continue;
     }
-    if (reader && hasher.finish() == stored.digest) {
-      meta_.put_blob({stored.digest, stored.size, "", now(), now()});
-      ++adopted;
-    } else {
-      blobs_.remove(stored.digest);
-      ++removed;
-    }
+    std::uint64_t size = stored.size;
+    meta_.transact([&](db::MetadataStore& tx) {
+      if (tx.find_blob(stored.digest)) {  // a fill or a push adopted it meanwhile
+        ++skipped;
+        return;
+      }
+      if (good) {
+        if (blobs_.presence(stored.digest) != Presence::Present) return;
+        tx.put_blob({stored.digest, size, "", now(), now()});
+        ++adopted;
+      } else if (!fills_.running(stored.digest)) {
+        // Corrupt and no row: nothing refers to it. Not while a fill of the
+        // digest runs: its verified copy may be about to take this path.
+        blobs_.remove(stored.digest);
+        ++removed;
+      }
+    });
   }
-  return "store reconciled: " + std::to_string(spools) + " orphan spools removed, " + std::to_string(dropped) +
-         " rows without content dropped, " + std::to_string(adopted) + " files adopted, " + std::to_string(removed) +
-         " corrupt files removed";
+  return std::string(stop ? "store reconciliation stopped early: " : "store reconciled: ") + std::to_string(dropped) +
+         " rows without content dropped, " + std::to_string(unreadable) + " unreadable objects kept, " +
+         std::to_string(adopted) + " files adopted, " + std::to_string(removed) + " corrupt files removed";
 }
 
 }  // namespace regcache::cache

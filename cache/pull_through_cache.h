@@ -19,6 +19,7 @@
 // HEAD confirms the digest, never served on their own say-so). Fills and
 // remembered 404s are keyed by namespace (and repository), so one upstream's
 // slow, wrong or missing answer never reaches a client of another.
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -126,6 +127,13 @@ class PullThroughCache {
   // missing, adopts (after verifying) published files without rows, removes
   // orphan spools. Returns a one-line summary for the log.
   std::string reconcile();
+  // The same without the spools (remove those before serving), safe to run in
+  // the background while requests are served: rows are dropped only for
+  // objects the store reports Absent (ENOENT), never for Unreadable ones;
+  // unknown files are hashed before they are adopted, and never served before
+  // that (see verified_stored); every decision is re-checked inside a unit.
+  // Returns early when `stop` is set.
+  std::string reconcile_store(const std::atomic<bool>& stop);
 
   std::size_t fills_running() const { return fills_.running(); }
 
@@ -166,6 +174,9 @@ class PullThroughCache {
   // throws (and remembers a 404 under `missing_key`).
   upstream::Response confirm_upstream_blob(const Origin& origin, const RepoName& repo, const Digest& digest,
                                            const MissingKey& missing_key);
+  // The stored bytes of `digest` when a row vouches that they were verified
+  // (files without one are unverified until reconciliation hashes them).
+  BlobReaderPtr verified_stored(const Digest& digest);
   bool adopt_stored(const Origin& origin, const RepoName& repo, const Digest& digest, std::uint64_t size,
                     const std::string& media_type);
   std::optional<db::TagRecord> find_tag(const Origin& origin, const RepoName& repo, const std::string& tag);

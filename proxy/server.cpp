@@ -1,6 +1,9 @@
 #include "proxy/server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <mutex>
@@ -71,7 +74,10 @@ Server::Server(Config config) : config_(std::move(config)) {
       cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
                            config_.tag_delete_enabled, config_.max_upload_sessions,
                            config_.max_upload_sessions_per_client});
-  log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
+  // Spools left by a crash go before serving (a fill started after this owns
+  // its spool); the store itself is reconciled in the background (start()).
+  log::info(std::to_string(blobs_->remove_orphan_spools()) + " orphan spools removed; " +
+            std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
             " stale upload sessions removed");
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
   api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
@@ -96,10 +102,33 @@ Server::Server(Config config) : config_(std::move(config)) {
       });
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  stop_reconciling_ = true;
+  if (reconciler_.joinable()) reconciler_.join();
+}
+
+void Server::reconcile_in_background() {
+  // Like nginx's cache loader: serving starts at once, the store is checked
+  // against its metadata beside it, at the lowest CPU and I/O priority, so a
+  // big store (or a lost database: every file hashed) never holds up READY.
+  reconciler_ = std::thread([this] {
+    name_this_thread("regcache-reconcile");
+    const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+    ::setpriority(PRIO_PROCESS, tid, 19);  // best effort, per thread on Linux
+    constexpr int kIoprioClassIdle = 3, kIoprioClassShift = 13, kIoprioWhoProcess = 1;
+    ::syscall(SYS_ioprio_set, kIoprioWhoProcess, static_cast<int>(tid), kIoprioClassIdle << kIoprioClassShift);
+    log::info("store reconciliation running in the background");
+    try {
+      log::info(cache_->reconcile_store(stop_reconciling_));
+    } catch (const std::exception& e) {
+      log::error(std::string("store reconciliation failed (retried at the next start): ") + e.what());
+    }
+  });
+}
 
 void Server::start() {
   http_->start();
+  reconcile_in_background();
   std::string where = "no upstream: every repository is hosted";
   if (!config_.upstreams.empty()) {
     where = "default upstream " + config_.default_upstream_settings().client.url;
@@ -160,6 +189,7 @@ void Server::reload(Config fresh) {
 }
 
 bool Server::stop(std::chrono::seconds grace) {
+  stop_reconciling_ = true;
   http_->stop_accepting();  // no new connections; idle ones closed; busy ones close after their response
   // In-flight requests get the grace period to finish.
   auto deadline = std::chrono::steady_clock::now() + grace;
