@@ -270,11 +270,16 @@ std::vector<StoredBlob> LocalBlobStore::list() {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root_, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    if (!it->is_regular_file()) continue;
+    // Entries that cannot be stat'ed (a symlink loop, EACCES) are skipped, not
+    // fatal: the rest of the store is still listed.
+    std::error_code entry_ec;
+    if (!it->is_regular_file(entry_ec)) continue;
     const fs::path& p = it->path();
     auto algorithm = p.parent_path().parent_path().filename().string();
+    auto size = it->file_size(entry_ec);
+    if (entry_ec) continue;
     if (auto d = Digest::parse(algorithm + ":" + p.filename().string()); d && p == blob_path(*d))
-      out.push_back({*d, static_cast<std::uint64_t>(it->file_size())});
+      out.push_back({*d, static_cast<std::uint64_t>(size)});
   }
   return out;
 }
