@@ -74,6 +74,21 @@ void BlobFill::failed(const RegistryError& error) {
   changed_.notify_all();
 }
 
+bool BlobFill::passes_through() const {
+  std::lock_guard lock(mutex_);
+  return not_stored_;
+}
+
+void BlobFill::not_stored(const RegistryError& why) {
+  {
+    std::lock_guard lock(mutex_);
+    state_ = State::Failed;
+    error_ = why;
+    not_stored_ = true;
+  }
+  changed_.notify_all();
+}
+
 FillCoordinator::~FillCoordinator() {
   std::unique_lock lock(mutex_);
   idle_.wait(lock, [&] { return threads_ == 0; });
@@ -107,7 +122,7 @@ BlobFillPtr FillCoordinator::join_or_start(const FillKey& key, Transfer transfer
       } catch (const std::exception& e) {
         fill->failed(RegistryError(ErrorCode::Internal, e.what()));
       }
-      if (fill->progress().state == BlobFill::State::Failed)
+      if (fill->progress().state == BlobFill::State::Failed && !fill->passes_through())
         log::warn("fill of " + digest.str() + " failed: " + fill->failure());
     }
     std::lock_guard done(mutex_);
@@ -116,6 +131,13 @@ BlobFillPtr FillCoordinator::join_or_start(const FillKey& key, Transfer transfer
     idle_.notify_all();
   }).detach();
   return fill;
+}
+
+bool FillCoordinator::running(const Digest& digest) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [key, fill] : running_)
+    if (key.digest == digest) return true;
+  return false;
 }
 
 std::size_t FillCoordinator::running() const {

@@ -8,6 +8,11 @@
 //   Committed   all bytes arrived, the digest matched, the blob and its rows are stored
 //   Failed      the upstream refused, broke off, or sent bytes with another digest;
 //               nothing was stored. (Reachable from Connecting and Streaming.)
+//               A fill that failed only on the store's side (not admitted: the
+//               blob does not fit; or ENOSPC/EIO while spooling) says so with
+//               passes_through(): the upstream is fine, and each reader goes on
+//               with a pass-through of its own (cache/pass_through.h) from where
+//               it is, reading what it already sent from the spool.
 //
 // Readers stream from the spool file at their own pace. A reader must never hand
 // a client the blob's final byte before the fill is Committed: that is what keeps
@@ -53,6 +58,8 @@ class BlobFill {
   int spool_fd() const { return spool_fd_; }
   // Why the fill failed (empty unless Failed).
   std::string failure() const;
+  // Failed on the store's side only: readers continue from the upstream.
+  bool passes_through() const;
 
   // --- for the fill's own thread ---
   // `spool_owner` keeps the descriptor open for as long as readers hold the fill.
@@ -60,6 +67,9 @@ class BlobFill {
   void spooled(std::uint64_t total);
   void committed();
   void failed(const RegistryError& error);
+  // The store cannot keep this blob (`why`); the upstream answered 200. The
+  // spool (if started) stays readable for as long as readers hold the fill.
+  void not_stored(const RegistryError& why);
 
  private:
   Digest digest_;
@@ -71,6 +81,7 @@ class BlobFill {
   std::optional<std::uint64_t> size_;
   std::uint64_t spooled_ = 0;
   std::optional<RegistryError> error_;
+  bool not_stored_ = false;
 };
 using BlobFillPtr = std::shared_ptr<BlobFill>;
 
@@ -103,6 +114,8 @@ class FillCoordinator {
   // `transfer` as a new one. `started` tells the caller which happened.
   BlobFillPtr join_or_start(const FillKey& key, Transfer transfer, bool* started = nullptr);
   std::size_t running() const;
+  // Whether a fill of `digest` (any namespace) is running.
+  bool running(const Digest& digest) const;
 
  private:
   mutable std::mutex mutex_;

@@ -24,6 +24,12 @@ namespace regcache::cache {
 class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
+  // Throws RegistryError(InsufficientStorage) when the store's file system is
+  // full (ENOSPC, EDQUOT), RegistryError(Internal) naming the data directory on
+  // other write errors (EIO). After a failed write the writer only accepts
+  // destruction; an upload writer first truncates the upload back to the bytes
+  // it had when this writer opened it, so a failed chunk leaves the session as
+  // it was before that chunk (resumable).
   virtual void write(const char* data, std::size_t size) = 0;
   virtual std::uint64_t size() const = 0;
   // Verifies that the bytes hash to `expected`. On a mismatch throws
@@ -48,6 +54,13 @@ class BlobReader {
 };
 using BlobReaderPtr = std::unique_ptr<BlobReader>;
 
+// Whether a blob's object is there, as far as the store can tell.
+//   Present     the object is there
+//   Absent      the store is sure it is not (ENOENT): rows naming it may go
+//   Unreadable  the store could not tell (EACCES, EIO, ELOOP, a non-file in
+//               its place...): treat as "still there" — never drop rows on it
+enum class Presence { Present, Absent, Unreadable };
+
 struct StoredBlob {
   Digest digest;
   std::uint64_t size;
@@ -60,6 +73,12 @@ class BlobStore {
   // nullptr when the blob is not stored.
   virtual BlobReaderPtr open(const Digest& digest) = 0;
   virtual bool exists(const Digest& digest) = 0;
+  // Tells a missing object (Absent) from one the store cannot reach right now
+  // (Unreadable). The default knows only exists(): true is Present, false Absent.
+  virtual Presence presence(const Digest& digest) { return exists(digest) ? Presence::Present : Presence::Absent; }
+  // Bytes the store may still write (statvfs f_bavail of its file system), or
+  // nullopt when it cannot tell (a remote store).
+  virtual std::optional<std::uint64_t> free_bytes() { return std::nullopt; }
   virtual void remove(const Digest& digest) = 0;
   // Every published object, for start-up reconciliation with the metadata.
   virtual std::vector<StoredBlob> list() = 0;
@@ -97,6 +116,8 @@ class LocalBlobStore final : public BlobStore {
   BlobWriterPtr create_writer() override;
   BlobReaderPtr open(const Digest& digest) override;
   bool exists(const Digest& digest) override;
+  Presence presence(const Digest& digest) override;
+  std::optional<std::uint64_t> free_bytes() override;
   void remove(const Digest& digest) override;
   std::vector<StoredBlob> list() override;
   std::size_t remove_orphan_spools() override;

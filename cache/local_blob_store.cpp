@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,6 +19,18 @@ namespace {
 
 [[noreturn]] void throw_errno(const std::string& what) {
   throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+// A failed write or fsync of stored bytes: the disk being full is the caller's
+// to act on (pass-through, 507), so it gets its own code.
+[[noreturn]] void throw_store_errno(const std::string& what, const fs::path& where) {
+  int err = errno;
+  if (err == ENOSPC || err == EDQUOT)
+    throw RegistryError(ErrorCode::InsufficientStorage,
+                        "the data directory's file system is full (" + where.string() + "): " + what + ": " +
+                            std::strerror(err));
+  throw RegistryError(ErrorCode::Internal, "writing to the data directory failed (" + where.string() + "): " + what +
+                                               ": " + std::strerror(err));
 }
 
 void fsync_dir(const fs::path& dir) {
@@ -53,13 +66,14 @@ class FileWriter final : public BlobWriter {
   FileWriter(const LocalBlobStore& store, const fs::path& tmp_dir) : store_(store) {
     std::string tmpl = (tmp_dir / "spool-XXXXXX").string();
     fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
-    if (fd_ < 0) throw_errno("create spool file in " + tmp_dir.string());
+    if (fd_ < 0) throw_store_errno("create spool file", tmp_dir);
     path_ = tmpl;
   }
   // An upload file, appended to and kept unless committed. Bytes that were
   // there before this writer are not in its running hash.
   FileWriter(const LocalBlobStore& store, fs::path path, int fd, std::uint64_t existing)
-      : store_(store), fd_(fd), path_(std::move(path)), size_(existing), keep_(true), hash_complete_(existing == 0) {}
+      : store_(store), fd_(fd), path_(std::move(path)), size_(existing), opened_size_(existing), keep_(true),
+        hash_complete_(existing == 0) {}
   ~FileWriter() override {
     background_.reset();
     if (!committed_ && !keep_) ::unlink(path_.c_str());
@@ -67,6 +81,7 @@ class FileWriter final : public BlobWriter {
   }
 
   void write(const char* data, std::size_t size) override {
+    if (broken_) throw RegistryError(ErrorCode::Internal, "write to a spool that already failed (" + path_.string() + ")");
     // Small blobs are hashed here; from kInlineHashLimit on, a SpoolHasher
     // takes over on its own thread (reading the bytes back from the file).
     bool inline_hash = hash_complete_ && !background_;
@@ -75,7 +90,7 @@ class FileWriter final : public BlobWriter {
       ssize_t n = ::write(fd_, data, size);
       if (n < 0) {
         if (errno == EINTR) continue;
-        throw_errno("write spool file");
+        fail_write();
       }
       data += n;
       size -= static_cast<std::size_t>(n);
@@ -110,7 +125,7 @@ class FileWriter final : public BlobWriter {
       background_.reset();
       check(actual, expected);
     }
-    if (::fsync(fd_) != 0) throw_errno("fsync spool file");
+    if (::fsync(fd_) != 0) throw_store_errno("fsync spool file", path_);
     fs::path target = store_.blob_path(expected);
     fs::create_directories(target.parent_path());
     if (::rename(path_.c_str(), target.c_str()) != 0) throw_errno("publish blob " + expected.str());
@@ -121,6 +136,18 @@ class FileWriter final : public BlobWriter {
   int spool_fd() const override { return fd_; }
 
  private:
+  // A write failed (errno set): stop hashing, and put an upload back to the
+  // bytes it had before this writer's chunk, so that the session stays as the
+  // client last saw it acknowledged. Then throw.
+  [[noreturn]] void fail_write() {
+    int err = errno;
+    broken_ = true;
+    background_.reset();
+    if (keep_ && ::ftruncate(fd_, static_cast<off_t>(opened_size_)) == 0) size_ = opened_size_;
+    errno = err;
+    throw_store_errno("write " + std::string(keep_ ? "upload" : "spool") + " file", path_.parent_path());
+  }
+
   static void check(const Digest& actual, const Digest& expected) {
     if (actual != expected)
       throw RegistryError(ErrorCode::DigestInvalid, "content digest " + actual.str() + " does not match " + expected.str());
@@ -133,6 +160,8 @@ class FileWriter final : public BlobWriter {
   std::unique_ptr<DigestHasher> hasher_ = std::make_unique<DigestHasher>("sha256");
   std::unique_ptr<SpoolHasher> background_;  // reads fd_: the destructor stops it before closing fd_
   std::uint64_t size_ = 0;
+  std::uint64_t opened_size_ = 0;  // an upload's bytes before this writer
+  bool broken_ = false;            // a write failed
   bool committed_ = false;
   bool keep_ = false;
   bool hash_complete_ = true;
@@ -215,6 +244,22 @@ bool LocalBlobStore::exists(const Digest& digest) {
   return fs::is_regular_file(blob_path(digest), ec);
 }
 
+Presence LocalBlobStore::presence(const Digest& digest) {
+  struct stat st {};
+  if (::stat(blob_path(digest).c_str(), &st) != 0) {
+    // Only "no such file" (the object, or a directory above it) is absence;
+    // EACCES, EIO, ELOOP and the like say nothing about whether it is there.
+    return errno == ENOENT ? Presence::Absent : Presence::Unreadable;
+  }
+  return S_ISREG(st.st_mode) ? Presence::Present : Presence::Unreadable;
+}
+
+std::optional<std::uint64_t> LocalBlobStore::free_bytes() {
+  struct statvfs vfs {};
+  if (::statvfs(root_.c_str(), &vfs) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(vfs.f_bavail) * static_cast<std::uint64_t>(vfs.f_frsize);
+}
+
 void LocalBlobStore::remove(const Digest& digest) {
   std::error_code ec;
   fs::remove(blob_path(digest), ec);
@@ -225,11 +270,16 @@ std::vector<StoredBlob> LocalBlobStore::list() {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(root_, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    if (!it->is_regular_file()) continue;
+    // Entries that cannot be stat'ed (a symlink loop, EACCES) are skipped, not
+    // fatal: the rest of the store is still listed.
+    std::error_code entry_ec;
+    if (!it->is_regular_file(entry_ec)) continue;
     const fs::path& p = it->path();
     auto algorithm = p.parent_path().parent_path().filename().string();
+    auto size = it->file_size(entry_ec);
+    if (entry_ec) continue;
     if (auto d = Digest::parse(algorithm + ":" + p.filename().string()); d && p == blob_path(*d))
-      out.push_back({*d, static_cast<std::uint64_t>(it->file_size())});
+      out.push_back({*d, static_cast<std::uint64_t>(size)});
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "cache/pull_through_cache.h"
 
+#include <atomic>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -38,13 +39,78 @@ const char* to_string(CacheStatus status) {
     case CacheStatus::Revalidated: return "revalidated";
     case CacheStatus::Stale: return "stale";
     case CacheStatus::Local: return "local";
+    case CacheStatus::Pass: return "pass";
   }
   return "?";
 }
 
 PullThroughCache::PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, ManifestMemo& manifests,
                                    CacheOptions options)
-    : blobs_(blobs), meta_(meta), manifests_(manifests), options_(options) {}
+    : blobs_(blobs), meta_(meta), manifests_(manifests), options_(std::move(options)) {
+  if (!options_.admit_fill)
+    options_.admit_fill = [this](std::uint64_t length) {
+      auto free = blobs_.free_bytes();
+      return !free || *free >= length;
+    };
+}
+
+// --- disk full -------------------------------------------------------------
+
+namespace {
+// A failed write of the store (not the upstream's fault): the fill goes on as
+// a pass-through instead of failing its clients.
+bool store_trouble(const RegistryError& e) {
+  return e.code() == ErrorCode::InsufficientStorage || e.code() == ErrorCode::Internal;
+}
+}  // namespace
+
+bool PullThroughCache::admit(std::uint64_t length) {
+  try {
+    return options_.admit_fill(length);
+  } catch (const std::exception& e) {
+    log::warn(std::string("fill admission check failed, not storing: ") + e.what());
+    return false;
+  }
+}
+
+void PullThroughCache::remember_not_stored(const FillKey& key, std::uint64_t need) {
+  constexpr std::size_t kMaxRemembered = 4096;
+  std::lock_guard lock(not_stored_mutex_);
+  if (not_stored_.size() >= kMaxRemembered) not_stored_.clear();
+  not_stored_[key] = need;
+}
+
+bool PullThroughCache::still_not_storable(const FillKey& key) {
+  std::uint64_t need = 0;
+  {
+    std::lock_guard lock(not_stored_mutex_);
+    auto it = not_stored_.find(key);
+    if (it == not_stored_.end()) return false;
+    need = it->second;
+  }
+  if (!admit(need)) return true;
+  std::lock_guard lock(not_stored_mutex_);
+  not_stored_.erase(key);  // it fits now: the next fill tries to store it again
+  return false;
+}
+
+std::unique_ptr<PassThrough> PullThroughCache::pass_through(const Origin& origin, const RepoName& repo,
+                                                            const Digest& digest, int prefix_fd, std::uint64_t prefix) {
+  std::unique_ptr<upstream::BodyStream> body;
+  try {
+    body = origin.upstream->get_blob(repo.str(), digest.str());
+  } catch (const upstream::TransportError& e) {
+    throw unreachable(origin, e);
+  }
+  const auto& response = body->response();
+  if (response.status != 200)
+    throw upstream_status_error(response.status, ObjectKind::Blob, origin.ns, response.retry_after);
+  if (!response.content_length)
+    throw RegistryError(ErrorCode::Unavailable, "the store cannot keep " + digest.str() + " and upstream " + origin.ns +
+                                                    " sends it without a length, so it cannot be passed through either");
+  return std::make_unique<PassThrough>(origin.upstream, std::move(body), digest, *response.content_length, prefix_fd,
+                                       prefix);
+}
 
 std::int64_t PullThroughCache::now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -80,6 +146,11 @@ std::optional<PullThroughCache::Memo> PullThroughCache::stored_manifest(const Or
   meta_.link(origin.ns, repo.str(), digest, found->media_type);
   manifests_.remember(origin.ns, repo.str(), digest, *found);
   return found;
+}
+
+BlobReaderPtr PullThroughCache::verified_stored(const Digest& digest) {
+  if (!meta_.find_blob(digest)) return nullptr;
+  return blobs_.open(digest);
 }
 
 bool PullThroughCache::adopt_stored(const Origin& origin, const RepoName& repo, const Digest& digest,
@@ -243,13 +314,25 @@ ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const Repo
   std::int64_t t = now();
   // Written inside the unit (a manifest is small): a hosted delete collecting
   // the same digest cannot remove the bytes between their write and the link.
-  meta_.transact([&](db::MetadataStore& tx) {
-    auto writer = blobs_.create_writer();
-    writer->write(response.body.data(), response.body.size());
-    writer->commit(actual);
-    tx.put_blob({actual, response.body.size(), media_type, t, t});
-    tx.link(origin.ns, repo.str(), actual, media_type);
-  });
+  // A failed write (disk full, the database full) rolls the whole unit back:
+  // no row names bytes that were not stored. The manifest is verified and in
+  // memory, so the client still gets it, passed through.
+  try {
+    meta_.transact([&](db::MetadataStore& tx) {
+      auto writer = blobs_.create_writer();
+      writer->write(response.body.data(), response.body.size());
+      writer->commit(actual);
+      tx.put_blob({actual, response.body.size(), media_type, t, t});
+      tx.link(origin.ns, repo.str(), actual, media_type);
+    });
+  } catch (const RegistryError& e) {
+    if (!store_trouble(e)) throw;
+    log::warn("not storing manifest " + actual.str() + " from upstream " + origin.ns + " (passed through): " + e.what());
+    return {std::make_shared<const std::string>(std::move(response.body)), media_type, actual, CacheStatus::Pass};
+  } catch (const std::runtime_error& e) {  // the metadata store's own failures (SQLITE_FULL, SQLITE_IOERR)
+    log::warn("not storing manifest " + actual.str() + " from upstream " + origin.ns + " (passed through): " + e.what());
+    return {std::make_shared<const std::string>(std::move(response.body)), media_type, actual, CacheStatus::Pass};
+  }
 
   record_fill(response.body.size());
   Memo memo{std::make_shared<const std::string>(std::move(response.body)), media_type};
@@ -267,6 +350,7 @@ BlobResult PullThroughCache::get_blob(const Origin& origin, const RepoName& repo
     }
   check_reachable(origin, {MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()}, ErrorCode::BlobUnknown,
                   "blob " + repo.str() + "@" + digest.str());
+  if (still_not_storable({origin.ns, digest})) return {CacheStatus::Pass, nullptr, nullptr};
   auto fill = fills_.join_or_start({origin.ns, digest},
                                    [this, origin, repo](BlobFill& f) { transfer_blob(origin, repo, f); });
   return {CacheStatus::Miss, nullptr, std::move(fill)};
@@ -296,7 +380,7 @@ BlobHeadResult PullThroughCache::head_blob(const Origin& origin, const RepoName&
                                                         " without Content-Length");
   // The upstream confirmed the digest: bytes stored for another namespace (or
   // a hosted push) may now be served under this one too.
-  if (auto stored = blobs_.open(digest); stored && stored->size() == *head.content_length)
+  if (auto stored = verified_stored(digest); stored && stored->size() == *head.content_length)
     adopt_stored(origin, repo, digest, stored->size(), "");
   return {CacheStatus::Miss, *head.content_length};
 }
@@ -308,7 +392,7 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   // just before this one started, or for another namespace or a hosted push.
   // The latter are served only once this upstream confirms it has the digest
   // (HEAD); the bytes themselves are verified content, so they need not move.
-  if (std::shared_ptr<BlobReader> stored = blobs_.open(digest)) {
+  if (std::shared_ptr<BlobReader> stored = verified_stored(digest)) {
     bool visible = namespace_has(origin, digest);
     if (!visible) {
       upstream::Response head = confirm_upstream_blob(origin, repo, digest, missing_key);
@@ -339,7 +423,30 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
     remember_missing(origin, missing_key,
                      upstream_status_error(response.status, ObjectKind::Blob, origin.ns, response.retry_after));
 
-  std::shared_ptr<BlobWriter> writer = blobs_.create_writer();
+  // The store's side may fail from here on without failing the clients: the
+  // fill ends as not_stored() and every reader continues from the upstream.
+  const FillKey key{origin.ns, digest};
+  auto give_up_storing = [&](const RegistryError& why, std::uint64_t need) {
+    log::warn("not storing " + digest.str() + " from upstream " + origin.ns + " (passed through to its clients): " +
+              why.what());
+    remember_not_stored(key, need);
+    fill.not_stored(why);
+  };
+  if (!admit(response.content_length.value_or(0))) {
+    return give_up_storing(RegistryError(ErrorCode::InsufficientStorage,
+                                         "the store has no room for " +
+                                             (response.content_length ? std::to_string(*response.content_length)
+                                                                      : std::string("an unknown number of")) +
+                                             " bytes"),
+                           response.content_length.value_or(0));
+  }
+  std::shared_ptr<BlobWriter> writer;
+  try {
+    writer = blobs_.create_writer();
+  } catch (const RegistryError& e) {
+    if (!store_trouble(e)) throw;
+    return give_up_storing(e, response.content_length.value_or(0));
+  }
   fill.started(writer->spool_fd(), response.content_length, writer);
   // Bytes are handed to readers in batches: the upstream stream yields a few
   // KiB per read, and each hand-over costs a write, a wake-up of every reader
@@ -350,23 +457,36 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   std::vector<char> buffer(2 * kBatch);
   std::size_t held = 0;
   auto held_since = std::chrono::steady_clock::now();
+  std::optional<RegistryError> store_error;
+  // False when the store failed (store_error says why).
   auto hand_over = [&] {
-    writer->write(buffer.data(), held);
+    try {
+      writer->write(buffer.data(), held);
+    } catch (const RegistryError& e) {
+      if (!store_trouble(e)) throw;
+      store_error = e;
+      return false;
+    }
     fill.spooled(writer->size());
     held = 0;
+    return true;
   };
+  // What the blob needs to be stored next time: its length, or (unknown) at
+  // least what was spooled when the store failed.
+  auto need = [&] { return response.content_length.value_or(writer->size() + held + 1); };
   const auto deadline = std::chrono::steady_clock::now() + options_.fill_timeout;
   try {
     while (std::size_t n = body->read(buffer.data() + held, buffer.size() - held)) {
       auto now_time = std::chrono::steady_clock::now();
       if (held == 0) held_since = now_time;
       held += n;
-      if (writer->size() == 0 || held >= kBatch || now_time - held_since >= kMaxHold) hand_over();
+      if ((writer->size() == 0 || held >= kBatch || now_time - held_since >= kMaxHold) && !hand_over())
+        return give_up_storing(*store_error, need());
       if (now_time > deadline)
         throw RegistryError(ErrorCode::Unavailable, "transfer of " + digest.str() + " from upstream " + origin.ns +
                                                         " exceeded fill_timeout_s");
     }
-    if (held > 0) hand_over();
+    if (held > 0 && !hand_over()) return give_up_storing(*store_error, need());
   } catch (const upstream::TransportError& e) {
     throw RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " broke off " + digest.str() + ": " + e.what());
   }
@@ -378,6 +498,7 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   try {
     writer->commit(digest);
   } catch (const RegistryError& e) {
+    if (store_trouble(e)) return give_up_storing(e, need());
     throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent wrong bytes: " + e.what());
   }
   if (!adopt_stored(origin, repo, digest, writer->size(), ""))
@@ -449,36 +570,82 @@ TagListResult PullThroughCache::list_referrers(const Origin& origin, const RepoN
 // --- start-up --------------------------------------------------------------
 
 std::string PullThroughCache::reconcile() {
-  std::size_t spools = blobs_.remove_orphan_spools(), dropped = 0, adopted = 0, removed = 0;
+  std::size_t spools = blobs_.remove_orphan_spools();
+  std::atomic<bool> never{false};
+  return std::to_string(spools) + " orphan spools removed; " + reconcile_store(never);
+}
+
+std::string PullThroughCache::reconcile_store(const std::atomic<bool>& stop) {
+  std::size_t dropped = 0, unreadable = 0, adopted = 0, removed = 0, skipped = 0;
   for (const auto& row : meta_.list_blobs()) {
-    if (!blobs_.exists(row.digest)) {
-      meta_.delete_blob(row.digest);
-      ++dropped;
+    if (stop) break;
+    // Only a file the store is sure is gone (ENOENT) takes its rows and tags
+    // with it; EACCES, EIO, ELOOP... may pass, and deleting then would lose
+    // the metadata for good. Checked and deleted in one unit: a push that
+    // publishes the digest again meanwhile writes its row in its own unit,
+    // after its file is in place, so it is either seen here or not undone.
+    Presence presence = blobs_.presence(row.digest);
+    if (presence == Presence::Unreadable) {
+      log::warn("store reconciliation: " + row.digest.str() + " cannot be checked; its rows are kept");
+      ++unreadable;
+      continue;
     }
+    if (presence != Presence::Absent) continue;
+    meta_.transact([&](db::MetadataStore& tx) {
+      if (blobs_.presence(row.digest) == Presence::Absent && tx.find_blob(row.digest)) {
+        tx.delete_blob(row.digest);
+        ++dropped;
+      }
+    });
   }
   std::vector<char> buffer(1 << 20);
   for (const auto& stored : blobs_.list()) {
+    if (stop) break;
     if (meta_.find_blob(stored.digest)) continue;
-    auto reader = blobs_.open(stored.digest);
-    DigestHasher hasher(stored.digest.algorithm());
-    std::uint64_t offset = 0;
-    while (reader) {
-      std::size_t n = reader->read_at(offset, buffer.data(), buffer.size());
-      if (n == 0) break;
-      hasher.update(buffer.data(), n);
-      offset += n;
+    // Until it is hashed here, a file without a row is never served: the
+    // request paths trust stored bytes only when a row vouches for them
+    // (verified_stored()), and a fill of the same digest publishes its own
+    // verified copy over this one.
+    bool good = false;
+    try {
+      auto reader = blobs_.open(stored.digest);
+      if (!reader) continue;  // gone meanwhile
+      DigestHasher hasher(stored.digest.algorithm());
+      std::uint64_t offset = 0;
+      while (!stop) {
+        std::size_t n = reader->read_at(offset, buffer.data(), buffer.size());
+        if (n == 0) break;
+        hasher.update(buffer.data(), n);
+        offset += n;
+      }
+      if (stop) break;
+      good = hasher.finish() == stored.digest;
+    } catch (const std::exception& e) {
+      log::warn("store reconciliation: cannot read " + stored.digest.str() + ", left alone: " + e.what());
+      ++unreadable;
+      continue;
     }
-    if (reader && hasher.finish() == stored.digest) {
-      meta_.put_blob({stored.digest, stored.size, "", now(), now()});
-      ++adopted;
-    } else {
-      blobs_.remove(stored.digest);
-      ++removed;
-    }
+    std::uint64_t size = stored.size;
+    meta_.transact([&](db::MetadataStore& tx) {
+      if (tx.find_blob(stored.digest)) {  // a fill or a push adopted it meanwhile
+        ++skipped;
+        return;
+      }
+      if (good) {
+        if (blobs_.presence(stored.digest) != Presence::Present) return;
+        tx.put_blob({stored.digest, size, "", now(), now()});
+        ++adopted;
+      } else if (!fills_.running(stored.digest)) {
+        // Corrupt and no row: nothing refers to it. Not while a fill of the
+        // digest runs: its verified copy may be about to take this path.
+        blobs_.remove(stored.digest);
+        ++removed;
+      }
+    });
   }
-  return "store reconciled: " + std::to_string(spools) + " orphan spools removed, " + std::to_string(dropped) +
-         " rows without content dropped, " + std::to_string(adopted) + " files adopted, " + std::to_string(removed) +
-         " corrupt files removed";
+  return std::string(stop ? "store reconciliation stopped early: " : "store reconciled: ") + std::to_string(dropped) +
+         " rows without content dropped, " + std::to_string(unreadable) + " unreadable objects kept, " +
+         std::to_string(adopted) + " files adopted, " + std::to_string(removed) + " corrupt files removed";
 }
 
 }  // namespace regcache::cache

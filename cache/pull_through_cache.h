@@ -19,8 +19,10 @@
 // HEAD confirms the digest, never served on their own say-so). Fills and
 // remembered 404s are keyed by namespace (and repository), so one upstream's
 // slow, wrong or missing answer never reaches a client of another.
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -31,6 +33,7 @@
 #include "cache/blob_store.h"
 #include "cache/manifest_memo.h"
 #include "cache/negative_cache.h"
+#include "cache/pass_through.h"
 #include "cache/policy.h"
 #include "cache/single_flight.h"
 #include "cache/tag_memo.h"
@@ -43,6 +46,7 @@ namespace regcache::cache {
 enum class CacheStatus {
   Hit, Miss, Revalidated, Stale,  // proxied repositories
   Local,                          // hosted repositories: no cache involved
+  Pass,                           // from the upstream, not stored (the store is full)
 };
 const char* to_string(CacheStatus status);
 
@@ -64,7 +68,8 @@ struct ManifestResult {
   CacheStatus status;
 };
 
-// A blob to serve: either stored (`reader`) or arriving (`fill`).
+// A blob to serve: either stored (`reader`), arriving (`fill`), or neither
+// (status Pass): the store cannot keep it, ask pass_through().
 struct BlobResult {
   CacheStatus status;
   BlobReaderPtr reader;
@@ -91,6 +96,12 @@ struct CacheOptions {
   std::size_t manifest_memory_bytes = 16 << 20;  // hot manifests kept in memory
   std::chrono::seconds fill_timeout{3600};       // longest one blob transfer may take
   std::size_t documents_per_repository = 32;     // kept tag-list/referrers pages per repository, newest kept
+  // Asked before a mirrored fill stores anything: may a blob of `length` bytes
+  // (0 when the upstream did not say) be stored now? false: the blob is passed
+  // through to the client, not stored. Empty: the default, which admits when
+  // the store's free space (BlobStore::free_bytes) holds `length`. The
+  // eviction policy (min_free_bytes, making room) plugs in here.
+  std::function<bool(std::uint64_t length)> admit_fill;
 };
 
 class PullThroughCache {
@@ -117,6 +128,13 @@ class PullThroughCache {
   // missing, adopts (after verifying) published files without rows, removes
   // orphan spools. Returns a one-line summary for the log.
   std::string reconcile();
+  // The same without the spools (remove those before serving), safe to run in
+  // the background while requests are served: rows are dropped only for
+  // objects the store reports Absent (ENOENT), never for Unreadable ones;
+  // unknown files are hashed before they are adopted, and never served before
+  // that (see verified_stored); every decision is re-checked inside a unit.
+  // Returns early when `stop` is set.
+  std::string reconcile_store(const std::atomic<bool>& stop);
 
   std::size_t fills_running() const { return fills_.running(); }
 
@@ -124,6 +142,13 @@ class PullThroughCache {
   // (eviction's access tracking: in memory, flushed in batches). Set once,
   // before serving; null (the default) records nothing.
   void set_access_log(AccessLog* log) { access_log_ = log; }
+
+  // A pass-through of `digest` for one client (BlobResult status Pass, or a
+  // fill that passes_through()): a fresh upstream GET. `prefix` bytes the
+  // client already got are re-read from `prefix_fd` (a failed fill's spool).
+  // Throws RegistryError when the upstream does not answer 200 with a length.
+  std::unique_ptr<PassThrough> pass_through(const Origin& origin, const RepoName& repo, const Digest& digest,
+                                            int prefix_fd = -1, std::uint64_t prefix = 0);
 
  private:
   // get_manifest() without the access recording.
@@ -160,11 +185,20 @@ class PullThroughCache {
   // throws (and remembers a 404 under `missing_key`).
   upstream::Response confirm_upstream_blob(const Origin& origin, const RepoName& repo, const Digest& digest,
                                            const MissingKey& missing_key);
+  // The stored bytes of `digest` when a row vouches that they were verified
+  // (files without one are unverified until reconciliation hashes them).
+  BlobReaderPtr verified_stored(const Digest& digest);
   bool adopt_stored(const Origin& origin, const RepoName& repo, const Digest& digest, std::uint64_t size,
                     const std::string& media_type);
   std::optional<db::TagRecord> find_tag(const Origin& origin, const RepoName& repo, const std::string& tag);
   void put_tag(const Origin& origin, const RepoName& repo, const std::string& tag, const Digest& digest);
   void transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill);
+  bool admit(std::uint64_t length);
+  // Blobs the store could not keep, with the bytes they need: while the
+  // admission check still says no, requests pass them through without a fill
+  // (no fill that would fail again the same way). Bounded: cleared when full.
+  void remember_not_stored(const FillKey& key, std::uint64_t need);
+  bool still_not_storable(const FillKey& key);
   // Throws the remembered 404 when `key` is in the negative cache, or the
   // offline refusal when the origin is offline.
   void check_reachable(const Origin& origin, const MissingKey& key, ErrorCode not_found, const std::string& what);
@@ -187,6 +221,9 @@ class PullThroughCache {
   TagMemo tags_;
   NegativeCache missing_;
   AccessLog* access_log_ = nullptr;
+
+  std::mutex not_stored_mutex_;
+  std::map<FillKey, std::uint64_t> not_stored_;  // guarded by not_stored_mutex_
 };
 
 }  // namespace regcache::cache

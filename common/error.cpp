@@ -27,6 +27,7 @@ const ErrorInfo& error_info(ErrorCode code) {
       {"UNSUPPORTED", 405, "method not allowed on this endpoint"},
       {"UNKNOWN", 502, "the upstream registry answered with invalid content"},
       {"UNAVAILABLE", 503, "the upstream registry is unavailable"},
+      {"UNKNOWN", 507, "insufficient storage"},
       {"UNKNOWN", 500, "internal error"},
   };
   static_assert(sizeof(table) / sizeof(table[0]) == static_cast<std::size_t>(ErrorCode::Internal) + 1);

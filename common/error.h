@@ -33,6 +33,7 @@ enum class ErrorCode {
   MethodNotAllowed,  // known route, wrong method
   UpstreamInvalid,   // upstream answered something we refuse to pass on (502)
   Unavailable,       // upstream unreachable and nothing cached (503)
+  InsufficientStorage,  // the data directory's file system is full (507; ENOSPC, EDQUOT)
   Internal,
 };
 

@@ -1,6 +1,9 @@
 // /v2/<name>/blobs/<digest>: GET/HEAD with Range — stored blobs go out with
 // sendfile(2), cache misses from the growing spool of the blob's fill — and
 // DELETE (hosted).
+#include <algorithm>
+#include <vector>
+
 #include "common/log.h"
 #include "proxy/http_range.h"
 #include "proxy/registry_api.h"
@@ -38,13 +41,70 @@ void serve_stored(Exchange& ex, cache::BlobReader& reader) {
   send_file_range(ex, reader.fd(), part.first, part.length());
 }
 
-void serve_filling(Exchange& ex, cache::BlobFill& fill) {
+// Sends bytes [pos, end) of a blob passed through from the upstream. The
+// range's final byte is held back until the whole blob (read to its end even
+// past the range) is verified; on a mismatch or a broken upstream the
+// connection is cut, so a wrong or short body never looks complete.
+void serve_pass_through(Exchange& ex, cache::PassThrough& pt, std::uint64_t pos, std::uint64_t end) {
+  std::vector<char> buffer(256 << 10);
+  char last = 0;
+  bool have_last = false;
+  try {
+    while (std::size_t n = pt.read(buffer.data(), buffer.size())) {
+      std::uint64_t at = pt.offset() - n;  // blob offset of buffer[0]
+      std::uint64_t from = std::max(at, pos), to = std::min(at + n, end);
+      if (from >= to) continue;
+      if (to == end) {  // holds the range's final byte
+        last = buffer[static_cast<std::size_t>(end - 1 - at)];
+        have_last = true;
+        --to;
+      }
+      if (to > from) send_bytes(ex, buffer.data() + (from - at), static_cast<std::size_t>(to - from));
+      pos = to;
+    }
+  } catch (const RegistryError& e) {
+    log::warn("aborting pass-through of " + ex.path + " at byte " + std::to_string(pos) + ": " + e.what());
+    return abort_connection(ex);
+  }
+  if (!have_last || !pt.verified()) {
+    log::warn("aborting pass-through of " + ex.path + ": the upstream's bytes do not hash to the digest");
+    return abort_connection(ex);
+  }
+  send_bytes(ex, &last, 1);
+}
+
+// The store could not keep the blob and nothing was sent yet: the whole
+// answer comes from a pass-through.
+void serve_fresh_pass_through(Exchange& ex, cache::PullThroughCache& cache, const cache::Origin& origin,
+                              const RepoName& repo, const Digest& digest) {
+  auto pt = cache.pass_through(origin, repo, digest);
+  set_cache_status(ex, cache::CacheStatus::Pass);
+  const std::uint64_t size = pt->size();
+  ByteRange part = prepare(ex, size);
+  send_headers(ex);
+  if (ex.is_head() || size == 0) return;
+  serve_pass_through(ex, *pt, part.first, part.first + part.length());
+}
+
+void serve_filling(Exchange& ex, cache::BlobFillPtr fill, cache::PullThroughCache& cache, const cache::Origin& origin,
+                   const RepoName& repo, const Digest& digest) {
   using State = cache::BlobFill::State;
-  std::optional<std::uint64_t> announced = fill.wait_started();
+  std::optional<std::uint64_t> announced;
+  try {
+    announced = fill->wait_started();
+  } catch (const RegistryError&) {
+    if (!fill->passes_through()) throw;
+    fill.reset();
+    return serve_fresh_pass_through(ex, cache, origin, repo, digest);
+  }
   if (!announced) {
     // The upstream sent no length: wait for the verified whole, then serve it.
-    auto end = fill.wait_ended();
-    if (end.state == State::Failed) throw RegistryError(ErrorCode::Unavailable, fill.failure());
+    auto end = fill->wait_ended();
+    if (end.state == State::Failed) {
+      if (!fill->passes_through()) throw RegistryError(ErrorCode::Unavailable, fill->failure());
+      fill.reset();
+      return serve_fresh_pass_through(ex, cache, origin, repo, digest);
+    }
     announced = end.spooled;
   }
   const std::uint64_t size = *announced;
@@ -54,9 +114,31 @@ void serve_filling(Exchange& ex, cache::BlobFill& fill) {
 
   std::uint64_t pos = part.first, end = part.first + part.length();
   while (pos < end) {
-    auto p = fill.wait_beyond(pos);
+    auto p = fill->wait_beyond(pos);
     if (p.state == State::Failed) {
-      log::warn("aborting " + ex.path + " after " + std::to_string(pos - part.first) + " bytes: " + fill.failure());
+      if (fill->passes_through()) {
+        // The store gave up, the upstream did not: go on from the upstream.
+        // What this client got so far ([0, pos) as far as the spool has it)
+        // is re-read from the spool for the digest.
+        std::uint64_t prefix = std::min(pos, p.spooled);
+        log::warn("continuing " + ex.path + " from the upstream at byte " + std::to_string(pos) + ": " +
+                  fill->failure());
+        std::unique_ptr<cache::PassThrough> pt;
+        try {
+          pt = cache.pass_through(origin, repo, digest, fill->spool_fd(), prefix);
+        } catch (const RegistryError& e) {
+          log::warn("aborting " + ex.path + " after " + std::to_string(pos - part.first) + " bytes: " + e.what());
+          return abort_connection(ex);
+        }
+        fill.reset();  // the spool's space goes back once no reader needs it
+        if (pt->size() != size) {
+          log::warn("aborting " + ex.path + ": the upstream now announces " + std::to_string(pt->size()) + " bytes, not " +
+                    std::to_string(size));
+          return abort_connection(ex);
+        }
+        return serve_pass_through(ex, *pt, pos, end);
+      }
+      log::warn("aborting " + ex.path + " after " + std::to_string(pos - part.first) + " bytes: " + fill->failure());
       abort_connection(ex);
       return;
     }
@@ -64,10 +146,10 @@ void serve_filling(Exchange& ex, cache::BlobFill& fill) {
     // The final byte goes out only once the whole blob is verified.
     if (p.state != State::Committed && limit == size) limit = size - 1;
     if (limit <= pos) {
-      fill.wait_ended();
+      fill->wait_ended();
       continue;
     }
-    send_file_range(ex, fill.spool_fd(), pos, limit - pos);
+    send_file_range(ex, fill->spool_fd(), pos, limit - pos);
     pos = limit;
   }
 }
@@ -100,8 +182,12 @@ void RegistryApi::blob(Exchange& ex, const Route& r) {
   ex.response.set("ETag", "\"" + digest.str() + "\"");
   if (result.reader)
     serve_stored(ex, *result.reader);
+  else if (result.fill)
+    serve_filling(ex, std::move(result.fill), cache_, *origin, repo, digest);
+  else if (origin)
+    serve_fresh_pass_through(ex, cache_, *origin, repo, digest);
   else
-    serve_filling(ex, *result.fill);
+    throw RegistryError(ErrorCode::Internal, "no blob to serve for " + digest.str());
 }
 
 }  // namespace regcache::proxy

@@ -54,6 +54,10 @@ void send_file_range(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t c
   http::send_file_to_client(ex.request, fd, offset, count, ex.body_bytes);
 }
 
+void send_bytes(Exchange& ex, const char* data, std::size_t count) {
+  http::send_bytes_to_client(ex.request, data, count, ex.body_bytes);
+}
+
 void abort_connection(Exchange& ex) {
   ex.aborted = true;
   http::abort_client(ex.request);

@@ -50,6 +50,9 @@ void send_headers(Exchange& ex);
 // plain connection, through the TLS stream otherwise. Throws ClientGone when
 // the client disconnects or stalls.
 void send_file_range(Exchange& ex, int fd, std::uint64_t offset, std::uint64_t count);
+// Sends `count` bytes from memory as part of the body (after send_headers()).
+// Throws ClientGone when the client disconnects or stalls.
+void send_bytes(Exchange& ex, const char* data, std::size_t count);
 // After headers were sent, the only honest way to report a failure: cut the
 // connection, so that the short body can never look complete.
 void abort_connection(Exchange& ex);

@@ -814,6 +814,16 @@ void send_file_to_client(Poco::Net::HTTPServerRequest& request, int file, std::u
       out.completed_by(count));
 }
 
+void send_bytes_to_client(Poco::Net::HTTPServerRequest& request, const char* data, std::size_t count,
+                          std::uint64_t& body_bytes) {
+  auto& r = dynamic_cast<EngineRequest&>(request);
+  auto& out = r.engine_response().out();
+  out.flush_out(false);
+  r.connection().write_all(data, count, r.limits().client_timeout);
+  out.count_direct(count);
+  body_bytes += count;
+}
+
 void abort_client(Poco::Net::HTTPServerRequest& request) { dynamic_cast<EngineRequest&>(request).connection().abort(); }
 
 bool when_body_sent(Poco::Net::HTTPServerRequest& request, std::function<void(std::uint64_t unsent)> done) {

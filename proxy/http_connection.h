@@ -163,6 +163,9 @@ void refuse_head(Connection& c, const HeadParse& verdict, const EngineLimits& li
 // Exchange's access to the connection behind a request served by this engine.
 void send_file_to_client(Poco::Net::HTTPServerRequest& request, int file, std::uint64_t offset, std::uint64_t count,
                          std::uint64_t& body_bytes);
+// Like send_file_to_client, for bytes in memory (a pass-through from the upstream).
+void send_bytes_to_client(Poco::Net::HTTPServerRequest& request, const char* data, std::size_t count,
+                          std::uint64_t& body_bytes);
 void abort_client(Poco::Net::HTTPServerRequest& request);
 // When the end of this request's body was handed to the event loop (a slow
 // reader), keeps `done` to be called there once the body is out or the

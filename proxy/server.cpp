@@ -1,6 +1,9 @@
 #include "proxy/server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <mutex>
@@ -81,9 +84,15 @@ Server::Server(Config config) : config_(std::move(config)) {
 
   manifests_ = std::make_unique<cache::ManifestMemo>(*blobs_, *meta_, config_.max_manifest_bytes,
                                                     config_.manifest_memory_bytes);
-  cache_ = std::make_unique<cache::PullThroughCache>(
-      *blobs_, *meta_, *manifests_,
-      cache::CacheOptions{config_.max_manifest_bytes, config_.manifest_memory_bytes, config_.fill_timeout});
+  cache::CacheOptions cache_options;
+  cache_options.max_manifest_bytes = config_.max_manifest_bytes;
+  cache_options.manifest_memory_bytes = config_.manifest_memory_bytes;
+  cache_options.fill_timeout = config_.fill_timeout;
+  // A fill is stored only when it fits under the cap and above the free-space
+  // floor, after the eviction worker made room if it can (below); else it is
+  // passed through. The worker exists before anything is served.
+  cache_options.admit_fill = [this](std::uint64_t length) { return eviction_->admit_fill(length); };
+  cache_ = std::make_unique<cache::PullThroughCache>(*blobs_, *meta_, *manifests_, std::move(cache_options));
   hosted_ = std::make_unique<cache::HostedRegistry>(
       *blobs_, *meta_, *manifests_,
       cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
@@ -96,7 +105,10 @@ Server::Server(Config config) : config_(std::move(config)) {
       [dir = config_.data_dir] { return cache::statvfs_space(dir); }, eviction_settings(config_),
       config_.max_manifest_bytes);
   accesses_->on_filled([worker = eviction_.get()](std::uint64_t) { worker->wake(); });
-  log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
+  // Spools left by a crash go before serving (a fill started after this owns
+  // its spool); the store itself is reconciled in the background (start()).
+  log::info(std::to_string(blobs_->remove_orphan_spools()) + " orphan spools removed; " +
+            std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
             " stale upload sessions removed");
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
   api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
@@ -121,11 +133,34 @@ Server::Server(Config config) : config_(std::move(config)) {
       });
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  stop_reconciling_ = true;
+  if (reconciler_.joinable()) reconciler_.join();
+}
+
+void Server::reconcile_in_background() {
+  // Like nginx's cache loader: serving starts at once, the store is checked
+  // against its metadata beside it, at the lowest CPU and I/O priority, so a
+  // big store (or a lost database: every file hashed) never holds up READY.
+  reconciler_ = std::thread([this] {
+    name_this_thread("regcache-reconcile");
+    const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+    ::setpriority(PRIO_PROCESS, tid, 19);  // best effort, per thread on Linux
+    constexpr int kIoprioClassIdle = 3, kIoprioClassShift = 13, kIoprioWhoProcess = 1;
+    ::syscall(SYS_ioprio_set, kIoprioWhoProcess, static_cast<int>(tid), kIoprioClassIdle << kIoprioClassShift);
+    log::info("store reconciliation running in the background");
+    try {
+      log::info(cache_->reconcile_store(stop_reconciling_));
+    } catch (const std::exception& e) {
+      log::error(std::string("store reconciliation failed (retried at the next start): ") + e.what());
+    }
+  });
+}
 
 void Server::start() {
   eviction_->start();
   http_->start();
+  reconcile_in_background();
   std::string where = "no upstream: every repository is hosted";
   if (!config_.upstreams.empty()) {
     where = "default upstream " + config_.default_upstream_settings().client.url;
@@ -194,6 +229,7 @@ void Server::reload(Config fresh) {
 }
 
 bool Server::stop(std::chrono::seconds grace) {
+  stop_reconciling_ = true;
   http_->stop_accepting();  // no new connections; idle ones closed; busy ones close after their response
   // In-flight requests get the grace period to finish.
   auto deadline = std::chrono::steady_clock::now() + grace;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "proxy/config.h"
@@ -35,8 +36,9 @@ class HttpEngine;
 
 class Server {
  public:
-  // Opens the store (reconciling it with its metadata) and binds the listening
-  // socket. Throws std::exception with a message fit for the operator.
+  // Opens the store and binds the listening socket; start() serves and
+  // reconciles the store with its metadata in the background. Throws
+  // std::exception with a message fit for the operator.
   explicit Server(Config config);
   ~Server();
 
@@ -66,6 +68,10 @@ class Server {
   std::unique_ptr<http::HttpEngine> http_;
   std::atomic<int> in_flight_{0};
   std::chrono::seconds shutdown_grace_{10};
+  // Store reconciliation, started by start() and stopped by stop()/the destructor.
+  void reconcile_in_background();
+  std::atomic<bool> stop_reconciling_{false};
+  std::thread reconciler_;
 };
 
 }  // namespace proxy

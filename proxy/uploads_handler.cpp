@@ -113,7 +113,9 @@ void RegistryApi::upload(Exchange& ex, const Route& r) {
     hosted_.finish_upload(repo, id, last_chunk, digest);
     return send_blob_created(ex, r.name, digest);
   } catch (const RegistryError& e) {
-    if (e.code() == ErrorCode::UploadRangeInvalid) {
+    // A full disk (507) keeps the session and the bytes acknowledged before
+    // this chunk: the client may resume from there once space is freed.
+    if (e.code() == ErrorCode::UploadRangeInvalid || e.code() == ErrorCode::InsufficientStorage) {
       // Tell the client where the upload stands, so it can resume.
       try {
         auto status = hosted_.upload_status(repo, id);

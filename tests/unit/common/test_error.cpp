@@ -42,6 +42,7 @@ TEST_CASE("error: error_info wire codes and statuses") {
   check_code(ErrorCode::MethodNotAllowed, "UNSUPPORTED", 405);
   check_code(ErrorCode::UpstreamInvalid, "UNKNOWN", 502);
   check_code(ErrorCode::Unavailable, "UNAVAILABLE", 503);
+  check_code(ErrorCode::InsufficientStorage, "UNKNOWN", 507);
   check_code(ErrorCode::Internal, "UNKNOWN", 500);
 }
 
