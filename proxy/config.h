@@ -64,6 +64,10 @@ struct Config {
   // copied into each upstream's client settings.
   std::vector<std::string> internal_networks;
   auth::AuthSettings auth;  // `auth` and `access`: client users, tokens and access rules
+  // Background scrub (cache/store_maintenance.h scrub_objects with repair):
+  // every scrub_interval (0: never), at most scrub_rate bytes/s (0: unlimited).
+  std::chrono::seconds scrub_interval{0};
+  std::uint64_t scrub_rate = 32ull << 20;
 
   const UpstreamSettings& default_upstream_settings() const;
 };

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "proxy/cmd_maintenance.h"
 #include "proxy/config.h"
 #include "proxy/sd_notify.h"
 #include "proxy/server.h"
@@ -22,6 +23,10 @@ constexpr int kExitUsage = 2;  // bad flags or bad configuration
 const char* kUsage =
     "Usage: regcache serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--upstream URL|none]\n"
     "                      [--hosted PREFIX]... [--offline]\n"
+    "       regcache du [--config FILE | --data-dir DIR] [--json]\n"
+    "       regcache gc [--config FILE | --data-dir DIR] [--dry-run] [--min-age SECONDS]\n"
+    "       regcache scrub [--config FILE | --data-dir DIR] [--repair] [--rate BYTES_PER_S]\n"
+    "       regcache fsck [--config FILE | --data-dir DIR] [--repair] [--min-age SECONDS]\n"
     "       regcache --version | --help\n"
     "\n"
     "serve   run the registry. Flags override the config file; without one:\n"
@@ -31,7 +36,10 @@ const char* kUsage =
     "  --data-dir DIR      where blobs and the metadata database live\n"
     "  --upstream URL      URL of the default upstream registry; 'none': a plain registry\n"
     "  --hosted PREFIX     repositories under PREFIX/ live here and accept pushes (repeatable)\n"
-    "  --offline           never contact an upstream: serve only what is cached\n";
+    "  --offline           never contact an upstream: serve only what is cached\n"
+    "\n"
+    "du, gc, scrub, fsck: store maintenance, safe while the server runs or stopped;\n"
+    "'regcache COMMAND --help' for each.\n";
 
 struct ServeFlags {
   std::optional<std::string> config, listen, data_dir, upstream;
@@ -175,6 +183,10 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
+  if (args[0] == "du") return regcache::proxy::run_du({args.begin() + 1, args.end()});
+  if (args[0] == "gc") return regcache::proxy::run_gc({args.begin() + 1, args.end()});
+  if (args[0] == "scrub") return regcache::proxy::run_scrub({args.begin() + 1, args.end()});
+  if (args[0] == "fsck") return regcache::proxy::run_fsck({args.begin() + 1, args.end()});
   if (args[0] != "serve") {
     std::cerr << "regcache: unknown command '" << args[0] << "'\n" << kUsage;
     return kExitUsage;

@@ -10,6 +10,7 @@
 #include "cache/hosted_registry.h"
 #include "cache/manifest_memo.h"
 #include "cache/pull_through_cache.h"
+#include "cache/scrub_scheduler.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "db/metadata_store.h"
@@ -71,6 +72,9 @@ Server::Server(Config config) : config_(std::move(config)) {
                            config_.max_upload_sessions_per_client});
   log::info(cache_->reconcile() + "; " + std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
             " stale upload sessions removed");
+  // After reconciliation: a scheduled scrub sees the reconciled store.
+  scrub_ = std::make_unique<cache::ScrubScheduler>(*blobs_, *meta_, *manifests_);
+  scrub_->configure(config_.scrub_interval, config_.scrub_rate);
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
   api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
 
@@ -154,6 +158,9 @@ void Server::reload(Config fresh) {
   config_.offline = fresh.offline;
   config_.log_level = fresh.log_level;
   shutdown_grace_ = fresh.shutdown_grace;
+  scrub_->configure(fresh.scrub_interval, fresh.scrub_rate);
+  config_.scrub_interval = fresh.scrub_interval;
+  config_.scrub_rate = fresh.scrub_rate;
   log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline, log level, users and access rules applied");
 }
 

@@ -19,6 +19,7 @@ class BlobStore;
 class ManifestMemo;
 class PullThroughCache;
 class HostedRegistry;
+class ScrubScheduler;
 }  // namespace cache
 namespace upstream {
 class Client;
@@ -57,6 +58,7 @@ class Server {
   std::unique_ptr<cache::ManifestMemo> manifests_;
   std::unique_ptr<cache::PullThroughCache> cache_;
   std::unique_ptr<cache::HostedRegistry> hosted_;
+  std::unique_ptr<cache::ScrubScheduler> scrub_;  // scrub_interval_s
   std::unique_ptr<RegistryApi> api_;
   std::unique_ptr<http::HttpEngine> http_;
   std::atomic<int> in_flight_{0};
