@@ -8,10 +8,12 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <thread>
 #include <utility>
 
 #include "cache/blob_store.h"
 #include "cache/manifest_memo.h"
+#include "cache/scrub_scheduler.h"
 #include "cache/store_maintenance.h"
 #include "common/digest.h"
 #include "db/metadata_store.h"
@@ -298,4 +300,21 @@ TEST_CASE("du: bytes by repository, by namespace (each digest once) and unlinked
   CHECK(u.unlinked_objects == 1);
   CHECK(u.unlinked_bytes == 7);
   CHECK(u.total_bytes == 1117);
+}
+
+TEST_CASE("scrub scheduler: runs on its interval, quarantines a corrupt object, stops when reconfigured to 0") {
+  Fixture f;
+  ManifestMemo memo(f.blobs, *f.meta, 1 << 20, 1 << 20);
+  Digest bad = f.put(std::string(5000, 'b'), "docker.io", "library/x", now_s());
+  { std::ofstream(f.blobs.blob_path(bad), std::ios::in | std::ios::out | std::ios::binary).put('X'); }
+  ScrubScheduler scheduler(f.blobs, *f.meta, memo);
+  CHECK(scheduler.runs() == 0);
+  scheduler.configure(std::chrono::seconds(1), 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (scheduler.runs() == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(scheduler.runs() >= 1);
+  CHECK_FALSE(f.blobs.exists(bad));
+  CHECK_FALSE(f.meta->find_blob(bad));
+  scheduler.configure(std::chrono::seconds(0), 0);  // then the destructor joins at once
 }
