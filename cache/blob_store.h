@@ -94,6 +94,16 @@ class BlobStore {
   virtual std::optional<std::uint64_t> upload_size(const std::string& id) = 0;
   virtual void remove_upload(const std::string& id) = 0;
   virtual std::vector<std::string> list_uploads() = 0;
+
+  // --- maintenance (regcache gc / scrub / fsck: cache/store_maintenance.h) ---
+  // When the object stored under `digest` was last written (unix seconds);
+  // nullopt when it is not stored. A young object without a metadata row may
+  // be a fill between its commit and its row: maintenance leaves those alone.
+  virtual std::optional<std::int64_t> written_at(const Digest& digest) = 0;
+  // Moves the object out of the store (no longer visible under its digest)
+  // and keeps its bytes aside for an operator to inspect. Returns where it
+  // went (a description), or nullopt when it was not stored.
+  virtual std::optional<std::string> quarantine(const Digest& digest) = 0;
 };
 using BlobStorePtr = std::unique_ptr<BlobStore>;
 
@@ -106,8 +116,10 @@ using BlobStorePtr = std::unique_ptr<BlobStore>;
 //   │           └── ab12…(64 hex)     one committed object, named by its digest
 //   ├── tmp/
 //   │   └── spool-XXXXXX              writes in progress (same file system: rename is atomic)
-//   └── uploads/
-//       └── <32 hex>                  a client's upload session, appended to chunk by chunk
+//   ├── uploads/
+//   │   └── <32 hex>                  a client's upload session, appended to chunk by chunk
+//   └── quarantine/
+//       └── sha256-ab12…-<unix time>  an object scrub found corrupt, moved out of blobs/
 //
 // Commit = verify digest, fsync the file, rename into blobs/, fsync the directory.
 class LocalBlobStore final : public BlobStore {
@@ -125,6 +137,8 @@ class LocalBlobStore final : public BlobStore {
   std::optional<std::uint64_t> upload_size(const std::string& id) override;
   void remove_upload(const std::string& id) override;
   std::vector<std::string> list_uploads() override;
+  std::optional<std::int64_t> written_at(const Digest& digest) override;
+  std::optional<std::string> quarantine(const Digest& digest) override;
 
   std::filesystem::path blob_path(const Digest& digest) const;
 
@@ -133,6 +147,7 @@ class LocalBlobStore final : public BlobStore {
   std::filesystem::path root_;
   std::filesystem::path tmp_;
   std::filesystem::path uploads_;
+  std::filesystem::path quarantine_;
 };
 
 }  // namespace regcache::cache

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/policy.h"
+#include "cache/store_maintenance.h"
 #include "common/log.h"
 #include "common/manifest_schema.h"
 #include "common/thread_name.h"
@@ -229,8 +230,10 @@ void HostedRegistry::publish(const RepoName& repo, BlobWriter& writer, const Dig
   std::int64_t t = now();
   bool present = false;
   meta_.transact([&](db::MetadataStore& tx) {
-    // A delete that collected this digest between the rename and now removed
-    // the bytes inside its unit; checked here, inside ours, it cannot recur.
+    // A delete (or gc) that collected this digest removes the bytes in a unit
+    // of its own after its rows are gone, and only while no row names the
+    // digest: checked here, inside ours, either that removal already happened
+    // (we see no bytes and refuse) or it will see our row and keep them.
     present = blobs_.exists(digest);
     if (!present) return;
     tx.put_blob({digest, writer.size(), "", t, t});
@@ -277,7 +280,9 @@ bool HostedRegistry::mount_blob(const RepoName& to, const RepoName& from, const 
   bool mounted = false;
   meta_.transact([&](db::MetadataStore& tx) {
     mounted = tx.is_linked(kNs, from.str(), digest) && blobs_.exists(digest);
-    if (mounted) tx.link(kNs, to.str(), digest);
+    if (!mounted) return;
+    tx.link(kNs, to.str(), digest);
+    tx.touch_blob(digest, now());  // a use: gc leaves it to the manifest that will follow (min_age)
   });
   return mounted;
 }
@@ -386,6 +391,8 @@ PutManifestResult HostedRegistry::put_manifest(const RepoName& repo, const Refer
   // their write and the link. Blob rows get no media type from a hosted write:
   // the type lives on this repository's link only.
   std::int64_t t = now();
+  manifests_.forget(kNs, repo.str(), digest);  // a re-push may bring another media type
+  const std::uint64_t generation = manifests_.generation(digest);
   meta_.transact([&](db::MetadataStore& tx) {
     for (const auto& child : children) {
       auto link = tx.find_link(kNs, repo.str(), child);
@@ -405,8 +412,11 @@ PutManifestResult HostedRegistry::put_manifest(const RepoName& repo, const Refer
       tx.put_referrer(kNs, repo.str(), {*subject, digest, media_type, artifact_type, body.size(), annotations_json});
     if (!ref.is_digest()) tx.put_tag(kNs, repo.str(), ref.as_tag(), digest, t);
   });
-  manifests_.forget(kNs, repo.str(), digest);  // a re-push may bring another media type
-  manifests_.remember(kNs, repo.str(), digest, {std::make_shared<const std::string>(body), media_type});
+  // Remembered only if no delete forgot the digest since the generation was
+  // taken (before the unit): a delete that commits after this put's unit and
+  // forgets before this line must not be undone by it.
+  manifests_.remember_if_current(kNs, repo.str(), digest, {std::make_shared<const std::string>(body), media_type},
+                                 generation);
   return {digest, subject};
 }
 
@@ -416,11 +426,22 @@ void HostedRegistry::require_deletes() const {
   if (!options_.delete_enabled) throw RegistryError(ErrorCode::Unsupported, "deleting is disabled on this registry");
 }
 
-void HostedRegistry::collect_if_unreferenced(db::MetadataStore& tx, const Digest& digest) {
-  if (tx.count_links(digest) > 0) return;
-  manifests_.forget(digest);
+bool HostedRegistry::collect_if_unreferenced(db::MetadataStore& tx, const Digest& digest) {
+  if (tx.count_links(digest) > 0) return false;
   tx.delete_blob(digest);
-  blobs_.remove(digest);
+  return true;
+}
+
+void HostedRegistry::remove_collected(const Digest& digest) {
+  manifests_.forget(digest);
+  // The second unit (cache/store_maintenance.h): the object goes only while no
+  // row and no link names the digest again. A failure here leaves an object
+  // without a row, which `regcache gc` removes; never a row without its object.
+  try {
+    remove_if_unreferenced(blobs_, meta_, digest);
+  } catch (const std::exception& e) {
+    log::warn("removing the object of collected " + digest.str() + " failed (regcache gc will): " + e.what());
+  }
 }
 
 void HostedRegistry::delete_manifest(const RepoName& repo, const Reference& ref) {
@@ -436,6 +457,7 @@ void HostedRegistry::delete_manifest(const RepoName& repo, const Reference& ref)
     return;
   }
   const Digest& digest = ref.as_digest();
+  bool collected = false;
   meta_.transact([&](db::MetadataStore& tx) {
     auto link = tx.find_link(kNs, repo.str(), digest);
     if (!link || link->media_type.empty())
@@ -444,13 +466,15 @@ void HostedRegistry::delete_manifest(const RepoName& repo, const Reference& ref)
     tx.delete_referrer(kNs, repo.str(), digest);
     tx.delete_manifest_refs(kNs, repo.str(), digest);
     tx.unlink(kNs, repo.str(), digest);
-    collect_if_unreferenced(tx, digest);
+    collected = collect_if_unreferenced(tx, digest);
   });
   manifests_.forget(kNs, repo.str(), digest);
+  if (collected) remove_collected(digest);
 }
 
 void HostedRegistry::delete_blob(const RepoName& repo, const Digest& digest) {
   require_deletes();
+  bool collected = false;
   meta_.transact([&](db::MetadataStore& tx) {
     if (!tx.is_linked(kNs, repo.str(), digest))
       throw RegistryError(ErrorCode::BlobUnknown, "blob " + digest.str() + " is unknown to " + repo.str());
@@ -459,9 +483,10 @@ void HostedRegistry::delete_blob(const RepoName& repo, const Digest& digest) {
       throw RegistryError(ErrorCode::Denied, "blob " + digest.str() + " is referenced by manifest " +
                                                  users.front().str() + "; delete the manifest first");
     tx.unlink(kNs, repo.str(), digest);
-    collect_if_unreferenced(tx, digest);
+    collected = collect_if_unreferenced(tx, digest);
   });
   manifests_.forget(kNs, repo.str(), digest);
+  if (collected) remove_collected(digest);
 }
 
 // --- discovery -------------------------------------------------------------

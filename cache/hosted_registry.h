@@ -15,6 +15,11 @@
 //   multi-step write (manifest put, deletes, mount, publish, collection) is one
 //   unit of work in the metadata store, so a check and the write it allows are
 //   never interleaved with another request's (put manifest vs delete layer).
+// - A collected digest loses its rows first (in the unit of the delete) and its
+//   object after, in a second unit, only while nothing names it again
+//   (cache/store_maintenance.h): a crash leaves at worst an object without a
+//   row, and a push or mount racing the delete either keeps the object or is
+//   refused, never answered 201 for something then gone.
 // - A digest is readable in a hosted repository only when that repository
 //   links it (pushed, mounted or referenced there), as in distribution.
 // - Hosted writes never change mirrored metadata: media types live on this
@@ -136,10 +141,15 @@ class HostedRegistry {
   std::uint64_t append(BlobWriter& writer, Body body);
   void publish(const RepoName& repo, BlobWriter& writer, const Digest& digest);
   // Inside a unit of work: when no repository of any namespace links `digest`
-  // any more, removes its row and its bytes (the bytes inside the unit, so a
-  // concurrent publish of the same digest, which checks the bytes inside its
-  // own unit, either keeps them alive or sees them gone).
-  void collect_if_unreferenced(db::MetadataStore& tx, const Digest& digest);
+  // any more, removes its row; true when it did. The object goes after the
+  // unit commits (remove_collected), never inside it: a unit that fails or is
+  // killed after removing a file would leave rows naming a missing object.
+  bool collect_if_unreferenced(db::MetadataStore& tx, const Digest& digest);
+  // After the unit of collect_if_unreferenced committed: forgets the memo and
+  // removes the object while still unreferenced (cache/store_maintenance.h
+  // explains the order; a concurrent publish of the same digest checks the
+  // object inside its own unit, so it either keeps it or sees it gone).
+  void remove_collected(const Digest& digest);
   void require_deletes() const;
   // Removes a session's file and row and frees its slot in the caps.
   void drop_session(const db::UploadRecord& record);

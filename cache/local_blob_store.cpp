@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 
@@ -170,7 +171,8 @@ class FileWriter final : public BlobWriter {
 }  // namespace
 
 LocalBlobStore::LocalBlobStore(fs::path data_dir)
-    : root_(data_dir / "blobs"), tmp_(data_dir / "tmp"), uploads_(data_dir / "uploads") {
+    : root_(data_dir / "blobs"), tmp_(data_dir / "tmp"), uploads_(data_dir / "uploads"),
+      quarantine_(data_dir / "quarantine") {
   fs::create_directories(root_);
   fs::create_directories(tmp_);
   fs::create_directories(uploads_);
@@ -282,6 +284,28 @@ std::vector<StoredBlob> LocalBlobStore::list() {
       out.push_back({*d, static_cast<std::uint64_t>(size)});
   }
   return out;
+}
+
+std::optional<std::int64_t> LocalBlobStore::written_at(const Digest& digest) {
+  struct stat st {};
+  if (::stat(blob_path(digest).c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno("stat blob " + digest.str());
+  }
+  return static_cast<std::int64_t>(st.st_mtime);
+}
+
+std::optional<std::string> LocalBlobStore::quarantine(const Digest& digest) {
+  // Created on first use: a store that never quarantined anything has no such directory.
+  fs::create_directories(quarantine_);
+  fs::path to = quarantine_ / (digest.algorithm() + "-" + digest.hex() + "-" + std::to_string(::time(nullptr)));
+  // Same file system: the object leaves blobs/ in one step, and a reader that
+  // has it open keeps reading the same (corrupt, but whole) file.
+  if (::rename(blob_path(digest).c_str(), to.c_str()) != 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno("quarantine blob " + digest.str());
+  }
+  return to.string();
 }
 
 std::size_t LocalBlobStore::remove_orphan_spools() {

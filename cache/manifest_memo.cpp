@@ -1,5 +1,7 @@
 #include "cache/manifest_memo.h"
 
+#include <functional>
+
 namespace regcache::cache {
 
 ManifestMemo::ManifestMemo(BlobStore& blobs, db::MetadataStore& meta, std::size_t max_manifest_bytes,
@@ -19,12 +21,14 @@ std::string ManifestMemo::key(const std::string& ns, const std::string& repo, co
 std::optional<ManifestMemo::Entry> ManifestMemo::load(const std::string& ns, const std::string& repo,
                                                       const Digest& digest) {
   const std::string k = key(ns, repo, digest);
+  std::uint64_t taken = 0;
   {
     std::lock_guard lock(mutex_);
     if (auto it = entries_.find(k); it != entries_.end()) {
       order_.splice(order_.begin(), order_, it->second.order);
       return it->second.entry;
     }
+    taken = stripe(digest);  // before the link and the bytes are read
   }
   auto link = meta_.find_link(ns, repo, digest);
   if (!link || link->media_type.empty()) return std::nullopt;
@@ -38,14 +42,33 @@ std::optional<ManifestMemo::Entry> ManifestMemo::load(const std::string& ns, con
     got += n;
   }
   Entry entry{std::make_shared<const std::string>(std::move(body)), link->media_type};
-  remember(ns, repo, digest, entry);
+  remember_if_current(ns, repo, digest, entry, taken);
   return entry;
+}
+
+std::uint64_t& ManifestMemo::stripe(const Digest& digest) {
+  return generations_[std::hash<std::string>{}(digest.hex()) % kStripes];
+}
+
+std::uint64_t ManifestMemo::generation(const Digest& digest) {
+  std::lock_guard lock(mutex_);
+  return stripe(digest);
+}
+
+void ManifestMemo::remember_if_current(const std::string& ns, const std::string& repo, const Digest& digest,
+                                       const Entry& entry, std::uint64_t generation) {
+  std::lock_guard lock(mutex_);
+  if (stripe(digest) != generation) return;  // forgotten meanwhile: what was read may be gone
+  insert(key(ns, repo, digest), digest, entry);
 }
 
 void ManifestMemo::remember(const std::string& ns, const std::string& repo, const Digest& digest,
                             const Entry& entry) {
-  std::string k = key(ns, repo, digest);
   std::lock_guard lock(mutex_);
+  insert(key(ns, repo, digest), digest, entry);
+}
+
+void ManifestMemo::insert(std::string k, const Digest& digest, const Entry& entry) {
   if (entry.body->size() > memory_bytes_) return;
   if (auto it = entries_.find(k); it != entries_.end()) {
     // A new media type for the link (a re-push, a re-fetch) replaces the old.
@@ -66,11 +89,13 @@ void ManifestMemo::erase(std::unordered_map<std::string, Slot>::iterator it) {
 
 void ManifestMemo::forget(const std::string& ns, const std::string& repo, const Digest& digest) {
   std::lock_guard lock(mutex_);
+  ++stripe(digest);
   if (auto it = entries_.find(key(ns, repo, digest)); it != entries_.end()) erase(it);
 }
 
 void ManifestMemo::forget(const Digest& digest) {
   std::lock_guard lock(mutex_);
+  ++stripe(digest);
   for (auto it = entries_.begin(); it != entries_.end();) {
     auto next = std::next(it);
     if (it->second.digest == digest) erase(it);

@@ -7,6 +7,13 @@
 // links it, not to the bytes: entries are per (namespace, repository, digest),
 // so a hosted push of the same bytes with another type never changes how a
 // mirrored repository serves them. Bodies are shared between entries.
+//
+// A forget is never undone by a load that was already running: load() (and
+// remember_if_current()) take a generation of the digest before they read the
+// link and the bytes, and store their entry only when no forget of that digest
+// came in between. Without that, a manifest deleted while another thread loads
+// it would be remembered after its delete forgot it, and served from memory
+// as long as its repository links the digest again or a caller trusts the memo.
 #include <cstddef>
 #include <list>
 #include <memory>
@@ -35,6 +42,12 @@ class ManifestMemo {
   // not stored.
   std::optional<Entry> load(const std::string& ns, const std::string& repo, const Digest& digest);
   void remember(const std::string& ns, const std::string& repo, const Digest& digest, const Entry& entry);
+  // The generation of `digest`: changes at every forget of it (or of a digest
+  // sharing its stripe). Take it before reading what an entry is made of.
+  std::uint64_t generation(const Digest& digest);
+  // remember(), unless a forget of `digest` happened since `generation` was taken.
+  void remember_if_current(const std::string& ns, const std::string& repo, const Digest& digest, const Entry& entry,
+                           std::uint64_t generation);
   // Drops the entry of one repository's link.
   void forget(const std::string& ns, const std::string& repo, const Digest& digest);
   // Drops every repository's entry for `digest` (its bytes are gone). Walks
@@ -49,6 +62,8 @@ class ManifestMemo {
   };
   static std::string key(const std::string& ns, const std::string& repo, const Digest& digest);
   void erase(std::unordered_map<std::string, Slot>::iterator it);  // caller holds mutex_
+  void insert(std::string key, const Digest& digest, const Entry& entry);  // caller holds mutex_
+  std::uint64_t& stripe(const Digest& digest);                        // caller holds mutex_
 
   BlobStore& blobs_;
   db::MetadataStore& meta_;
@@ -58,6 +73,10 @@ class ManifestMemo {
   std::list<std::string> order_;  // keys, front = most recent
   std::unordered_map<std::string, Slot> entries_;
   std::size_t bytes_ = 0;
+  // Forget counters by a hash of the digest: a forget makes concurrent loads
+  // of digests of its stripe skip remembering (they still answer).
+  static constexpr std::size_t kStripes = 64;
+  std::uint64_t generations_[kStripes] = {};
 };
 
 }  // namespace regcache::cache

@@ -58,6 +58,36 @@ struct ReferrerRecord {
   std::string annotations_json;  // "{}" when none
 };
 
+// What one repository of one namespace holds, by link (regcache du).
+struct RepositoryUsage {
+  std::string ns;
+  std::string repo;
+  std::uint64_t objects = 0;  // linked digests
+  std::uint64_t bytes = 0;    // their sizes summed (a digest shared with another repository counts in both)
+};
+
+// Bytes of one namespace, each digest counted once (regcache du).
+struct NamespaceUsage {
+  std::string ns;
+  std::uint64_t objects = 0;
+  std::uint64_t bytes = 0;
+};
+
+// A link of one repository: (ns, repo) -> digest.
+struct RepoDigest {
+  std::string ns;
+  std::string repo;
+  Digest digest;
+};
+
+// A tag of one repository and the digest it names (regcache fsck).
+struct TagRef {
+  std::string ns;
+  std::string repo;
+  std::string tag;
+  Digest digest;
+};
+
 struct TagRecord {
   Digest digest;
   std::int64_t confirmed_at = 0;  // unix seconds: last time the upstream said tag -> digest
@@ -203,6 +233,26 @@ class MetadataStore {
   // The tags of one repository with what each points at, sorted by tag (byte order).
   virtual std::vector<std::pair<std::string, TagRecord>> list_tag_records(const std::string& ns,
                                                                           const std::string& repo) = 0;
+
+  // --- store maintenance (regcache gc / du / fsck; cache/store_maintenance.h) ---
+  // Links of namespace `ns` without a media type (layers, configs: not
+  // manifests) that no manifest of their repository references (manifest
+  // refs), whose blob was last used before `accessed_before` (unix seconds):
+  // what a hosted garbage collection may unlink. At most `limit`, ordered.
+  virtual std::vector<RepoDigest> list_unreferenced_links(const std::string& ns, std::int64_t accessed_before,
+                                                          std::size_t limit) = 0;
+  // Blob rows that no repository of any namespace links, last used before
+  // `accessed_before`. At most `limit`, ordered by digest.
+  virtual std::vector<BlobRecord> list_unlinked_blobs(std::int64_t accessed_before, std::size_t limit) = 0;
+  // Per repository of every namespace: linked objects and their bytes; sorted.
+  virtual std::vector<RepositoryUsage> usage_by_repository() = 0;
+  // Per namespace: distinct linked digests and their bytes; sorted.
+  virtual std::vector<NamespaceUsage> usage_by_namespace() = 0;
+  // Tags whose repository does not link the digest they name.
+  virtual std::vector<TagRef> list_dangling_tags() = 0;
+  // Manifest references (put_manifest_refs) whose child the manifest's
+  // repository does not link any more: (ns, repo, child).
+  virtual std::vector<RepoDigest> list_missing_manifest_children() = 0;
 };
 
 // Opens (creating if needed) the SQLite database at `path`: WAL mode, a busy

@@ -337,6 +337,30 @@ constexpr const char* kMirroredBytes =
     "SELECT COALESCE(SUM(b.size), 0)"
     " FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '')";
 constexpr const char* kListLinks = "SELECT digest FROM repo_blobs WHERE ns = ?1 AND repo = ?2 ORDER BY digest";
+// Store maintenance (regcache gc / du / fsck).
+constexpr const char* kListUnreferencedLinks =
+    "SELECT r.ns, r.repo, r.digest FROM repo_blobs r JOIN blobs b ON b.digest = r.digest "
+    "WHERE r.ns = ?1 AND r.media_type = '' AND b.last_access < ?2 AND NOT EXISTS "
+    "(SELECT 1 FROM manifest_refs m WHERE m.ns = r.ns AND m.repo = r.repo AND m.child = r.digest) "
+    "ORDER BY r.repo, r.digest LIMIT ?3";
+constexpr const char* kListUnlinkedBlobs =
+    "SELECT digest, size, media_type, created, last_access FROM blobs b WHERE b.last_access < ?1 AND NOT EXISTS "
+    "(SELECT 1 FROM repo_blobs r WHERE r.digest = b.digest) ORDER BY digest LIMIT ?2";
+constexpr const char* kUsageByRepository =
+    "SELECT r.ns, r.repo, COUNT(*), COALESCE(SUM(b.size), 0) FROM repo_blobs r JOIN blobs b ON b.digest = r.digest "
+    "GROUP BY r.ns, r.repo ORDER BY r.ns, r.repo";
+constexpr const char* kUsageByNamespace =
+    "SELECT ns, COUNT(*), COALESCE(SUM(size), 0) FROM "
+    "(SELECT DISTINCT r.ns AS ns, b.digest AS digest, b.size AS size FROM repo_blobs r JOIN blobs b "
+    "ON b.digest = r.digest) GROUP BY ns ORDER BY ns";
+constexpr const char* kListDanglingTags =
+    "SELECT t.ns, t.repo, t.tag, t.digest FROM tags t WHERE NOT EXISTS "
+    "(SELECT 1 FROM repo_blobs r WHERE r.ns = t.ns AND r.repo = t.repo AND r.digest = t.digest) "
+    "ORDER BY t.ns, t.repo, t.tag";
+constexpr const char* kListMissingChildren =
+    "SELECT DISTINCT m.ns, m.repo, m.child FROM manifest_refs m WHERE NOT EXISTS "
+    "(SELECT 1 FROM repo_blobs r WHERE r.ns = m.ns AND r.repo = m.repo AND r.digest = m.child) "
+    "ORDER BY m.ns, m.repo, m.child";
 constexpr const char* kCommit = "COMMIT";
 // BEGIN IMMEDIATE waits out the busy timeout for another process's writer; a
 // unit still refused after that many such waits gives up.
@@ -677,6 +701,59 @@ class SqliteMetadataStore final : public MetadataStore {
     q.bind(ns).bind(repo);
     std::vector<std::pair<std::string, TagRecord>> out;
     while (q.step()) out.emplace_back(q.text(0), TagRecord{q.digest(1), q.int64(2)});
+    return out;
+  }
+
+  std::vector<RepoDigest> list_unreferenced_links(const std::string& ns, std::int64_t accessed_before,
+                                                  std::size_t limit) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListUnreferencedLinks, "list_unreferenced_links");
+    q.bind(ns).bind(accessed_before).bind(to_sql_size(limit));
+    std::vector<RepoDigest> out;
+    while (q.step()) out.push_back({q.text(0), q.text(1), q.digest(2)});
+    return out;
+  }
+
+  std::vector<BlobRecord> list_unlinked_blobs(std::int64_t accessed_before, std::size_t limit) override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListUnlinkedBlobs, "list_unlinked_blobs");
+    q.bind(accessed_before).bind(to_sql_size(limit));
+    std::vector<BlobRecord> out;
+    while (q.step()) out.push_back(read_blob(q));
+    return out;
+  }
+
+  std::vector<RepositoryUsage> usage_by_repository() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kUsageByRepository, "usage_by_repository");
+    std::vector<RepositoryUsage> out;
+    while (q.step())
+      out.push_back({q.text(0), q.text(1), static_cast<std::uint64_t>(q.int64(2)), static_cast<std::uint64_t>(q.int64(3))});
+    return out;
+  }
+
+  std::vector<NamespaceUsage> usage_by_namespace() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kUsageByNamespace, "usage_by_namespace");
+    std::vector<NamespaceUsage> out;
+    while (q.step())
+      out.push_back({q.text(0), static_cast<std::uint64_t>(q.int64(1)), static_cast<std::uint64_t>(q.int64(2))});
+    return out;
+  }
+
+  std::vector<TagRef> list_dangling_tags() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListDanglingTags, "list_dangling_tags");
+    std::vector<TagRef> out;
+    while (q.step()) out.push_back({q.text(0), q.text(1), q.text(2), q.digest(3)});
+    return out;
+  }
+
+  std::vector<RepoDigest> list_missing_manifest_children() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kListMissingChildren, "list_missing_manifest_children");
+    std::vector<RepoDigest> out;
+    while (q.step()) out.push_back({q.text(0), q.text(1), q.digest(2)});
     return out;
   }
 

@@ -606,6 +606,8 @@ Config parse_config(const std::string& json_text) {
   r.read_seconds("upload_ttl_s", c.upload_ttl, 1, 30LL * 24 * 3600);
   r.read("max_upload_sessions", c.max_upload_sessions, 1, 1'000'000);
   r.read("max_upload_sessions_per_client", c.max_upload_sessions_per_client, 1, 1'000'000);
+  r.read_seconds("scrub_interval_s", c.scrub_interval, 0, 365LL * 24 * 3600);
+  r.read("scrub_rate_bytes_per_s", c.scrub_rate, 0, 1LL << 40);
   c.internal_networks = read_string_list(r, "internal_networks", check_cidr);
   for (auto& u : c.upstreams) u.client.internal_networks = c.internal_networks;
   if (auto a = r.find("auth")) read_auth(*a, c.auth);

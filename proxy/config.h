@@ -86,6 +86,10 @@ struct Config {
   double cache_high_watermark = 0.95;           // evict above this share of the cap ...
   double cache_low_watermark = 0.90;            // ... down to this one
   std::vector<std::string> pins;                // references never evicted (cache/pins.h)
+  // Background scrub (cache/store_maintenance.h scrub_objects with repair):
+  // every scrub_interval (0: never), at most scrub_rate bytes/s (0: unlimited).
+  std::chrono::seconds scrub_interval{0};
+  std::uint64_t scrub_rate = 32ull << 20;
 
   const UpstreamSettings& default_upstream_settings() const;
 };

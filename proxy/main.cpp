@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "proxy/commands.h"
+#include "proxy/cmd_maintenance.h"
 #include "proxy/config.h"
 #include "proxy/sd_notify.h"
 #include "proxy/server.h"
@@ -28,6 +29,10 @@ const char* kUsage =
     "       regcache export [--config FILE | --data-dir DIR] (--all | REF...) --output DIR|FILE.tar\n"
     "       regcache import [--config FILE | --data-dir DIR] [--into NS/REPO[:TAG]] SRC\n"
     "       regcache ls [--config FILE | --data-dir DIR] [PATTERN] [--json]\n"
+    "       regcache du [--config FILE | --data-dir DIR] [--json]\n"
+    "       regcache gc [--config FILE | --data-dir DIR] [--dry-run] [--min-age SECONDS]\n"
+    "       regcache scrub [--config FILE | --data-dir DIR] [--repair] [--rate BYTES_PER_S]\n"
+    "       regcache fsck [--config FILE | --data-dir DIR] [--repair] [--min-age SECONDS]\n"
     "       regcache --version | --help\n"
     "\n"
     "serve   run the registry. Flags override the config file; without one:\n"
@@ -39,7 +44,9 @@ const char* kUsage =
     "  --hosted PREFIX     repositories under PREFIX/ live here and accept pushes (repeatable)\n"
     "  --offline           never contact an upstream: serve only what is cached\n"
     "\n"
-    "warm, export, import, ls: the offline lab mirror; 'regcache COMMAND --help' for each.\n";
+    "warm, export, import, ls: the offline lab mirror;\n"
+    "du, gc, scrub, fsck: store maintenance, safe while the server runs or stopped;\n"
+    "'regcache COMMAND --help' for each.\n";
 
 struct ServeFlags {
   std::optional<std::string> config, listen, data_dir, upstream;
@@ -193,6 +200,10 @@ int main(int argc, char** argv) {
   if (args[0] == "export") return regcache::proxy::run_export({args.begin() + 1, args.end()});
   if (args[0] == "import") return regcache::proxy::run_import({args.begin() + 1, args.end()});
   if (args[0] == "ls") return regcache::proxy::run_ls({args.begin() + 1, args.end()});
+  if (args[0] == "du") return regcache::proxy::run_du({args.begin() + 1, args.end()});
+  if (args[0] == "gc") return regcache::proxy::run_gc({args.begin() + 1, args.end()});
+  if (args[0] == "scrub") return regcache::proxy::run_scrub({args.begin() + 1, args.end()});
+  if (args[0] == "fsck") return regcache::proxy::run_fsck({args.begin() + 1, args.end()});
   if (args[0] != "serve") {
     std::cerr << "regcache: unknown command '" << args[0] << "'\n" << kUsage;
     return kExitUsage;

@@ -15,6 +15,7 @@
 #include "cache/hosted_registry.h"
 #include "cache/manifest_memo.h"
 #include "cache/pull_through_cache.h"
+#include "cache/scrub_scheduler.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "db/metadata_store.h"
@@ -110,6 +111,9 @@ Server::Server(Config config) : config_(std::move(config)) {
   log::info(std::to_string(blobs_->remove_orphan_spools()) + " orphan spools removed; " +
             std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
             " stale upload sessions removed");
+  // After reconciliation: a scheduled scrub sees the reconciled store.
+  scrub_ = std::make_unique<cache::ScrubScheduler>(*blobs_, *meta_, *manifests_);
+  scrub_->configure(config_.scrub_interval, config_.scrub_rate);
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
   api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
 
@@ -224,8 +228,11 @@ void Server::reload(Config fresh) {
   config_.cache_high_watermark = fresh.cache_high_watermark;
   config_.cache_low_watermark = fresh.cache_low_watermark;
   config_.pins = fresh.pins;
+  scrub_->configure(fresh.scrub_interval, fresh.scrub_rate);
+  config_.scrub_interval = fresh.scrub_interval;
+  config_.scrub_rate = fresh.scrub_rate;
   log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline, log level, users, access rules, "
-            "storage cap, free-space floor, watermarks and pins applied");
+            "storage cap, free-space floor, watermarks, pins and scrub schedule applied");
 }
 
 bool Server::stop(std::chrono::seconds grace) {

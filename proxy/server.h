@@ -22,6 +22,7 @@ class PullThroughCache;
 class HostedRegistry;
 class AccessLog;
 class EvictionWorker;
+class ScrubScheduler;
 }  // namespace cache
 namespace upstream {
 class Client;
@@ -64,6 +65,7 @@ class Server {
   std::unique_ptr<cache::EvictionWorker> eviction_;
   std::unique_ptr<cache::PullThroughCache> cache_;
   std::unique_ptr<cache::HostedRegistry> hosted_;
+  std::unique_ptr<cache::ScrubScheduler> scrub_;  // scrub_interval_s
   std::unique_ptr<RegistryApi> api_;
   std::unique_ptr<http::HttpEngine> http_;
   std::atomic<int> in_flight_{0};
