@@ -75,6 +75,11 @@ class BlobStore {
   virtual std::optional<std::uint64_t> upload_size(const std::string& id) = 0;
   virtual void remove_upload(const std::string& id) = 0;
   virtual std::vector<std::string> list_uploads() = 0;
+
+  // Bytes that new content may still take on the storage (for the local
+  // store: the file system's space available to us); nullopt when the backend
+  // cannot tell. Read by readiness checks and metrics; cheap (one statvfs).
+  virtual std::optional<std::uint64_t> free_bytes() const = 0;
 };
 using BlobStorePtr = std::unique_ptr<BlobStore>;
 
@@ -104,6 +109,7 @@ class LocalBlobStore final : public BlobStore {
   std::optional<std::uint64_t> upload_size(const std::string& id) override;
   void remove_upload(const std::string& id) override;
   std::vector<std::string> list_uploads() override;
+  std::optional<std::uint64_t> free_bytes() const override;
 
   std::filesystem::path blob_path(const Digest& digest) const;
 

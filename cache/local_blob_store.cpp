@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -192,6 +193,13 @@ fs::path LocalBlobStore::blob_path(const Digest& digest) const {
   // The digest is validated by construction (lowercase hex only), so the path
   // can never leave the blobs directory.
   return root_ / digest.algorithm() / digest.hex().substr(0, 2) / digest.hex();
+}
+
+std::optional<std::uint64_t> LocalBlobStore::free_bytes() const {
+  // tmp/ is where new content lands first, on the same file system as blobs/.
+  struct statvfs st {};
+  if (::statvfs(tmp_.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
 BlobWriterPtr LocalBlobStore::create_writer() { return std::make_unique<FileWriter>(*this, tmp_); }
