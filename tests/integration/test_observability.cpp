@@ -120,7 +120,7 @@ TEST_CASE("metrics: 3 cold and 5 warm blob GETs and a 404 give exact counters an
   }
 }
 
-TEST_CASE("metrics: metrics_enabled false serves no /metrics; a separate metrics_listen serves /metrics, /healthz, /readyz only") {
+TEST_CASE("metrics: metrics_enabled false serves no /metrics - a separate metrics_listen serves /metrics - /healthz - /readyz only") {
   TempDir tmp;
   FakeUpstream fake;
   SUBCASE("disabled") {
@@ -150,7 +150,7 @@ TEST_CASE("metrics: metrics_enabled false serves no /metrics; a separate metrics
   }
 }
 
-TEST_CASE("health: /readyz turns 503 naming the database when its file is unreadable, and the disk floor when crossed; 200 after each") {
+TEST_CASE("health: /readyz turns 503 naming the database when its file is unreadable - and the disk floor when crossed - 200 after each") {
   TempDir tmp;
   FakeUpstream fake;
   auto config = regcache_config(fake.url());
@@ -199,7 +199,7 @@ TEST_CASE("health: /readyz turns 503 naming the database when its file is unread
   CHECK(http_request("DELETE", regcache.url() + "/readyz").status == 405);
 }
 
-TEST_CASE("logs: log_format json writes one JSON object per line, with the client's X-Request-Id echoed and logged") {
+TEST_CASE("logs: log_format json writes one JSON object per line - with the client's X-Request-Id echoed and logged") {
   TempDir tmp;
   FakeUpstream fake;
   const std::string repo = "logs/app";

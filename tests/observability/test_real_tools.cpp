@@ -149,7 +149,7 @@ TEST_CASE("prometheus: a real Prometheus scrapes regcache and its query API retu
   CHECK(query(R"(up{job="regcache"})") == 1);
 }
 
-TEST_CASE("status page: headless Chromium renders /_regcache/ with the numbers, no console errors, and a screenshot") {
+TEST_CASE("status page: headless Chromium renders /_regcache/ with the numbers - no console errors - and a screenshot") {
   std::string chromium = find_program("chromium");
   REQUIRE_MESSAGE(!chromium.empty(), "chromium not found: install the Debian package chromium (.ci/install-deps)");
   TempDir tmp;

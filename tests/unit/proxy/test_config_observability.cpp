@@ -18,7 +18,7 @@ std::string key_of_error(const std::string& json) {
 }
 }  // namespace
 
-TEST_CASE("config observability: log_format, metrics_listen, metrics_enabled, min_free_bytes") {
+TEST_CASE("config observability: log_format - metrics_listen - metrics_enabled - min_free_bytes") {
   Config d = default_config();
   CHECK(d.log_format == log::Format::Text);
   CHECK(d.metrics_host.empty());

@@ -14,7 +14,7 @@ bool has_line(const std::string& text, const std::string& line) {
 }
 }  // namespace
 
-TEST_CASE("metrics: labels come from fixed sets; unknown methods and statuses fold into 'other' and '-'") {
+TEST_CASE("metrics: labels come from fixed sets - unknown methods and statuses fold into 'other' and '-'") {
   CHECK(route_kind(Resource::UploadStart) == RouteKind::Upload);
   CHECK(route_kind(Resource::Upload) == RouteKind::Upload);
   CHECK(route_kind(Resource::Unknown) == RouteKind::Other);
@@ -26,7 +26,7 @@ TEST_CASE("metrics: labels come from fixed sets; unknown methods and statuses fo
   CHECK(cache_result("anything") == CacheResult::None);
 }
 
-TEST_CASE("metrics: recorded requests appear with exact counts, byte sums by source and histogram counts") {
+TEST_CASE("metrics: recorded requests appear with exact counts - byte sums by source and histogram counts") {
   Metrics m("1.2.3");
   for (int i = 0; i < 3; ++i)
     m.record_request({RouteKind::Blob, MethodKind::Get, 200, CacheResult::Miss, 100, 0.5, 0.01});

@@ -6,7 +6,7 @@
 
 using namespace regcache::proxy;
 
-TEST_CASE("status page: upstream URLs lose their userinfo; HTML escapes what it shows") {
+TEST_CASE("status page: upstream URLs lose their userinfo - HTML escapes what it shows") {
   CHECK(url_without_userinfo("https://user:secret@registry.example:5000/x") == "https://registry.example:5000/x");
   CHECK(url_without_userinfo("https://registry.example") == "https://registry.example");
   CHECK(url_without_userinfo("http://h/path@not-userinfo") == "http://h/path@not-userinfo");
