@@ -77,8 +77,9 @@ class BlobStore {
   // (Unreadable). The default knows only exists(): true is Present, false Absent.
   virtual Presence presence(const Digest& digest) { return exists(digest) ? Presence::Present : Presence::Absent; }
   // Bytes the store may still write (statvfs f_bavail of its file system), or
-  // nullopt when it cannot tell (a remote store).
-  virtual std::optional<std::uint64_t> free_bytes() { return std::nullopt; }
+  // nullopt when it cannot tell (a remote store). Cheap (one statvfs): read by
+  // fill admission, readiness checks and metrics.
+  virtual std::optional<std::uint64_t> free_bytes() const { return std::nullopt; }
   virtual void remove(const Digest& digest) = 0;
   // Every published object, for start-up reconciliation with the metadata.
   virtual std::vector<StoredBlob> list() = 0;
@@ -129,7 +130,7 @@ class LocalBlobStore final : public BlobStore {
   BlobReaderPtr open(const Digest& digest) override;
   bool exists(const Digest& digest) override;
   Presence presence(const Digest& digest) override;
-  std::optional<std::uint64_t> free_bytes() override;
+  std::optional<std::uint64_t> free_bytes() const override;
   void remove(const Digest& digest) override;
   std::vector<StoredBlob> list() override;
   std::size_t remove_orphan_spools() override;

@@ -182,6 +182,7 @@ EvictionPass EvictionWorker::run_pass(std::uint64_t extra) {
       if (victim->manifest) manifests_.forget(victim->digest);
       pass.evicted_bytes += victim->size;
       ++pass.evicted_objects;
+      if (events_) events_->evicted(victim->size);
     }
   }
   return pass;

@@ -34,6 +34,7 @@
 #include "cache/access_log.h"
 #include "cache/blob_store.h"
 #include "cache/eviction.h"
+#include "cache/observer.h"
 #include "cache/manifest_memo.h"
 #include "cache/pins.h"
 #include "db/metadata_store.h"
@@ -95,6 +96,8 @@ class EvictionWorker {
   // (fits_on_disk), evicting first when it would fit only after eviction.
   // False: stream it through without storing.
   bool admit_fill(std::uint64_t length);
+  // Where evictions are counted for /metrics; set once, before start(). Null: not counted.
+  void set_events(StoreEvents* events) { events_ = events; }
 
   // One pass with `extra` bytes of room asked for on top of the limits.
   EvictionPass run_pass(std::uint64_t extra = 0);
@@ -104,6 +107,7 @@ class EvictionWorker {
   EvictionLimits current_limits();  // min_free_bytes resolved
 
  private:
+  StoreEvents* events_ = nullptr;
   void loop();
   EvictionLimits limits_for(const EvictionSettings& s, const FsSpace& space) const;
 

@@ -225,6 +225,13 @@ fs::path LocalBlobStore::blob_path(const Digest& digest) const {
   return root_ / digest.algorithm() / digest.hex().substr(0, 2) / digest.hex();
 }
 
+std::optional<std::uint64_t> LocalBlobStore::free_bytes() const {
+  // tmp/ is where new content lands first, on the same file system as blobs/.
+  struct statvfs st {};
+  if (::statvfs(tmp_.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
 BlobWriterPtr LocalBlobStore::create_writer() { return std::make_unique<FileWriter>(*this, tmp_); }
 
 BlobReaderPtr LocalBlobStore::open(const Digest& digest) {
@@ -254,12 +261,6 @@ Presence LocalBlobStore::presence(const Digest& digest) {
     return errno == ENOENT ? Presence::Absent : Presence::Unreadable;
   }
   return S_ISREG(st.st_mode) ? Presence::Present : Presence::Unreadable;
-}
-
-std::optional<std::uint64_t> LocalBlobStore::free_bytes() {
-  struct statvfs vfs {};
-  if (::statvfs(root_.c_str(), &vfs) != 0) return std::nullopt;
-  return static_cast<std::uint64_t>(vfs.f_bavail) * static_cast<std::uint64_t>(vfs.f_frsize);
 }
 
 void LocalBlobStore::remove(const Digest& digest) {

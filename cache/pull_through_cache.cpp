@@ -96,6 +96,7 @@ bool PullThroughCache::still_not_storable(const FillKey& key) {
 
 std::unique_ptr<PassThrough> PullThroughCache::pass_through(const Origin& origin, const RepoName& repo,
                                                             const Digest& digest, int prefix_fd, std::uint64_t prefix) {
+  if (events_) events_->passed_through();
   std::unique_ptr<upstream::BodyStream> body;
   try {
     body = origin.upstream->get_blob(repo.str(), digest.str());
@@ -328,9 +329,11 @@ ManifestResult PullThroughCache::fetch_manifest(const Origin& origin, const Repo
   } catch (const RegistryError& e) {
     if (!store_trouble(e)) throw;
     log::warn("not storing manifest " + actual.str() + " from upstream " + origin.ns + " (passed through): " + e.what());
+    if (events_) events_->passed_through();
     return {std::make_shared<const std::string>(std::move(response.body)), media_type, actual, CacheStatus::Pass};
   } catch (const std::runtime_error& e) {  // the metadata store's own failures (SQLITE_FULL, SQLITE_IOERR)
     log::warn("not storing manifest " + actual.str() + " from upstream " + origin.ns + " (passed through): " + e.what());
+    if (events_) events_->passed_through();
     return {std::make_shared<const std::string>(std::move(response.body)), media_type, actual, CacheStatus::Pass};
   }
 

@@ -33,6 +33,7 @@
 #include "cache/blob_store.h"
 #include "cache/manifest_memo.h"
 #include "cache/negative_cache.h"
+#include "cache/observer.h"
 #include "cache/pass_through.h"
 #include "cache/policy.h"
 #include "cache/single_flight.h"
@@ -142,6 +143,9 @@ class PullThroughCache {
   // (eviction's access tracking: in memory, flushed in batches). Set once,
   // before serving; null (the default) records nothing.
   void set_access_log(AccessLog* log) { access_log_ = log; }
+  // Where answers passed through without being stored are counted for
+  // /metrics (one per client answer). Set once, before serving; null: not counted.
+  void set_events(StoreEvents* events) { events_ = events; }
 
   // A pass-through of `digest` for one client (BlobResult status Pass, or a
   // fill that passes_through()): a fresh upstream GET. `prefix` bytes the
@@ -221,6 +225,7 @@ class PullThroughCache {
   TagMemo tags_;
   NegativeCache missing_;
   AccessLog* access_log_ = nullptr;
+  StoreEvents* events_ = nullptr;
 
   std::mutex not_stored_mutex_;
   std::map<FillKey, std::uint64_t> not_stored_;  // guarded by not_stored_mutex_

@@ -1,5 +1,11 @@
 #pragma once
 // Minimal leveled logging to stderr, one line per call, safe across threads.
+// Two formats (config `log_format`, switched live on SIGHUP):
+//   text  "2026-01-02T03:04:05.678Z info message"
+//   json  {"time":"2026-01-02T03:04:05.678Z","level":"info","msg":"message"}
+// and, for the one access-log line per request (AccessRecord), the same
+// fields as a text line or as JSON keys.
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -10,6 +16,28 @@ enum class Level { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 void set_level(Level level);
 Level level();
 bool parse_level(std::string_view text, Level& out);
+
+enum class Format { Text = 0, Json = 1 };
+void set_format(Format format);
+Format format();
+bool parse_format(std::string_view text, Format& out);
+
+// One completed request, as the access log line shows it.
+struct AccessRecord {
+  std::string request_id;
+  std::string method;
+  std::string target;     // path and query as the client sent them
+  int status = 0;
+  std::uint64_t bytes = 0;
+  double duration_ms = 0;
+  std::string cache;      // hit, miss, revalidated, stale, local, "-"
+  std::string upstream;   // the upstream's name (OCI-Namespace), "" when none was involved
+  std::string client;     // peer address
+  bool aborted = false;
+};
+// Info level. Text: "GET /v2/… 200 123 4ms hit [aborted] id=…" (the historic
+// line plus the request id); JSON: every field as a key, "msg":"request".
+void access(const AccessRecord& record);
 
 // One line on stderr. The message is passed through escape_for_log first:
 // whatever a client or an upstream put in it, it stays one line.

@@ -137,6 +137,12 @@ class MetadataStore {
   // but must not wait on another thread that uses the store.
   virtual void transact(const std::function<void(MetadataStore& tx)>& work) = 0;
 
+  // --- health ---
+  // Reads the stored metadata afresh (not from a cache the store keeps), so
+  // that a database that became unreadable since start is noticed; throws
+  // std::runtime_error saying why. For readiness checks: cheap, read-only.
+  virtual void check_readable() = 0;
+
   // --- blobs (global: content-addressed, shared by every repository) ---
   virtual std::optional<BlobRecord> find_blob(const Digest& digest) = 0;
   // Inserts the row, or on an existing digest updates size and (when the new one

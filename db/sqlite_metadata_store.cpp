@@ -362,6 +362,8 @@ constexpr const char* kListMissingChildren =
     "(SELECT 1 FROM repo_blobs r WHERE r.ns = m.ns AND r.repo = m.repo AND r.digest = m.child) "
     "ORDER BY m.ns, m.repo, m.child";
 constexpr const char* kCommit = "COMMIT";
+// Reads the schema page and the first page of the blobs table.
+constexpr const char* kCheckReadable = "SELECT (SELECT COUNT(*) FROM sqlite_master), (SELECT 1 FROM blobs LIMIT 1)";
 // BEGIN IMMEDIATE waits out the busy timeout for another process's writer; a
 // unit still refused after that many such waits gives up.
 constexpr int kBeginAttempts = 3;
@@ -383,7 +385,7 @@ BlobRecord read_blob(const Query& q) {
 class SqliteMetadataStore final : public MetadataStore {
  public:
   explicit SqliteMetadataStore(const std::string& path)
-      : db_(open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) {
+      : path_(path), db_(open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) {
     sqlite3* db = db_.get();
     // journal_mode answers with the mode actually in effect; an in-memory
     // database cannot use WAL and reports "memory".
@@ -469,6 +471,20 @@ class SqliteMetadataStore final : public MetadataStore {
     std::vector<Digest> out;
     while (q.step()) out.push_back(q.digest(0));
     return out;
+  }
+
+  // A connection of its own, opened for this check only: the store's
+  // connection answers from its page cache and would not notice a file that
+  // became unreadable (or was replaced) since start. An in-memory database
+  // has no file: its own connection is asked.
+  void check_readable() override {
+    if (path_.empty() || path_ == ":memory:" || path_.rfind("file::memory:", 0) == 0) {
+      std::lock_guard lock(mutex_);
+      rows_of(db_.get(), kCheckReadable, "check_readable");
+      return;
+    }
+    DbPtr probe = open_connection(path_, SQLITE_OPEN_READONLY);
+    rows_of(probe.get(), kCheckReadable, "check_readable");
   }
 
   void transact(const std::function<void(MetadataStore& tx)>& work) override {
@@ -805,6 +821,7 @@ class SqliteMetadataStore final : public MetadataStore {
   // the same thread; other threads wait for the whole unit.
   std::recursive_mutex mutex_;
   bool in_unit_ = false;  // a transact() is open (guarded by mutex_)
+  std::string path_;
   DbPtr db_;         // closed after the destructor body has finalized statements_
   // Keyed by the address of the k* SQL literals above.
   std::unordered_map<const char*, sqlite3_stmt*> statements_;

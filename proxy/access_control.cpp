@@ -184,6 +184,17 @@ void RegistryApi::challenge(Exchange& ex, const auth::Authenticator& authn, cons
   ex.response.set("WWW-Authenticate", value);
 }
 
+void RegistryApi::serve_operator_page(Exchange& ex, const std::function<void()>& serve) {
+  set_common_headers(ex);
+  try {
+    authorize(ex, Route{Resource::Base, {}, {}});
+    serve();
+  } catch (const RegistryError& e) {
+    if (ex.response.sent()) return abort_connection(ex);
+    send_error(ex, e);
+  }
+}
+
 auth::Caller RegistryApi::authorize(Exchange& ex, const Route& r) {
   auto authn = authenticator();
   if (!authn) return {};

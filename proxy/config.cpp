@@ -10,6 +10,8 @@
 #include "proxy/auth/htpasswd.h"
 #include "proxy/auth/token.h"
 
+#include <tuple>
+
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/NetSSL.h>
@@ -361,16 +363,31 @@ Config default_config() {
   return c;
 }
 
-void set_listen(Config& config, const std::string& host_port) {
+namespace {
+// HOST:PORT ("[::1]:5000" for IPv6); errors name `key`.
+std::pair<std::string, std::uint16_t> parse_address(const char* key, const std::string& host_port) {
   auto colon = host_port.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == host_port.size())
-    throw ConfigError("listen", "must be HOST:PORT, not '" + host_port + "'");
+    throw ConfigError(key, "must be HOST:PORT, not '" + host_port + "'");
   std::string host = host_port.substr(0, colon), port = host_port.substr(colon + 1);
   if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoi(port) > 65535)
-    throw ConfigError("listen", "port must be a number from 0 to 65535, not '" + port + "'");
-  config.listen_host = host;
-  config.listen_port = static_cast<std::uint16_t>(std::stoi(port));
+    throw ConfigError(key, "port must be a number from 0 to 65535, not '" + port + "'");
+  return {host, static_cast<std::uint16_t>(std::stoi(port))};
+}
+}  // namespace
+
+void set_listen(Config& config, const std::string& host_port) {
+  std::tie(config.listen_host, config.listen_port) = parse_address("listen", host_port);
+}
+
+void set_metrics_listen(Config& config, const std::string& host_port) {
+  if (host_port.empty()) {
+    config.metrics_host.clear();
+    config.metrics_port = 0;
+    return;
+  }
+  std::tie(config.metrics_host, config.metrics_port) = parse_address("metrics_listen", host_port);
 }
 
 std::string upstream_name_for_url(const std::string& url) {
@@ -565,6 +582,13 @@ Config parse_config(const std::string& json_text) {
   r.read("log_level", level);
   if (!level.empty() && !log::parse_level(level, c.log_level))
     throw ConfigError("log_level", "must be one of debug, info, warn, error; not '" + level + "'");
+  std::string log_format, metrics_listen;
+  r.read("log_format", log_format);
+  if (r.find("log_format") && !log::parse_format(log_format, c.log_format))
+    throw ConfigError("log_format", "must be text or json; not '" + log_format + "'");
+  r.read("metrics_listen", metrics_listen);
+  set_metrics_listen(c, metrics_listen);
+  r.read("metrics_enabled", c.metrics_enabled);
   r.read("max_manifest_bytes", c.max_manifest_bytes, 4 << 20, 64 << 20);
   r.read("manifest_memory_bytes", c.manifest_memory_bytes, 0, 1LL << 32);
   r.read("max_connections", c.max_connections, 4, 1'000'000);

@@ -54,6 +54,12 @@ struct Config {
   std::uint16_t listen_port = 5000;
   std::filesystem::path data_dir = "./data";
   log::Level log_level = log::Level::Info;
+  log::Format log_format = log::Format::Text;  // reloadable
+  // /metrics, /healthz and /readyz on a listener of their own too; empty
+  // host: only on the main listener.
+  std::string metrics_host;
+  std::uint16_t metrics_port = 0;
+  bool metrics_enabled = true;      // false: no /metrics anywhere, nothing recorded (bench: metrics off)
   std::size_t max_manifest_bytes = 4 << 20;
   std::size_t manifest_memory_bytes = 16 << 20;
   unsigned max_connections = 20000;  // open client connections (idle ones cost no thread)
@@ -118,6 +124,8 @@ void set_listen(Config& config, const std::string& host_port);
 void set_default_upstream_url(Config& config, const std::string& url);
 // The namespace --upstream gives `url` (http(s)://host[:port]).
 std::string upstream_name_for_url(const std::string& url);
+// "" turns the separate metrics listener off.
+void set_metrics_listen(Config& config, const std::string& host_port);
 void add_hosted_prefix(Config& config, const std::string& prefix);
 
 }  // namespace regcache::proxy

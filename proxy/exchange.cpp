@@ -35,6 +35,7 @@ void send_error(Exchange& ex, const RegistryError& error) {
 void send_body(Exchange& ex, std::string_view body, const std::string& content_type) {
   ex.response.setContentType(content_type);
   ex.response.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  ex.mark_head_sent();
   if (ex.is_head()) {
     ex.response.send();
     return;
@@ -44,6 +45,7 @@ void send_body(Exchange& ex, std::string_view body, const std::string& content_t
 }
 
 void send_headers(Exchange& ex) {
+  ex.mark_head_sent();
   ex.body_stream = &ex.response.send();
   ex.body_stream->flush();
 }

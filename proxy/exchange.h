@@ -5,12 +5,15 @@
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "common/error.h"
+#include "proxy/router.h"
 
 namespace regcache::proxy {
 
@@ -33,6 +36,13 @@ struct Exchange {
   bool aborted = false;
   bool tls = false;
   std::ostream* body_stream = nullptr;  // set by send_headers()
+  // For metrics and the access log: the resource the path named (set by
+  // RegistryApi::handle) and when the response head went out.
+  Resource resource = Resource::Unknown;
+  std::optional<std::chrono::steady_clock::time_point> head_sent;
+  void mark_head_sent() {
+    if (!head_sent) head_sent = std::chrono::steady_clock::now();
+  }
 
   bool is_head() const { return request.getMethod() == "HEAD"; }
   // Every value of a header that may repeat (Accept), in arrival order.

@@ -64,6 +64,7 @@ void RegistryApi::handle(Exchange& ex) {
   try {
     if (ex.path == kTokenPath) return token_endpoint(ex);
     Route r = route(ex.path);
+    ex.resource = r.resource;
     dispatch(ex, r, authorize(ex, r));
   } catch (const ClientGone&) {
     throw;

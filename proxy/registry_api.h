@@ -4,6 +4,7 @@
 // (an upstream's cache, or hosted here), and answers each resource with its
 // own handler (one file each).
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -39,6 +40,11 @@ class RegistryApi {
 
   // Answers one request completely (errors included). Throws only ClientGone.
   void handle(Exchange& ex);
+
+  // Serves a read-only operator page (the status page) under the same access
+  // rule as GET /v2/: with users or rules configured, an anonymous client gets
+  // the 401 challenge; errors are answered as OCI errors. `serve` sends the page.
+  void serve_operator_page(Exchange& ex, const std::function<void()>& serve);
 
   // The token endpoint's path: outside /v2/, so no repository name can reach it.
   static constexpr const char* kTokenPath = "/auth/token";

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "cache/access_log.h"
@@ -14,42 +15,149 @@
 #include "cache/eviction_worker.h"
 #include "cache/hosted_registry.h"
 #include "cache/manifest_memo.h"
+#include "cache/observer.h"
 #include "cache/pull_through_cache.h"
 #include "cache/scrub_scheduler.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "db/metadata_store.h"
+#include "proxy/health.h"
+#include "proxy/metrics.h"
 #include "proxy/reactor.h"
+#include "proxy/status_page.h"
 #include "proxy/registry_api.h"
 #include "upstream/client.h"
 
 namespace regcache::proxy {
 namespace {
 
-// Serves one request through the registry API and writes its access log line.
-void handle_request(RegistryApi& api, std::atomic<int>& in_flight, bool tls, Poco::Net::HTTPServerRequest& req,
-                    Poco::Net::HTTPServerResponse& resp) {
+// A client's X-Request-Id is kept when it is a plausible id (1 to 128
+// printable ASCII characters, no spaces): it goes into log lines and a
+// response header, so anything else is replaced by a fresh one.
+bool usable_request_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (unsigned char c : id)
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') return false;
+  return true;
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    std::uint64_t v = rng();
+    for (int i = 0; i < 16; ++i, v >>= 4) id[static_cast<std::size_t>(half * 16 + i)] = hex[v & 15];
+  }
+  return id;
+}
+
+// The operator endpoints (outside /v2/, so no repository name reaches them).
+// Returns false when `ex` is not one of them. `api` is null on the metrics
+// listener, which serves no status page.
+bool serve_operator_endpoint(Exchange& ex, Metrics* metrics, const HealthChecks& health, RegistryApi* api,
+                             const std::function<StatusSnapshot()>& status) {
+  if (api && (ex.path == "/_regcache/" || ex.path == "/_regcache/status.json")) {
+    const std::string& method = ex.request.getMethod();
+    if (method != "GET" && method != "HEAD") return false;  // the API answers 404/405 as for any path
+    api->serve_operator_page(ex, [&] {
+      ex.response.set("Cache-Control", "no-store");
+      // The page carries no script and loads nothing from elsewhere.
+      ex.response.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:");
+      ex.response.set("X-Content-Type-Options", "nosniff");
+      StatusSnapshot snapshot = status();
+      if (ex.path == "/_regcache/")
+        send_body(ex, status_html(snapshot), "text/html; charset=utf-8");
+      else
+        send_body(ex, status_json(snapshot), "application/json");
+    });
+    return true;
+  }
+  const bool is_metrics = ex.path == "/metrics" && metrics;
+  if (!is_metrics && ex.path != "/healthz" && ex.path != "/readyz") return false;
+  ex.response.set("Cache-Control", "no-store");
+  const std::string& method = ex.request.getMethod();
+  if (method != "GET" && method != "HEAD") {
+    ex.response.set("Allow", "GET, HEAD");
+    send_error(ex, RegistryError(ErrorCode::MethodNotAllowed, method + " is not supported on " + ex.path));
+    return true;
+  }
+  if (is_metrics) {
+    send_body(ex, metrics->render(), Metrics::kContentType);
+  } else if (ex.path == "/healthz") {
+    send_body(ex, "ok\n", "text/plain; charset=utf-8");
+  } else {
+    Readiness r = health.check();
+    if (!r.ready) {
+      ex.response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_SERVICE_UNAVAILABLE);
+      std::string failing;
+      for (const auto& c : r.checks)
+        if (!c.ok) failing += (failing.empty() ? "" : "; ") + c.name + ": " + c.detail;
+      log::warn("readiness: not ready: " + failing);
+    }
+    send_body(ex, r.json(), "application/json");
+  }
+  return true;
+}
+
+// Serves one request through the registry API, records it in the metrics and
+// writes its access log line: the one place where a request completes with its
+// status, bytes and duration known.
+void handle_request(RegistryApi& api, Metrics* metrics, const HealthChecks& health,
+                    const std::function<StatusSnapshot()>& status_page, std::atomic<int>& in_flight, bool tls,
+                    Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
   auto started = std::chrono::steady_clock::now();
   ++in_flight;
   Exchange ex(req, resp, tls);
+  std::string request_id = req.get("X-Request-Id", "");
+  if (!usable_request_id(request_id)) request_id = new_request_id();
+  resp.set("X-Request-Id", request_id);
   try {
-    api.handle(ex);
+    if (!serve_operator_endpoint(ex, metrics, health, &api, status_page)) api.handle(ex);
   } catch (const std::exception& e) {  // ClientGone, or the socket failing
     log::debug(std::string("client connection ended: ") + e.what());
     abort_connection(ex);
   }
-  // The access log line: now, or when the event loop has sent the end of a
-  // blob body to a slow reader (then with the bytes really sent, the whole
-  // time, and "aborted" when the client went away first).
-  auto line = [started, what = http::printable(req.getMethod() + " " + req.getURI(), 2048),
-               status = static_cast<int>(resp.getStatus()), bytes = ex.body_bytes, cache_status = ex.cache_status,
-               aborted = ex.aborted](std::uint64_t unsent) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    log::info(what + " " + std::to_string(status) + " " + std::to_string(bytes - unsent) + " " +
-              std::to_string(ms.count()) + "ms " + cache_status + (aborted || unsent > 0 ? " aborted" : ""));
+  // Metrics and the access log line: now, or when the event loop has sent
+  // the end of a blob body to a slow reader (then with the bytes really sent,
+  // the whole time, and "aborted" when the client went away first).
+  const int status = static_cast<int>(resp.getStatus());
+  auto complete = [started, metrics, request_id, status, method = req.getMethod(),
+                   uri = http::printable(req.getURI(), 2048), bytes = ex.body_bytes, cache_status = ex.cache_status,
+                   aborted = ex.aborted, path = ex.path, resource = ex.resource, head_sent = ex.head_sent,
+                   ns = resp.get("OCI-Namespace", ""), client = req.clientAddress().toString()](std::uint64_t unsent) {
+    auto finished = std::chrono::steady_clock::now();
+    const std::uint64_t sent = bytes - std::min(bytes, unsent);
+    if (metrics) {
+      RequestSample sample;
+      sample.route = path == RegistryApi::kTokenPath ? RouteKind::Token : route_kind(resource);
+      sample.method = method_kind(method);
+      sample.status = status;
+      sample.cache = cache_result(cache_status);
+      sample.body_bytes = sent;
+      sample.seconds = std::chrono::duration<double>(finished - started).count();
+      if (head_sent) sample.first_byte_seconds = std::chrono::duration<double>(*head_sent - started).count();
+      metrics->record_request(sample);
+    }
+    log::access({request_id, method, uri, status, sent,
+                 std::chrono::duration<double, std::milli>(finished - started).count(), cache_status, ns, client,
+                 aborted || unsent > 0});
   };
-  if (ex.aborted || !http::when_body_sent(req, line)) line(0);
+  if (ex.aborted || !http::when_body_sent(req, complete)) complete(0);
   --in_flight;
+}
+
+// Only the operator endpoints, for the separate metrics listener.
+void handle_operator_request(Metrics* metrics, const HealthChecks& health, Poco::Net::HTTPServerRequest& req,
+                             Poco::Net::HTTPServerResponse& resp) {
+  Exchange ex(req, resp, false);
+  try {
+    if (!serve_operator_endpoint(ex, metrics, health, nullptr, {}))
+      send_error(ex, RegistryError(ErrorCode::NotFound, "no such endpoint on the metrics listener: " + ex.path));
+  } catch (const std::exception& e) {
+    log::debug(std::string("metrics client connection ended: ") + e.what());
+    abort_connection(ex);
+  }
 }
 
 // The upstream clients and routing a configuration asks for.
@@ -74,10 +182,21 @@ cache::EvictionSettings eviction_settings(const Config& config) {
   return s;
 }
 
+// The metrics listener serves small answers to scrapers: short timeouts.
+http::EngineLimits options_limits_for_metrics(const Config& config) {
+  http::EngineLimits l;
+  l.client_timeout = std::chrono::milliseconds(10'000);
+  l.keep_alive_timeout = config.keep_alive_timeout;
+  l.header_timeout = std::chrono::milliseconds(10'000);
+  l.server_header = "regcache/" REGCACHE_VERSION;
+  return l;
+}
+
 }  // namespace
 
 Server::Server(Config config) : config_(std::move(config)) {
   log::set_level(config_.log_level);
+  log::set_format(config_.log_format);
   shutdown_grace_ = config_.shutdown_grace;
   std::filesystem::create_directories(config_.data_dir);
   meta_ = db::open_sqlite_store((config_.data_dir / "regcache.db").string());
@@ -106,6 +225,8 @@ Server::Server(Config config) : config_(std::move(config)) {
       [dir = config_.data_dir] { return cache::statvfs_space(dir); }, eviction_settings(config_),
       config_.max_manifest_bytes);
   accesses_->on_filled([worker = eviction_.get()](std::uint64_t) { worker->wake(); });
+  eviction_->set_events(&store_events_);
+  cache_->set_events(&store_events_);
   // Spools left by a crash go before serving (a fill started after this owns
   // its spool); the store itself is reconciled in the background (start()).
   log::info(std::to_string(blobs_->remove_orphan_spools()) + " orphan spools removed; " +
@@ -116,6 +237,32 @@ Server::Server(Config config) : config_(std::move(config)) {
   scrub_->configure(config_.scrub_interval, config_.scrub_rate);
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
   api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
+
+  health_ = std::make_unique<HealthChecks>(*meta_, *blobs_);
+  set_status_upstreams(config_);
+  // Readiness fails below the same free-space floor eviction keeps.
+  health_->set_min_free_bytes(eviction_->current_limits().min_free_bytes);
+  if (config_.metrics_enabled) {
+    metrics_ = std::make_unique<Metrics>(REGCACHE_VERSION);
+    metrics_->set_scrape_source([this] {
+      ScrapeValues v;
+      v.requests_in_flight = in_flight_.load();
+      v.fills_in_flight = static_cast<double>(cache_->fills_running());
+      v.auth_failures_total = static_cast<double>(api_->failed_authentications());
+      if (auto free = blobs_->free_bytes()) v.free_disk_bytes = static_cast<double>(*free);
+      auto get = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+      v.counters = {
+          {"regcache_evictions_total", "Objects evicted from the store", get(store_events_.evictions)},
+          {"regcache_evicted_bytes_total", "Bytes of the objects evicted from the store", get(store_events_.evicted_bytes)},
+          {"regcache_pass_through_total", "Blobs streamed to a client without being stored (disk full)",
+           get(store_events_.pass_through)},
+      };
+      return v;
+    });
+  }
+
+  started_ = std::chrono::steady_clock::now();
+  status_ = [this] { return status_snapshot(); };
 
   http::EngineOptions options;
   options.host = config_.listen_host;
@@ -131,10 +278,25 @@ Server::Server(Config config) : config_(std::move(config)) {
   options.limits.server_header = "regcache/" REGCACHE_VERSION;
   const bool tls = !config_.tls_cert.empty();
   RegistryApi& api = *api_;
+  Metrics* metrics = metrics_.get();
+  const HealthChecks& health = *health_;
   http_ = std::make_unique<http::HttpEngine>(
-      std::move(options), [this, &api, tls](Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
-        handle_request(api, in_flight_, tls, req, resp);
+      std::move(options),
+      [this, &api, metrics, &health, tls](Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+        handle_request(api, metrics, health, status_, in_flight_, tls, req, resp);
       });
+  if (!config_.metrics_host.empty()) {
+    http::EngineOptions m;
+    m.host = config_.metrics_host;
+    m.port = config_.metrics_port;
+    m.max_connections = 64;
+    m.workers = 2;
+    m.limits = options_limits_for_metrics(config_);
+    metrics_http_ = std::make_unique<http::HttpEngine>(
+        std::move(m), [metrics, &health](Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+          handle_operator_request(metrics, health, req, resp);
+        });
+  }
 }
 
 Server::~Server() {
@@ -165,6 +327,11 @@ void Server::start() {
   eviction_->start();
   http_->start();
   reconcile_in_background();
+  if (metrics_http_) {
+    metrics_http_->start();
+    log::info("metrics, /healthz and /readyz also on http://" + config_.metrics_host + ":" +
+              std::to_string(metrics_http_->port()));
+  }
   std::string where = "no upstream: every repository is hosted";
   if (!config_.upstreams.empty()) {
     where = "default upstream " + config_.default_upstream_settings().client.url;
@@ -175,6 +342,44 @@ void Server::start() {
   }
   log::info("regcache " REGCACHE_VERSION " listening on " + std::string(config_.tls_cert.empty() ? "http://" : "https://") + config_.listen_host + ":" + std::to_string(port()) +
             ", data in " + config_.data_dir.string() + ", " + where);
+}
+
+StatusSnapshot Server::status_snapshot() const {
+  StatusSnapshot s;
+  s.version = REGCACHE_VERSION;
+  s.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  s.metrics_enabled = metrics_ != nullptr;
+  if (metrics_) {
+    Metrics::Totals t = metrics_->totals();
+    auto n = [&](CacheResult r) { return t.by_cache[static_cast<std::size_t>(r)]; };
+    s.requests = t.requests;
+    s.hits = n(CacheResult::Hit) + n(CacheResult::Revalidated) + n(CacheResult::Stale);
+    s.misses = n(CacheResult::Miss) + n(CacheResult::PassThrough);
+    s.stale = n(CacheResult::Stale);
+    s.server_errors = t.errors;
+    s.bytes_from_store = t.bytes_from_store;
+    s.bytes_from_upstream = t.bytes_from_upstream;
+  }
+  s.requests_in_flight = in_flight_.load();
+  s.fills_in_flight = static_cast<double>(cache_->fills_running());
+  if (auto free = blobs_->free_bytes()) s.free_disk_bytes = static_cast<double>(*free);
+  s.min_free_bytes = static_cast<double>(health_->min_free_bytes());
+  {
+    std::lock_guard lock(status_mutex_);
+    for (const auto& u : status_upstreams_) s.upstreams.push_back(u);
+  }
+  Readiness r = health_->check();
+  s.ready = r.ready;
+  for (const auto& c : r.checks)
+    if (!c.ok) s.failing_checks.emplace_back(c.name, c.detail);
+  return s;
+}
+
+void Server::set_status_upstreams(const Config& config) {
+  std::vector<StatusSnapshot::Upstream> list;
+  for (const auto& u : config.upstreams) list.push_back({u.client.name, u.client.url});
+  std::lock_guard lock(status_mutex_);
+  status_upstreams_ = std::move(list);
 }
 
 std::uint16_t Server::port() const { return http_->port(); }
@@ -195,6 +400,8 @@ void Server::reload(Config fresh) {
   note(fresh.header_timeout != config_.header_timeout, "header_timeout_s");
   note(fresh.min_body_rate != config_.min_body_rate, "min_body_bytes_per_s");
   note(fresh.workers != config_.workers, "workers");
+  note(fresh.metrics_host != config_.metrics_host || fresh.metrics_port != config_.metrics_port, "metrics_listen");
+  note(fresh.metrics_enabled != config_.metrics_enabled, "metrics_enabled");
   note(fresh.max_manifest_bytes != config_.max_manifest_bytes, "max_manifest_bytes");
   note(fresh.manifest_memory_bytes != config_.manifest_memory_bytes, "manifest_memory_bytes");
   note(fresh.fill_timeout != config_.fill_timeout, "fill_timeout_s");
@@ -215,6 +422,9 @@ void Server::reload(Config fresh) {
   // hosted prefixes, offline and the log level apply now.
   api_->set_origins(routing(fresh));
   log::set_level(fresh.log_level);
+  log::set_format(fresh.log_format);
+  config_.log_format = fresh.log_format;
+  set_status_upstreams(fresh);
   config_.upstreams = fresh.upstreams;
   config_.default_upstream = fresh.default_upstream;
   config_.hosted = fresh.hosted;
@@ -225,18 +435,20 @@ void Server::reload(Config fresh) {
   eviction_->configure(eviction_settings(fresh));
   config_.max_cache_bytes = fresh.max_cache_bytes;
   config_.min_free_bytes = fresh.min_free_bytes;
+  health_->set_min_free_bytes(eviction_->current_limits().min_free_bytes);
   config_.cache_high_watermark = fresh.cache_high_watermark;
   config_.cache_low_watermark = fresh.cache_low_watermark;
   config_.pins = fresh.pins;
   scrub_->configure(fresh.scrub_interval, fresh.scrub_rate);
   config_.scrub_interval = fresh.scrub_interval;
   config_.scrub_rate = fresh.scrub_rate;
-  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline, log level, users, access rules, "
-            "storage cap, free-space floor, watermarks, pins and scrub schedule applied");
+  log::info("reload: upstreams, credentials, tag TTLs, hosted prefixes, offline, log level and format, users, "
+            "access rules, storage cap, free-space floor, watermarks, pins and scrub schedule applied");
 }
 
 bool Server::stop(std::chrono::seconds grace) {
   stop_reconciling_ = true;
+  if (metrics_http_) metrics_http_->stop_accepting();
   http_->stop_accepting();  // no new connections; idle ones closed; busy ones close after their response
   // In-flight requests get the grace period to finish.
   auto deadline = std::chrono::steady_clock::now() + grace;
@@ -247,6 +459,7 @@ bool Server::stop(std::chrono::seconds grace) {
   bool drained = !busy();
   http_->abort_all();  // cut what is still being served
   eviction_->stop();   // and write the last accesses
+  if (metrics_http_) metrics_http_->abort_all();
   return drained;
 }
 

@@ -4,11 +4,15 @@
 // wires them; everything else receives interfaces.
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <thread>
+#include <mutex>
 #include <vector>
 
+#include "cache/observer.h"
 #include "proxy/config.h"
+#include "proxy/status_page.h"
 
 
 namespace regcache {
@@ -31,6 +35,8 @@ class Client;
 namespace proxy {
 
 class RegistryApi;
+class Metrics;
+class HealthChecks;
 namespace http {
 class HttpEngine;
 }
@@ -56,10 +62,16 @@ class Server {
   std::chrono::seconds shutdown_grace() const { return shutdown_grace_; }
 
  private:
+  StatusSnapshot status_snapshot() const;
+  void set_status_upstreams(const Config& config);
+
   Config config_;
   std::unique_ptr<db::MetadataStore> meta_;
   std::unique_ptr<cache::BlobStore> blobs_;
   std::unique_ptr<cache::ManifestMemo> manifests_;
+  // The lifecycle counters (cache/observer.h) the eviction worker and the
+  // disk-full pass-through bump; declared first, so it outlives them.
+  cache::StoreEvents store_events_;
   // Declared before cache_: they outlive it and the fills it may still run.
   std::unique_ptr<cache::AccessLog> accesses_;
   std::unique_ptr<cache::EvictionWorker> eviction_;
@@ -67,7 +79,15 @@ class Server {
   std::unique_ptr<cache::HostedRegistry> hosted_;
   std::unique_ptr<cache::ScrubScheduler> scrub_;  // scrub_interval_s
   std::unique_ptr<RegistryApi> api_;
+  // Used by request handlers: declared before the engines, so destroyed after them.
+  std::chrono::steady_clock::time_point started_;
+  std::function<StatusSnapshot()> status_;
+  mutable std::mutex status_mutex_;
+  std::vector<StatusSnapshot::Upstream> status_upstreams_;  // guarded by status_mutex_
+  std::unique_ptr<HealthChecks> health_;
+  std::unique_ptr<Metrics> metrics_;  // null: metrics_enabled is false
   std::unique_ptr<http::HttpEngine> http_;
+  std::unique_ptr<http::HttpEngine> metrics_http_;  // metrics_listen; null when not configured
   std::atomic<int> in_flight_{0};
   std::chrono::seconds shutdown_grace_{10};
   // Store reconciliation, started by start() and stopped by stop()/the destructor.

@@ -1,0 +1,48 @@
+#pragma once
+// The status page (issue 15): /_regcache/ (HTML, no external assets, no
+// JavaScript needed) and its JSON twin /_regcache/status.json. The path
+// starts with "/_", outside /v2/, so no repository name can collide with it.
+// Pure rendering: the server gathers a StatusSnapshot and these functions
+// format it. Nothing secret goes in: upstreams are shown by name and URL with
+// any userinfo removed; credentials never reach the snapshot.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace regcache::proxy {
+
+struct StatusSnapshot {
+  std::string version;
+  double uptime_seconds = 0;
+  bool metrics_enabled = true;
+  double requests = 0;
+  double hits = 0;         // answered from the store: hit, revalidated, stale
+  double misses = 0;       // fetched from an upstream
+  double stale = 0;
+  double server_errors = 0;
+  double bytes_from_store = 0;     // "bytes saved": served without an upstream transfer
+  double bytes_from_upstream = 0;
+  double fills_in_flight = 0;
+  double requests_in_flight = 0;
+  std::optional<double> free_disk_bytes;
+  std::optional<double> min_free_bytes;
+  struct Upstream {
+    std::string name;
+    std::string url;
+  };
+  std::vector<Upstream> upstreams;
+  bool ready = true;
+  std::vector<std::pair<std::string, std::string>> failing_checks;  // name, why
+
+  // hits / (hits + misses); nullopt before the first cacheable request.
+  std::optional<double> hit_ratio() const;
+};
+
+// "https://user:pass@host:5000" -> "https://host:5000".
+std::string url_without_userinfo(const std::string& url);
+
+std::string status_json(const StatusSnapshot& s);
+std::string status_html(const StatusSnapshot& s);
+
+}  // namespace regcache::proxy
