@@ -18,26 +18,23 @@ std::string key_of_error(const std::string& json) {
 }
 }  // namespace
 
-TEST_CASE("config observability: log_format - metrics_listen - metrics_enabled - min_free_bytes") {
+TEST_CASE("config observability: log_format - metrics_listen - metrics_enabled") {
   Config d = default_config();
   CHECK(d.log_format == log::Format::Text);
   CHECK(d.metrics_host.empty());
   CHECK(d.metrics_enabled);
-  CHECK(d.min_free_bytes == 0);
 
   Config c = parse_config(
-      R"({"log_format": "json", "metrics_listen": "127.0.0.1:9150", "metrics_enabled": false, "min_free_bytes": 1073741824})");
+      R"({"log_format": "json", "metrics_listen": "127.0.0.1:9150", "metrics_enabled": false})");
   CHECK(c.log_format == log::Format::Json);
   CHECK(c.metrics_host == "127.0.0.1");
   CHECK(c.metrics_port == 9150);
   CHECK_FALSE(c.metrics_enabled);
-  CHECK(c.min_free_bytes == 1073741824);
 
   CHECK(key_of_error(R"({"log_format": "xml"})") == "log_format");
   CHECK(key_of_error(R"({"log_format": ""})") == "log_format");
   CHECK(key_of_error(R"({"metrics_listen": "nocolon"})") == "metrics_listen");
   CHECK(key_of_error(R"({"metrics_listen": "127.0.0.1:99999"})") == "metrics_listen");
-  CHECK(key_of_error(R"({"min_free_bytes": -1})") == "min_free_bytes");
   CHECK(key_of_error(R"({"metrics_enabled": "yes"})") == "metrics_enabled");
 }
 
@@ -48,5 +45,4 @@ TEST_CASE("config observability: etc/regcache.json documents the defaults of the
   CHECK(c.log_format == d.log_format);
   CHECK(c.metrics_host == d.metrics_host);
   CHECK(c.metrics_enabled == d.metrics_enabled);
-  CHECK(c.min_free_bytes == d.min_free_bytes);
 }
