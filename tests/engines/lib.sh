@@ -364,7 +364,7 @@ logged_since() { regcache_log_since "$1" | grep -E "$2" >/dev/null; }
 
 # blob_hits_since N — blob requests regcache answered from its cache after line N.
 blob_hits_since() {
-  regcache_log_since "$1" | grep -cE ' (GET|HEAD) /v2/[^ ]*/blobs/sha256:[0-9a-f]{64}[^ ]* 20[06] .* hit$'
+  regcache_log_since "$1" | grep -cE ' (GET|HEAD) /v2/[^ ]*/blobs/sha256:[0-9a-f]{64}[^ ]* 20[06] .* hit( id=[^ ]*)?$'
 }
 
 # tls_hello_answered — sends a TLS ClientHello to regcache's plain-HTTP port, as
