@@ -50,24 +50,31 @@ def main():
                             first = time.monotonic() - t0
                 except OSError:
                     time.sleep(0.002)
-            # The reconciliation thread runs at nice 19 in the idle I/O class and
-            # commits one row per adopted file: on a busy machine 100 000 files
-            # take minutes. The old fixed 600 s wait gave up before the summary
-            # line and printed null; wait --timeout, read the log incrementally,
-            # and say how far it got if it still is not done.
+            # The reconciliation thread runs at nice 19 in the idle I/O class, so
+            # under other I/O it can be starved for long. The old loop waited a
+            # fixed 600 s, rescanned the whole log, kept waiting after regcache
+            # exited or logged "store reconciliation failed", and printed a bare
+            # null in every case. Now: wait --timeout, read the log
+            # incrementally, stop at exit or failure, and say which it was.
             done = summary = None
             seen = ""
             while done is None and time.monotonic() - t0 < args.timeout and p.poll() is None:
                 err.seek(len(seen))
                 seen += err.read()
                 m = re.search(r"store reconcil(?:ed|iation stopped early): [^\n]*\n", seen)
+                failed = re.search(r"store reconciliation failed[^\n]*\n", seen)
                 if m:
                     done = time.monotonic() - t0
                     summary = m.group(0).strip()
+                elif failed:  # logged at error: no summary line will come
+                    summary = failed.group(0).strip()
+                    break
                 else:
                     time.sleep(0.01)
             note = None
-            if done is None:
+            if done is None and summary:
+                note = "reconciliation failed (see reconcile_summary)"
+            elif done is None:
                 note = (f"regcache exited ({p.returncode}) before its summary line" if p.poll() is not None else
                         f"reconciliation still running after --timeout {args.timeout:.0f} s")
         finally:
