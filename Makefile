@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick bench-auth clean
+.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick bench-auth bench-lifecycle clean
 
 deps:
 	@./.ci/install-deps
@@ -55,12 +55,19 @@ BENCH_ARGS ?=
 bench: deps
 	bench/run $(BENCH_ARGS)
 	bench/auth
+	bench/lifecycle
 
 # What client authentication costs: manifest GET by digest with auth off, Basic, Bearer.
 bench-auth: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release -j $(JOBS) --target regcache
 	bench/auth
+
+# Storage cap and metrics on the hit path, eviction throughput, start-up with a big store (issues 12, 15).
+bench-lifecycle: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target regcache
+	bench/lifecycle $(LIFECYCLE_ARGS)
 
 bench-quick: deps
 	bench/run --quick $(BENCH_ARGS)

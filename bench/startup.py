@@ -10,7 +10,7 @@ measures the time from exec to the first 200 for GET /v2/, then how long the
 background reconciliation took (from its summary line in the log). Prints one
 JSON line. Target: first request < 1 s with reconciliation in the background.
 """
-import argparse, hashlib, json, os, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, hashlib, re, json, os, socket, subprocess, sys, tempfile, time, urllib.request
 
 
 def free_port():
@@ -24,6 +24,8 @@ def main():
     ap.add_argument("binary")
     ap.add_argument("--objects", type=int, default=100000)
     ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--timeout", type=float, default=1800,
+                    help="seconds to wait for the reconciliation summary (it runs at nice 19, idle I/O class)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="regcache-bench-startup-") as tmp:
         data = os.path.join(tmp, "data")
@@ -48,19 +50,40 @@ def main():
                             first = time.monotonic() - t0
                 except OSError:
                     time.sleep(0.002)
-            done = None
-            while done is None and time.monotonic() - t0 < 600:
-                err.seek(0)
-                if "store reconciled:" in err.read():
+            # The reconciliation thread runs at nice 19 in the idle I/O class, so
+            # under other I/O it can be starved for long. The old loop waited a
+            # fixed 600 s, rescanned the whole log, kept waiting after regcache
+            # exited or logged "store reconciliation failed", and printed a bare
+            # null in every case. Now: wait --timeout, read the log
+            # incrementally, stop at exit or failure, and say which it was.
+            done = summary = None
+            seen = ""
+            while done is None and time.monotonic() - t0 < args.timeout and p.poll() is None:
+                err.seek(len(seen))
+                seen += err.read()
+                m = re.search(r"store reconcil(?:ed|iation stopped early): [^\n]*\n", seen)
+                failed = re.search(r"store reconciliation failed[^\n]*\n", seen)
+                if m:
                     done = time.monotonic() - t0
+                    summary = m.group(0).strip()
+                elif failed:  # logged at error: no summary line will come
+                    summary = failed.group(0).strip()
+                    break
                 else:
                     time.sleep(0.01)
+            note = None
+            if done is None and summary:
+                note = "reconciliation failed (see reconcile_summary)"
+            elif done is None:
+                note = (f"regcache exited ({p.returncode}) before its summary line" if p.poll() is not None else
+                        f"reconciliation still running after --timeout {args.timeout:.0f} s")
         finally:
             p.terminate()
             p.wait()
         print(json.dumps({"objects": args.objects, "object_bytes": args.size, "database": "lost",
                           "first_request_s": round(first, 3) if first else None,
-                          "reconciled_s": round(done, 3) if done else None}))
+                          "reconciled_s": round(done, 3) if done else None,
+                          "reconcile_summary": summary, "reconcile_note": note}))
 
 
 if __name__ == "__main__":
