@@ -138,8 +138,9 @@ void Metrics::record_request(const RequestSample& s) {
   if (s.body_bytes && s.cache != CacheResult::None)
     (s.cache == CacheResult::Miss || s.cache == CacheResult::PassThrough ? bytes_upstream_ : bytes_store_)
         ->Increment(static_cast<double>(s.body_bytes));
-  duration_slots_[route]->Observe(s.seconds);
   if (s.first_byte_seconds) first_byte_slots_[route]->Observe(*s.first_byte_seconds);
+  // Last: a scrape that counts a request's duration sees the rest of it too.
+  duration_slots_[route]->Observe(s.seconds);
 }
 
 Metrics::Totals Metrics::totals() const {

@@ -706,7 +706,9 @@ TEST_CASE("http framing: a blob reader that stops reading is closed at client_ti
 
 TEST_CASE("http framing: graceful shutdown finishes a blob a slow reader is still receiving") {
   TempDir dir("regcache-it-slow-shutdown");
-  Registry registry(dir, {{"workers", 2}});
+  // A grace long enough for the rest of 16 MiB at the slow reader's pace under
+  // the asan build (about 25 s there; the default 10 s cut it).
+  Registry registry(dir, {{"workers", 2}, {"shutdown_grace_s", 60}});
   BigBlob blob(registry, 16 << 20);
   RawConnection c(registry.server->port(), 16 << 10);
   REQUIRE(c.connected());
