@@ -5,6 +5,7 @@
 
 #include "proxy/cmd_maintenance.h"
 #include "proxy/cmd_maintenance_common.h"
+#include "proxy/warm.h"
 
 namespace regcache::proxy {
 
@@ -69,17 +70,17 @@ int run_du(const std::vector<std::string>& args) {
     for (const auto& r : usage.repositories)
       std::printf("%-9s %-20s %-40s %9llu %15llu  %s\n", r.ns.empty() ? "hosted" : "mirrored",
                   r.ns.empty() ? "-" : r.ns.c_str(), r.repo.c_str(), static_cast<unsigned long long>(r.objects),
-                  static_cast<unsigned long long>(r.bytes), human_bytes(r.bytes).c_str());
+                  static_cast<unsigned long long>(r.bytes), format_bytes(r.bytes).c_str());
     std::printf("\nby namespace (each digest once):\n");
     for (const auto& n : usage.namespaces)
       std::printf("%-9s %-20s %-40s %9llu %15llu  %s\n", n.ns.empty() ? "hosted" : "mirrored",
                   n.ns.empty() ? "-" : n.ns.c_str(), "", static_cast<unsigned long long>(n.objects),
-                  static_cast<unsigned long long>(n.bytes), human_bytes(n.bytes).c_str());
+                  static_cast<unsigned long long>(n.bytes), format_bytes(n.bytes).c_str());
     std::printf("%-9s %-20s %-40s %9llu %15llu  %s\n", "unlinked", "-", "(linked by no repository)",
                 static_cast<unsigned long long>(usage.unlinked_objects),
-                static_cast<unsigned long long>(usage.unlinked_bytes), human_bytes(usage.unlinked_bytes).c_str());
+                static_cast<unsigned long long>(usage.unlinked_bytes), format_bytes(usage.unlinked_bytes).c_str());
     std::printf("%-9s %-20s %-40s %9llu %15llu  %s\n", "total", "-", "", static_cast<unsigned long long>(usage.total_objects),
-                static_cast<unsigned long long>(usage.total_bytes), human_bytes(usage.total_bytes).c_str());
+                static_cast<unsigned long long>(usage.total_bytes), format_bytes(usage.total_bytes).c_str());
     return kExitClean;
   });
 }

@@ -3,6 +3,7 @@
 
 #include "proxy/cmd_maintenance.h"
 #include "proxy/cmd_maintenance_common.h"
+#include "proxy/warm.h"
 
 namespace regcache::proxy {
 
@@ -50,7 +51,7 @@ int run_gc(const std::vector<std::string>& args) {
     std::cout << (flags.dry_run ? "gc (dry run, nothing changed): would remove " : "gc: removed ")
               << report.links_removed << " unreferenced hosted links, " << report.rows_removed << " rows, "
               << report.files_removed << " objects, " << report.bytes_freed << " bytes ("
-              << human_bytes(report.bytes_freed) << ")\n";
+              << format_bytes(report.bytes_freed) << ")\n";
     return kExitClean;
   });
 }

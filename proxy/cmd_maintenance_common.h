@@ -68,9 +68,6 @@ class Progress {
   bool open_line_ = false;
   std::chrono::steady_clock::time_point last_{};
 };
-
-std::string human_bytes(std::uint64_t bytes);
-
 // Runs a command body, mapping ConfigError to exit 2 and other failures to 1
 // (each named on stderr).
 int guarded(const std::string& command, const std::function<int()>& body);
