@@ -4,11 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cache/blob_store.h"
+#include "cache/hosted_registry.h"
 #include "cache/manifest_memo.h"
 #include "cache/offline_transfer.h"
 #include "cache/oci_layout.h"
@@ -76,4 +78,37 @@ TEST_CASE("multi-step writes: an import that fails between a hosted manifest's l
   CHECK(stats.tags_set == 1);
   REQUIRE(target.inner->find_link("", "local/app", top.digest));
   CHECK(target.inner->manifests_referencing("", "local/app", sha256_of(layer)) == std::vector<Digest>{top.digest});
+}
+
+TEST_CASE("multi-step writes: an upload completion that fails is not half done") {
+  // Publishing the blob and closing the session are one unit: a failure leaves
+  // the session open (the client may retry or cancel) and the blob unpublished,
+  // never a published blob whose session still holds a slot.
+  Target target;
+  ManifestMemo memo(target.blobs, target.meta, 1 << 20, 1 << 20);
+  HostedRegistry hosted(target.blobs, target.meta, memo, HostedOptions{});
+  auto repo = *RepoName::parse("local/app");
+  auto upload = hosted.start_upload(repo, "127.0.0.1");
+  CHECK(hosted.upload_sessions() == 1);
+
+  const std::string bytes = "blob bytes of an upload";
+  const Digest digest = sha256_of(bytes);
+  std::istringstream body(bytes);
+  target.meta.fail_on("delete_upload");
+  CHECK_THROWS_WITH_AS(hosted.finish_upload(repo, upload.id, Body{body, bytes.size()}, digest),
+                       "injected fault: delete_upload", std::runtime_error);
+  CHECK(target.meta.calls("delete_upload") == 1);
+  CHECK_FALSE(target.inner->is_linked("", "local/app", digest));
+  CHECK(target.inner->find_upload(upload.id));
+  CHECK(hosted.upload_sessions() == 1);
+
+  // A completion that succeeds closes it and frees its slot.
+  auto again = hosted.start_upload(repo, "127.0.0.1");
+  std::istringstream body2(bytes);
+  hosted.finish_upload(repo, again.id, Body{body2, bytes.size()}, digest);
+  CHECK(target.inner->is_linked("", "local/app", digest));
+  CHECK_FALSE(target.inner->find_upload(again.id));
+  CHECK(hosted.upload_sessions() == 1);  // the first one, still open
+  hosted.cancel_upload(repo, upload.id);
+  CHECK(hosted.upload_sessions() == 0);
 }
