@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "cache/access_log.h"
 #include "cache/blob_store.h"
+#include "cache/eviction_worker.h"
 #include "cache/hosted_registry.h"
 #include "cache/manifest_memo.h"
 #include "cache/offline_transfer.h"
@@ -111,4 +113,40 @@ TEST_CASE("multi-step writes: an upload completion that fails is not half done")
   CHECK(hosted.upload_sessions() == 1);  // the first one, still open
   hosted.cancel_upload(repo, upload.id);
   CHECK(hosted.upload_sessions() == 0);
+}
+
+TEST_CASE("multi-step writes: an eviction batch that fails midway leaves every row with its object") {
+  Target target;
+  ManifestMemo memo(target.blobs, target.meta, 1 << 20, 1 << 20);
+  AccessLog accesses;
+  EvictionSettings settings;
+  settings.max_cache_bytes = 100;
+  settings.min_free_bytes = 0;
+  settings.high_watermark = 0.9;
+  settings.low_watermark = 0.5;
+  EvictionWorker worker(target.blobs, target.meta, memo, accesses, [] { return FsSpace{1ULL << 40, 1ULL << 41}; },
+                        settings, 1 << 20);
+  std::vector<Digest> stored;
+  for (int i = 0; i < 3; ++i) {
+    std::string body(300, static_cast<char>('a' + i));
+    Digest d = sha256_of(body);
+    auto w = target.blobs.create_writer();
+    w->write(body.data(), body.size());
+    w->commit(d);
+    target.inner->put_blob({d, body.size(), "", i + 1, i + 1});
+    target.inner->link("docker.io", "library/x", d);
+    stored.push_back(d);
+  }
+  target.meta.fail_on("delete_blob", 2);  // the second victim of the batch
+  CHECK_THROWS_WITH_AS(worker.run_pass(), "injected fault: delete_blob", std::runtime_error);
+  for (const auto& d : stored) {
+    CHECK(target.inner->find_blob(d));  // the batch's unit rolled back
+    CHECK(target.blobs.exists(d));      // and no object went without its row
+  }
+  auto pass = worker.run_pass();  // without the fault: all three go, rows and objects
+  CHECK(pass.evicted_objects == 3);
+  for (const auto& d : stored) {
+    CHECK_FALSE(target.inner->find_blob(d));
+    CHECK_FALSE(target.blobs.exists(d));
+  }
 }
