@@ -60,9 +60,13 @@ class MetadataStore : public BlobIndex,
   // invisible to readers outside it.
   // Isolation: units are serialisable with respect to each other, on this
   // store object and on any other store object of the same database (other
-  // threads, processes, replicas): reads through `tx` see a consistent state
-  // that no other writer changes until the unit ends, so a check and the write
-  // that depends on it cannot be interleaved with another unit. A backend gets
+  // threads, processes, replicas): reads through `tx` see a state no other
+  // unit changes until this one ends, so a check and the write that depends
+  // on it cannot be interleaved with another unit. A single call made outside
+  // any unit is atomic but is not ordered against units on every backend
+  // (SQLite makes it wait for the unit; PostgreSQL lets it land between the
+  // unit's statements): a check-then-write that must hold against another
+  // writer needs that writer to use a unit too. A backend gets
   // this by taking its write lock when the unit begins (SQLite: BEGIN
   // IMMEDIATE; a server database: a lock taken first in the transaction), not
   // by re-running `work`: `work` runs exactly once, so it may do non-store

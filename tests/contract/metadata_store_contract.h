@@ -277,6 +277,26 @@ REGCACHE_MC_CASE(mc_repositories_and_namespaces_order,
   CHECK(store->list_namespaces() == std::vector<std::string>{"", "docker.io", "ghcr.io", "quay.io"});
 }
 
+REGCACHE_MC_CASE(mc_repositories_follow_content,
+                 "a repository and a namespace are listed only while a link or a tag is left in them") {
+  B backend;
+  auto store = backend.open();
+  const Digest a = mc::d("a"), b = mc::d("b");
+  store->put_blob(mc::blob(a));
+  store->put_blob(mc::blob(b));
+  store->link("quay.io", "gone", a);
+  store->put_tag("quay.io", "gone", "v1", a, 1);
+  store->link("quay.io", "stays", b);
+  CHECK(store->list_repositories("quay.io") == std::vector<std::string>{"gone", "stays"});
+  store->delete_blob(a);  // takes the link and the tag: nothing left in "gone"
+  CHECK(store->list_repositories("quay.io") == std::vector<std::string>{"stays"});
+  store->unlink("quay.io", "stays", b);
+  CHECK(store->list_repositories("quay.io").empty());
+  CHECK(store->list_namespaces().empty());
+  CHECK(store->usage_by_repository().empty());
+  CHECK(store->usage_by_namespace().empty());
+}
+
 // --- TagStore ------------------------------------------------------------------
 
 REGCACHE_MC_CASE(mc_tag_put_replace_delete, "put_tag inserts or replaces and delete_tag removes one tag") {
@@ -813,6 +833,42 @@ REGCACHE_MC_CASE(mc_concurrent_plain_writers, "plain writes from several threads
   CHECK(second->list_repositories("docker.io").size() == kThreads);
 }
 
+REGCACHE_MC_CASE(mc_delete_upload_once, "of concurrent deletes of one session exactly one sees true") {
+  B backend;
+  auto first = backend.open();
+  auto second = backend.open();
+  constexpr int kSessions = 20, kThreads = 4;
+  for (int i = 0; i < kSessions; ++i) first->put_upload(db::UploadRecord{"s" + std::to_string(i), "", "r", 1, 1, ""});
+  std::atomic<int> removed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      db::MetadataStore& store = t % 2 ? *second : *first;
+      for (int i = 0; i < kSessions; ++i)
+        if (store.delete_upload("s" + std::to_string(i))) ++removed;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(removed == kSessions);
+  CHECK(first->list_uploads().empty());
+}
+
+REGCACHE_MC_CASE(mc_reads_see_other_objects_commits, "a read sees what another store object committed before it") {
+  B backend;
+  auto first = backend.open();
+  auto second = backend.open();
+  const Digest a = mc::d("a");
+  CHECK_FALSE(second->find_tag("", "r", "v1"));  // a read before: must not pin an old snapshot
+  first->put_blob(mc::blob(a));
+  first->link("", "r", a, mc::kManifestType);
+  first->put_tag("", "r", "v1", a, 1);
+  REQUIRE(second->find_tag("", "r", "v1"));
+  CHECK(second->find_link("", "r", a)->media_type == mc::kManifestType);
+  first->transact([&](db::MetadataStore& tx) { tx.put_tag("", "r", "v1", mc::d("b"), 2); });
+  CHECK(second->find_tag("", "r", "v1")->digest == mc::d("b"));
+  second->delete_blob(a);
+  CHECK_FALSE(first->is_linked("", "r", a));
+}
+
 REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database") {
   B backend;
   auto store = backend.open();
@@ -839,6 +895,7 @@ REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database
   TEST_CASE_TEMPLATE_INVOKE(mc_namespace_link_preference, Backend);                            \
   TEST_CASE_TEMPLATE_INVOKE(mc_links_order_and_counts, Backend);                               \
   TEST_CASE_TEMPLATE_INVOKE(mc_repositories_and_namespaces_order, Backend);                    \
+  TEST_CASE_TEMPLATE_INVOKE(mc_repositories_follow_content, Backend);                          \
   TEST_CASE_TEMPLATE_INVOKE(mc_tag_put_replace_delete, Backend);                               \
   TEST_CASE_TEMPLATE_INVOKE(mc_tag_byte_order, Backend);                                       \
   TEST_CASE_TEMPLATE_INVOKE(mc_delete_tags_for, Backend);                                      \
@@ -861,6 +918,8 @@ REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database
   TEST_CASE_TEMPLATE_INVOKE(mc_transact_counter_threads, Backend);                             \
   TEST_CASE_TEMPLATE_INVOKE(mc_transact_two_stores, Backend);                                  \
   TEST_CASE_TEMPLATE_INVOKE(mc_concurrent_plain_writers, Backend);                             \
+  TEST_CASE_TEMPLATE_INVOKE(mc_delete_upload_once, Backend);                                   \
+  TEST_CASE_TEMPLATE_INVOKE(mc_reads_see_other_objects_commits, Backend);                      \
   TEST_CASE_TEMPLATE_INVOKE(mc_check_readable, Backend);                                       \
   }                                                                                            \
   static_assert(true, "")
