@@ -7,6 +7,7 @@
 #include <ctime>
 #include <system_error>
 
+#include "cache/store_maintenance.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 
@@ -167,6 +168,11 @@ EvictionPass EvictionWorker::run_pass(std::uint64_t extra) {
 
   for (std::size_t start = 0; start < victims.size(); start += kBatch) {
     std::vector<const db::MirroredBlob*> removed;
+    // Rows first, in one unit; each object after that unit commits, only while
+    // no row or link names it again (the order of a removal,
+    // cache/store_maintenance.h). A unit that fails midway rolls back every
+    // row of the batch and has removed no object: never a row without its
+    // object, at worst an object without a row (regcache gc removes those).
     meta_.transact([&](db::MetadataStore& tx) {
       removed.clear();
       for (std::size_t i = start; i < std::min(victims.size(), start + kBatch); ++i) {
@@ -174,11 +180,16 @@ EvictionPass EvictionWorker::run_pass(std::uint64_t extra) {
         // A hosted push or mount may have linked it since the listing.
         if (tx.find_namespace_link("", victim.digest)) continue;
         tx.delete_blob(victim.digest);
-        blobs_.remove(victim.digest);
         removed.push_back(&victim);
       }
     });
     for (const auto* victim : removed) {
+      try {
+        remove_if_unreferenced(blobs_, meta_, victim->digest);
+      } catch (const std::exception& e) {
+        log::warn("eviction: removing the object of " + victim->digest.str() + " failed (regcache gc will): " +
+                  e.what());
+      }
       if (victim->manifest) manifests_.forget(victim->digest);
       pass.evicted_bytes += victim->size;
       ++pass.evicted_objects;

@@ -225,11 +225,14 @@ UploadStatus HostedRegistry::append_upload(const RepoName& repo, const std::stri
   return {id, writer->size()};
 }
 
-void HostedRegistry::publish(const RepoName& repo, BlobWriter& writer, const Digest& digest) {
+bool HostedRegistry::publish(const RepoName& repo, BlobWriter& writer, const Digest& digest,
+                             const std::string& session) {
   writer.commit(digest);  // verify, fsync, rename: outside the unit, it may take a while
   std::int64_t t = now();
   bool present = false;
+  bool closed = false;
   meta_.transact([&](db::MetadataStore& tx) {
+    closed = false;
     // A delete (or gc) that collected this digest removes the bytes in a unit
     // of its own after its rows are gone, and only while no row names the
     // digest: checked here, inside ours, either that removal already happened
@@ -238,10 +241,15 @@ void HostedRegistry::publish(const RepoName& repo, BlobWriter& writer, const Dig
     if (!present) return;
     tx.put_blob({digest, writer.size(), "", t, t});
     tx.link(kNs, repo.str(), digest);
+    // The session ends with the publication, in the same unit: never a
+    // published blob whose session still counts against the caps, nor a
+    // closed session whose blob was not published.
+    if (!session.empty()) closed = tx.delete_upload(session);
   });
   if (!present)
     throw RegistryError(ErrorCode::BlobUploadInvalid,
                         "blob " + digest.str() + " was deleted while it was being published; push it again");
+  return closed;
 }
 
 void HostedRegistry::finish_upload(const RepoName& repo, const std::string& id, std::optional<Body> body,
@@ -251,16 +259,17 @@ void HostedRegistry::finish_upload(const RepoName& repo, const std::string& id, 
   std::lock_guard guard(*lock);
   auto writer = blobs_.open_upload(id, false);
   if (!writer) throw upload_unknown(id);
+  bool closed = false;
   try {
     if (body) append(*writer, *body);
-    publish(repo, *writer, digest);
+    closed = publish(repo, *writer, digest, id);
   } catch (const RegistryError& e) {
     if (e.code() != ErrorCode::DigestInvalid) throw;
     writer.reset();
     drop_session(record);
     throw;
   }
-  if (meta_.delete_upload(id)) release_slot(record.client);
+  if (closed) release_slot(record.client);
 }
 
 void HostedRegistry::cancel_upload(const RepoName& repo, const std::string& id) {

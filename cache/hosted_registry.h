@@ -139,7 +139,11 @@ class HostedRegistry {
   db::UploadRecord session(const RepoName& repo, const std::string& id);
   std::shared_ptr<std::mutex> upload_lock(const std::string& id);
   std::uint64_t append(BlobWriter& writer, Body body);
-  void publish(const RepoName& repo, BlobWriter& writer, const Digest& digest);
+  // Commits the bytes, then in one unit of work writes the blob row and link
+  // and, for a session upload, removes the session row (`session`, "" for a
+  // monolithic upload): completion is all or nothing. True when this call
+  // removed the session row (its slot is to be released).
+  bool publish(const RepoName& repo, BlobWriter& writer, const Digest& digest, const std::string& session = {});
   // Inside a unit of work: when no repository of any namespace links `digest`
   // any more, removes its row; true when it did. The object goes after the
   // unit commits (remove_collected), never inside it: a unit that fails or is

@@ -4,7 +4,7 @@
 
 namespace regcache::cache {
 
-ManifestMemo::ManifestMemo(BlobStore& blobs, db::MetadataStore& meta, std::size_t max_manifest_bytes,
+ManifestMemo::ManifestMemo(BlobStore& blobs, db::RepositoryLinks& meta, std::size_t max_manifest_bytes,
                            std::size_t memory_bytes)
     : blobs_(blobs), meta_(meta), max_manifest_bytes_(max_manifest_bytes), memory_bytes_(memory_bytes) {}
 

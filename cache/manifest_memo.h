@@ -23,7 +23,7 @@
 #include <unordered_map>
 
 #include "cache/blob_store.h"
-#include "db/metadata_store.h"
+#include "db/repository_links.h"
 
 namespace regcache::cache {
 
@@ -34,7 +34,8 @@ class ManifestMemo {
     std::string media_type;
   };
 
-  ManifestMemo(BlobStore& blobs, db::MetadataStore& meta, std::size_t max_manifest_bytes, std::size_t memory_bytes);
+  // Reads links only (what a repository serves a digest as): the RepositoryLinks role.
+  ManifestMemo(BlobStore& blobs, db::RepositoryLinks& meta, std::size_t max_manifest_bytes, std::size_t memory_bytes);
 
   // The manifest `repo` of namespace `ns` links as `digest`, with the media
   // type that repository serves it as; nullopt when that repository has no
@@ -66,7 +67,7 @@ class ManifestMemo {
   std::uint64_t& stripe(const Digest& digest);                        // caller holds mutex_
 
   BlobStore& blobs_;
-  db::MetadataStore& meta_;
+  db::RepositoryLinks& meta_;
   std::size_t max_manifest_bytes_;
   std::size_t memory_bytes_;
   std::mutex mutex_;

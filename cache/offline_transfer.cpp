@@ -307,7 +307,8 @@ TransferStats import_layout(BlobStore& blobs, db::MetadataStore& meta, const Lay
     const auto& item = items[i];
     for (const auto& node : plans[i]) {
       const Digest& d = node.d.digest;
-      if (done.insert(d.str()).second) {
+      const bool first_sight = done.insert(d.str()).second;
+      if (first_sight) {
         if (blobs.exists(d)) {
           ++stats.objects_present;
         } else {
@@ -329,23 +330,30 @@ TransferStats import_layout(BlobStore& blobs, db::MetadataStore& meta, const Lay
           stats.bytes_copied += size;
           if (progress) progress(stats.objects_copied, stats.bytes_copied);
         }
-        auto row = meta.find_blob(d);
-        std::string media_type = node.manifest ? node.d.media_type : "";
-        if (!row || (node.manifest && row->media_type.empty()))
-          meta.put_blob({d, node.manifest ? node.d.size : *layout.blob_size(d), media_type, now, now});
       }
-      // A manifest's link carries the media type the repository serves it as.
-      if (node.manifest) meta.link(item.ns, item.repo, d, node.d.media_type);
-      else if (!meta.is_linked(item.ns, item.repo, d)) meta.link(item.ns, item.repo, d);
-      if (item.ns.empty() && node.manifest) {
-        // Hosted repositories keep what each manifest references (deletes check
-        // it) and their referrers.
-        meta.put_manifest_refs(item.ns, item.repo, d, node.children);
-        if (node.subject)
-          meta.put_referrer(item.ns, item.repo,
+      // The rows of one node in one unit of work: a hosted manifest is never
+      // linked without the references that keep its layers from gc, and the
+      // blob-row check and its write are not split by another writer.
+      meta.transact([&](db::MetadataStore& tx) {
+        if (first_sight) {
+          auto row = tx.find_blob(d);
+          std::string media_type = node.manifest ? node.d.media_type : "";
+          if (!row || (node.manifest && row->media_type.empty()))
+            tx.put_blob({d, node.manifest ? node.d.size : *layout.blob_size(d), media_type, now, now});
+        }
+        // A manifest's link carries the media type the repository serves it as.
+        if (node.manifest) tx.link(item.ns, item.repo, d, node.d.media_type);
+        else if (!tx.is_linked(item.ns, item.repo, d)) tx.link(item.ns, item.repo, d);
+        if (item.ns.empty() && node.manifest) {
+          // Hosted repositories keep what each manifest references (deletes check
+          // it) and their referrers.
+          tx.put_manifest_refs(item.ns, item.repo, d, node.children);
+          if (node.subject)
+            tx.put_referrer(item.ns, item.repo,
                             {node.subject->digest, d, node.d.media_type, node.artifact_type, node.d.size,
                              node.annotations_json});
-      }
+        }
+      });
     }
   }
 
@@ -353,15 +361,16 @@ TransferStats import_layout(BlobStore& blobs, db::MetadataStore& meta, const Lay
   for (const auto& item : items) {
     ++stats.images;
     if (item.tag.empty()) continue;
-    auto existing = meta.find_tag(item.ns, item.repo, item.tag);
     std::int64_t confirmed = item.ns.empty() && item.confirmed_at == 0 ? now : item.confirmed_at;
-    if (existing && existing->digest == item.top.digest) {
-      ++stats.tags_unchanged;
-      if (existing->confirmed_at < confirmed) meta.put_tag(item.ns, item.repo, item.tag, item.top.digest, confirmed);
-      continue;
-    }
-    meta.put_tag(item.ns, item.repo, item.tag, item.top.digest, confirmed);
-    ++stats.tags_set;
+    bool unchanged = false;
+    // Check and move in one unit: a concurrent move of the same tag is not overwritten by a stale comparison.
+    meta.transact([&](db::MetadataStore& tx) {
+      auto existing = tx.find_tag(item.ns, item.repo, item.tag);
+      unchanged = existing && existing->digest == item.top.digest;
+      if (unchanged && existing->confirmed_at >= confirmed) return;
+      tx.put_tag(item.ns, item.repo, item.tag, item.top.digest, confirmed);
+    });
+    ++(unchanged ? stats.tags_unchanged : stats.tags_set);
   }
   return stats;
 }

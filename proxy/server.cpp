@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "db/metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 #include "proxy/health.h"
 #include "proxy/metrics.h"
 #include "proxy/reactor.h"
