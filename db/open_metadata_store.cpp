@@ -1,6 +1,7 @@
 #include "db/open_metadata_store.h"
 
 #include "db/postgres_metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 
 namespace regcache::db {
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/names.h"
+#include "db/sqlite_metadata_store.h"
 
 namespace regcache::proxy {
 

@@ -1,6 +1,7 @@
 // regcache fsck: SQLite integrity and store/metadata consistency.
 #include <iostream>
 
+#include "db/sqlite_metadata_store.h"
 #include "proxy/cmd_maintenance.h"
 #include "proxy/cmd_maintenance_common.h"
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "db/sqlite_metadata_store.h"
 #include "proxy/config.h"
 
 namespace regcache::proxy::maintenance {

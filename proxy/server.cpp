@@ -23,6 +23,7 @@
 #include "db/metadata_store.h"
 #include "db/open_metadata_store.h"
 #include "db/postgres_metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 #include "proxy/health.h"
 #include "proxy/metrics.h"
 #include "proxy/reactor.h"
