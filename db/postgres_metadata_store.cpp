@@ -567,18 +567,27 @@ class PostgresMetadataStore final : public MetadataStore {
 
   void transact(const std::function<void(MetadataStore& tx)>& work) override {
     if (unit_) throw std::logic_error("postgres: transact: units of work do not nest");
-    Lease lease(*pool_);
-    Connection& c = *lease;
-    // Failures before `work` starts (a dead idle connection, a deadlock on
-    // the lock) leave nothing done: those are retried; `work` itself runs once.
-    begin_unit(c, lease.reused());
-    PostgresMetadataStore tx(pool_, c);
-    try {
-      work(tx);
-      exec_simple(c, "COMMIT", "transact: commit");
-    } catch (...) {
-      if (!c.broken && PQstatus(c.conn.get()) == CONNECTION_OK) PQclear(PQexec(c.conn.get(), "ROLLBACK"));
-      throw;
+    for (int attempt = 1;; ++attempt) {
+      Lease lease(*pool_);
+      Connection& c = *lease;
+      // Failures before `work` starts leave nothing done and are retried: an
+      // idle connection that went stale while the server restarted (once, on
+      // a fresh one), a deadlock on the lock. `work` itself runs exactly once.
+      try {
+        begin_unit(c);
+      } catch (const StoreUnavailable&) {
+        if (lease.reused() && attempt == 1) continue;
+        throw;
+      }
+      PostgresMetadataStore tx(pool_, c);
+      try {
+        work(tx);
+        exec_simple(c, "COMMIT", "transact: commit");
+      } catch (...) {
+        if (!c.broken && PQstatus(c.conn.get()) == CONNECTION_OK) PQclear(PQexec(c.conn.get(), "ROLLBACK"));
+        throw;
+      }
+      return;
     }
   }
 
@@ -836,10 +845,8 @@ class PostgresMetadataStore final : public MetadataStore {
   }
 
  private:
-  // BEGIN and the unit lock, retried on a fresh connection when the idle one
-  // had gone stale, and on a deadlock or serialization failure.
-  void begin_unit(Connection& first, bool reused) {
-    (void)reused;
+  // BEGIN and the unit lock, retried on a deadlock or serialization failure.
+  void begin_unit(Connection& first) {
     for (int attempt = 1;; ++attempt) {
       try {
         exec_simple(first, "BEGIN ISOLATION LEVEL READ COMMITTED", "transact: begin");

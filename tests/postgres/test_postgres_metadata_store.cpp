@@ -27,11 +27,8 @@ using namespace regcache::db;
 
 namespace {
 
-// One cluster for this process (started on first use, killed at exit).
-PostgresCluster& cluster() {
-  static PostgresCluster c;
-  return c;
-}
+// The run's fixture cluster, or one for this process.
+PostgresCluster& cluster() { return regcache::test::shared_test_cluster(); }
 
 std::unique_ptr<MetadataStore> fresh_store(std::string* database = nullptr, std::size_t connections = 4) {
   std::string db = cluster().create_database("unit");

@@ -248,6 +248,10 @@ std::string PostgresCluster::create_database(const std::string& prefix) {
   return name;
 }
 
+void PostgresCluster::drop_database(const std::string& database) {
+  execute("postgres", "DROP DATABASE IF EXISTS " + database + " WITH (FORCE)");
+}
+
 void PostgresCluster::execute(const std::string& database, const std::string& sql) const {
   auto c = connect_or_throw(dsn(database));
   PGresult* r = PQexec(c.get(), sql.c_str());
@@ -293,23 +297,27 @@ void PostgresCluster::stop_fixture(const std::filesystem::path& dir) {
   std::filesystem::remove_all(dir, ignored);
 }
 
-PostgresCluster* test_metadata_cluster() {
-  const char* mode = std::getenv("REGCACHE_TEST_METADATA");
-  if (!mode || std::string(mode) != "postgres") return nullptr;
+PostgresCluster& shared_test_cluster() {
   static std::mutex mutex;
   static std::unique_ptr<PostgresCluster> cluster;
   std::lock_guard lock(mutex);
-  if (cluster) return cluster.get();
+  if (cluster) return *cluster;
 #ifdef REGCACHE_TEST_PG_FIXTURE_DIR
   // The fixture's cluster lives in a dir named in its pointer file.
   std::ifstream pointer(std::filesystem::path(REGCACHE_TEST_PG_FIXTURE_DIR) / "cluster-dir");
   std::string dir;
   if (std::getline(pointer, dir)) cluster = PostgresCluster::attach(dir);
-  if (cluster) return cluster.get();
+  if (cluster) return *cluster;
 #endif
-  std::cerr << "REGCACHE_TEST_METADATA=postgres: no fixture cluster running; starting one for this process\n";
+  std::cerr << "postgres_cluster: no fixture cluster running; starting one for this process\n";
   cluster = std::make_unique<PostgresCluster>();
-  return cluster.get();
+  return *cluster;
+}
+
+PostgresCluster* test_metadata_cluster() {
+  const char* mode = std::getenv("REGCACHE_TEST_METADATA");
+  if (!mode || std::string(mode) != "postgres") return nullptr;
+  return &shared_test_cluster();
 }
 
 }  // namespace regcache::test

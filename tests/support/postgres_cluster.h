@@ -38,6 +38,8 @@ class PostgresCluster {
   std::string dsn(const std::string& database) const;
   // Creates a database with a fresh unique name (prefix + pid + counter) and returns the name.
   std::string create_database(const std::string& prefix = "t");
+  // Drops it, disconnecting whoever is still connected.
+  void drop_database(const std::string& database);
   // Runs SQL (one or more statements) in `database`; throws with the server's message.
   void execute(const std::string& database, const std::string& sql) const;
   // The first column of the first row of a query, or nullopt for no row.
@@ -60,6 +62,11 @@ class PostgresCluster {
   bool detached_ = false;
   unsigned databases_ = 0;
 };
+
+// The cluster of the test run: the CTest fixture's (postgres_cluster, its dir
+// compiled in as REGCACHE_TEST_PG_FIXTURE_DIR) when it runs, else one started
+// for this process on first use and killed when the process exits.
+PostgresCluster& shared_test_cluster();
 
 // The cluster this process's regcache servers share when
 // REGCACHE_TEST_METADATA=postgres: the CTest fixture's (REGCACHE_TEST_PG_FIXTURE_DIR

@@ -52,46 +52,59 @@ bool skip_unless_sqlite(const std::string& reason) {
   return true;
 }
 
+std::optional<long long> postgres_metadata_count(const std::filesystem::path& data_dir, const std::string& sql) {
+  PostgresCluster* cluster = test_metadata_cluster();
+  if (!cluster) return std::nullopt;
+  auto value = cluster->query_value(read_file(data_dir / "pg-database"), sql);
+  return value ? std::stoll(*value) : 0;
+}
+
 // REGCACHE_TEST_METADATA=postgres: the metadata goes to a database of the
 // test run's PostgreSQL cluster, one per data dir (named in data/pg-database),
 // so a test that restarts regcache on the same data dir finds its metadata
 // again. A test that configures `metadata` itself is left alone.
+namespace {
+
+// The database of `data_dir`'s regcache (created on first use, named in data_dir/pg-database).
+std::string database_for(PostgresCluster& cluster, const std::filesystem::path& data_dir) {
+  auto marker = data_dir / "pg-database";
+  if (std::filesystem::exists(marker)) return read_file(marker);
+  std::string database = cluster.create_database("it");
+  write_file(marker, database);
+  return database;
+}
+
+nlohmann::json metadata_config(PostgresCluster& cluster, const std::filesystem::path& data_dir) {
+  return {{"backend", "postgres"}, {"dsn", cluster.dsn(database_for(cluster, data_dir))}};
+}
+
+}  // namespace
+
 void RegcacheServer::use_test_metadata() {
   PostgresCluster* cluster = test_metadata_cluster();
   if (!cluster) return;
   nlohmann::json config = options_.config ? *options_.config : nlohmann::json::object();
   if (config.contains("metadata")) return;
-  auto marker = data_dir_ / "pg-database";
-  std::string database;
-  if (std::filesystem::exists(marker)) {
-    database = read_file(marker);
-  } else {
-    database = cluster->create_database("it");
-    write_file(marker, database);
-  }
-  config["metadata"] = {{"backend", "postgres"}, {"dsn", cluster->dsn(database)}};
+  config["metadata"] = metadata_config(*cluster, data_dir_);
   options_.config = std::move(config);
-}  // Process kills and reaps
+}
 
-std::string RegcacheServer::host() const { return "127.0.0.1:" + std::to_string(port_); }
-std::string RegcacheServer::url() const { return "http://" + host(); }
-
-bool RegcacheServer::try_start() {
-  std::vector<std::string> argv{REGCACHE_BINARY, "serve", "--listen", host(), "--data-dir", data_dir_.string(),
-                                "--upstream", options_.upstream_url};
-  if (options_.config) argv.insert(argv.end(), {"--config", (dir_ / "config.json").string()});
-  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
-  if (options_.listen_any) argv.insert(argv.end(), {"--listen", "0.0.0.0:" + std::to_string(port_)});
-  process_.reset();
-  process_ = std::make_unique<Process>(ProcessOptions{argv, {}, dir_ / "regcache.out", dir_ / "regcache.err"});
-  bool up = wait_until(
-      [&] {
-        if (!process_->alive()) return true;
-        int status = http_request("GET", url() + "/v2/", {}, {}, std::chrono::seconds(2)).status;
-        return status == 200 || status == 401;
-      },
-      std::chrono::seconds(20));
-  return up && process_->alive();
+std::vector<std::string> with_test_metadata(std::vector<std::string> command) {
+  PostgresCluster* cluster = test_metadata_cluster();
+  if (!cluster || command.empty()) return command;
+  std::optional<std::filesystem::path> data_dir;
+  for (std::size_t i = 0; i < command.size(); ++i) {
+    if (command[i] == "--config" || command[i].rfind("--config=", 0) == 0) return command;  // the test chose
+    if (command[i] == "--data-dir" && i + 1 < command.size()) data_dir = command[i + 1];
+    else if (command[i].rfind("--data-dir=", 0) == 0) data_dir = command[i].substr(11);
+  }
+  if (!data_dir) return command;
+  if (command[0] == "import") std::filesystem::create_directories(*data_dir);
+  if (!std::filesystem::is_directory(*data_dir)) return command;  // the command's own "no data" answer
+  auto file = data_dir->parent_path() / (data_dir->filename().string() + ".pg-metadata.json");
+  write_file(file, nlohmann::json{{"metadata", metadata_config(*cluster, *data_dir)}}.dump());
+  command.insert(command.begin() + 1, {"--config", file.string()});
+  return command;
 }
 
 int RegcacheServer::stop(std::chrono::milliseconds grace) { return process_->stop(SIGTERM, grace); }

@@ -37,6 +37,14 @@ bool metadata_is_postgres();
 // runs an operator command on a bare data dir, ...): under postgres, prints
 // why it is skipped and returns true; the test then returns.
 bool skip_unless_sqlite(const std::string& reason);
+// Under postgres: the first column of the first row of `sql` run in the
+// database of the regcache whose data dir is `data_dir` (as a number); nullopt
+// with SQLite metadata, where the caller reads regcache.db itself.
+std::optional<long long> postgres_metadata_count(const std::filesystem::path& data_dir, const std::string& sql);
+// An operator command line {"gc", "--data-dir", DIR, ...} as given, or under
+// postgres with "--config FILE" added after the subcommand, FILE naming the
+// database of DIR's regcache (an existing DIR; `import` creates it first).
+std::vector<std::string> with_test_metadata(std::vector<std::string> command);
 
 class RegcacheServer {
  public:
