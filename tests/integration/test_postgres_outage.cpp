@@ -66,15 +66,15 @@ TEST_CASE("postgres outage: 503 UNAVAILABLE while the database is down, nothing 
   const std::string config2 = R"({"architecture":"amd64","os":"linux","n":2})", layer2 = "layer two";
   auto blob = http_request("POST", url + "/v2/local/app/blobs/uploads/?digest=" + sha256_digest(layer2),
                            {{"Content-Type", "application/octet-stream"}}, layer2);
-  CHECK_MESSAGE(blob.status == 503, blob.summary() + " " + blob.body);
+  CHECK_MESSAGE(blob.status == 503, (blob.summary() + " " + blob.body));
   CHECK(blob.body.find("\"UNAVAILABLE\"") != std::string::npos);
   auto put = put_manifest(url, "local/app", "v2", manifest_for(config1, layer1));
-  CHECK_MESSAGE(put.status == 503, put.summary() + " " + put.body);
+  CHECK_MESSAGE(put.status == 503, (put.summary() + " " + put.body));
   CHECK(put.body.find("\"UNAVAILABLE\"") != std::string::npos);
   auto tags = http_request("GET", url + "/v2/local/app/tags/list");
-  CHECK_MESSAGE(tags.status == 503, tags.summary() + " " + tags.body);
+  CHECK_MESSAGE(tags.status == 503, (tags.summary() + " " + tags.body));
   auto start = http_request("POST", url + "/v2/local/app/blobs/uploads/");
-  CHECK_MESSAGE(start.status == 503, start.summary() + " " + start.body);
+  CHECK_MESSAGE(start.status == 503, (start.summary() + " " + start.body));
   auto ready = http_request("GET", url + "/readyz");
   CHECK(ready.status == 503);
   CHECK(ready.body.find("database") != std::string::npos);
@@ -91,7 +91,7 @@ TEST_CASE("postgres outage: 503 UNAVAILABLE while the database is down, nothing 
   REQUIRE(push_blob(url, "local/app", config2) == 201);
   REQUIRE(push_blob(url, "local/app", layer2) == 201);
   auto again = put_manifest(url, "local/app", "v2", manifest_for(config2, layer2));
-  CHECK_MESSAGE(again.status == 201, again.summary() + " " + again.body);
+  CHECK_MESSAGE(again.status == 201, (again.summary() + " " + again.body));
   CHECK(http_request("GET", url + "/v2/local/app/manifests/v1", manifest_accept_headers()).status == 200);
   CHECK(http_request("GET", url + "/v2/local/app/manifests/v2", manifest_accept_headers()).status == 200);
   auto list = http_request("GET", url + "/v2/local/app/tags/list");
