@@ -42,7 +42,7 @@ RegcacheServer::RegcacheServer(const std::filesystem::path& dir, RegcacheOptions
                            "); stderr:\n" + err);
 }
 
-RegcacheServer::~RegcacheServer() = default;
+RegcacheServer::~RegcacheServer() = default;  // Process kills and reaps
 
 bool metadata_is_postgres() { return test_metadata_cluster() != nullptr; }
 
@@ -105,6 +105,27 @@ std::vector<std::string> with_test_metadata(std::vector<std::string> command) {
   write_file(file, nlohmann::json{{"metadata", metadata_config(*cluster, *data_dir)}}.dump());
   command.insert(command.begin() + 1, {"--config", file.string()});
   return command;
+}
+
+std::string RegcacheServer::host() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string RegcacheServer::url() const { return "http://" + host(); }
+
+bool RegcacheServer::try_start() {
+  std::vector<std::string> argv{REGCACHE_BINARY, "serve", "--listen", host(), "--data-dir", data_dir_.string(),
+                                "--upstream", options_.upstream_url};
+  if (options_.config) argv.insert(argv.end(), {"--config", (dir_ / "config.json").string()});
+  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  if (options_.listen_any) argv.insert(argv.end(), {"--listen", "0.0.0.0:" + std::to_string(port_)});
+  process_.reset();
+  process_ = std::make_unique<Process>(ProcessOptions{argv, {}, dir_ / "regcache.out", dir_ / "regcache.err"});
+  bool up = wait_until(
+      [&] {
+        if (!process_->alive()) return true;
+        int status = http_request("GET", url() + "/v2/", {}, {}, std::chrono::seconds(2)).status;
+        return status == 200 || status == 401;
+      },
+      std::chrono::seconds(20));
+  return up && process_->alive();
 }
 
 int RegcacheServer::stop(std::chrono::milliseconds grace) { return process_->stop(SIGTERM, grace); }
