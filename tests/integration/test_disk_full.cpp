@@ -84,6 +84,8 @@ nlohmann::json fake_config(const std::string& url) {
 
 // Rows of `digest` in regcache's metadata (read-only; WAL readers do not block it).
 int blob_rows(const fs::path& data_dir, const std::string& digest) {
+  if (auto n = postgres_metadata_count(data_dir, "SELECT COUNT(*) FROM blobs WHERE digest = '" + digest + "'"))
+    return static_cast<int>(*n);
   sqlite3* db = nullptr;
   int rows = -1;
   if (sqlite3_open_v2((data_dir / "regcache.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
@@ -274,6 +276,7 @@ TEST_CASE("disk full: a push that hits ENOSPC is refused with 507 and resumes af
 }
 
 TEST_CASE("start-up: with many stored objects and a lost database, /v2/ answers before reconciliation ends") {
+  if (skip_unless_sqlite("loses regcache.db to rebuild it from the data dir (a shared database is not the data dir's)")) return;
   TempDir tmp;
   const fs::path data_dir = tmp / "regcache" / "data";
   constexpr std::size_t kObjects = 20000;

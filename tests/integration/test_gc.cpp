@@ -42,6 +42,7 @@ struct Run {
 // Runs `regcache COMMAND ARGS...` and waits (bounded) for it to exit by itself.
 Run run_regcache(const std::filesystem::path& dir, const std::string& name, std::vector<std::string> args,
                  std::chrono::seconds timeout = 120s) {
+  args = with_test_metadata(std::move(args));  // under postgres: the regcache's database
   args.insert(args.begin(), REGCACHE_BINARY);
   Process p({args, {}, dir / (name + ".out"), dir / (name + ".err")});
   Run r;
@@ -197,7 +198,9 @@ TEST_CASE("gc: SIGKILL at moments during `regcache gc` next to a running server,
   int kills = 0;
   for (int attempt = 0; attempt < 40; ++attempt) {
     const std::size_t at_start = stored_objects(regcache.data_dir());
-    Process gc({{REGCACHE_BINARY, "gc", "--data-dir", data, "--min-age", "0"},
+    std::vector<std::string> argv = with_test_metadata({"gc", "--data-dir", data, "--min-age", "0"});
+    argv.insert(argv.begin(), REGCACHE_BINARY);
+    Process gc({argv,
                 {},
                 tmp / ("gc" + std::to_string(attempt) + ".out"),
                 tmp / ("gc" + std::to_string(attempt) + ".err")});

@@ -105,6 +105,7 @@ int start_upload_from(const std::string& source, int port, const std::string& re
 
 // Rows of the kept-documents table (read-only, beside the running server: WAL).
 long long document_rows(const std::filesystem::path& data_dir) {
+  if (auto n = postgres_metadata_count(data_dir, "SELECT COUNT(*) FROM documents")) return *n;
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open_v2((data_dir / "regcache.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_busy_timeout(db, 5000);

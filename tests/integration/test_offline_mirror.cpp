@@ -46,6 +46,7 @@ struct Run {
 // Runs `regcache ARGS...` to its end (bounded).
 Run regcache_cli(const fs::path& dir, const std::string& name, std::vector<std::string> args,
                  std::chrono::seconds timeout = 120s) {
+  args = with_test_metadata(std::move(args));  // under postgres: the regcache's database
   args.insert(args.begin(), REGCACHE_BINARY);
   fs::create_directories(dir);
   fs::remove(dir / (name + ".out"));

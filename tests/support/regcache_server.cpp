@@ -1,10 +1,12 @@
 #include "support/regcache_server.h"
 
+#include <iostream>
 #include <stdexcept>
 
 #include "support/files.h"
 #include "support/http_client.h"
 #include "support/ports.h"
+#include "support/postgres_cluster.h"
 #include "support/wait.h"
 
 #ifndef REGCACHE_BINARY
@@ -28,6 +30,7 @@ nlohmann::json regcache_config(const std::string& upstream_url, const std::strin
 RegcacheServer::RegcacheServer(const std::filesystem::path& dir, RegcacheOptions options)
     : dir_(dir), data_dir_(dir / "data"), options_(std::move(options)) {
   std::filesystem::create_directories(data_dir_);
+  use_test_metadata();
   if (options_.config) write_file(dir_ / "config.json", options_.config->dump(2));
   for (int attempt = 0; attempt < 3; ++attempt) {  // the free port may be taken before we bind it
     port_ = free_port();
@@ -40,6 +43,69 @@ RegcacheServer::RegcacheServer(const std::filesystem::path& dir, RegcacheOptions
 }
 
 RegcacheServer::~RegcacheServer() = default;  // Process kills and reaps
+
+bool metadata_is_postgres() { return test_metadata_cluster() != nullptr; }
+
+bool skip_unless_sqlite(const std::string& reason) {
+  if (!metadata_is_postgres()) return false;
+  std::cerr << "SKIPPED with REGCACHE_TEST_METADATA=postgres: " << reason << "\n";
+  return true;
+}
+
+std::optional<long long> postgres_metadata_count(const std::filesystem::path& data_dir, const std::string& sql) {
+  PostgresCluster* cluster = test_metadata_cluster();
+  if (!cluster) return std::nullopt;
+  auto value = cluster->query_value(read_file(data_dir / "pg-database"), sql);
+  return value ? std::stoll(*value) : 0;
+}
+
+// REGCACHE_TEST_METADATA=postgres: the metadata goes to a database of the
+// test run's PostgreSQL cluster, one per data dir (named in data/pg-database),
+// so a test that restarts regcache on the same data dir finds its metadata
+// again. A test that configures `metadata` itself is left alone.
+namespace {
+
+// The database of `data_dir`'s regcache (created on first use, named in data_dir/pg-database).
+std::string database_for(PostgresCluster& cluster, const std::filesystem::path& data_dir) {
+  auto marker = data_dir / "pg-database";
+  if (std::filesystem::exists(marker)) return read_file(marker);
+  std::string database = cluster.create_database("it");
+  write_file(marker, database);
+  return database;
+}
+
+nlohmann::json metadata_config(PostgresCluster& cluster, const std::filesystem::path& data_dir) {
+  return {{"backend", "postgres"}, {"dsn", cluster.dsn(database_for(cluster, data_dir))}};
+}
+
+}  // namespace
+
+void RegcacheServer::use_test_metadata() {
+  PostgresCluster* cluster = test_metadata_cluster();
+  if (!cluster) return;
+  nlohmann::json config = options_.config ? *options_.config : nlohmann::json::object();
+  if (config.contains("metadata")) return;
+  config["metadata"] = metadata_config(*cluster, data_dir_);
+  options_.config = std::move(config);
+}
+
+std::vector<std::string> with_test_metadata(std::vector<std::string> command) {
+  PostgresCluster* cluster = test_metadata_cluster();
+  if (!cluster || command.empty()) return command;
+  std::optional<std::filesystem::path> data_dir;
+  for (std::size_t i = 0; i < command.size(); ++i) {
+    if (command[i] == "--config" || command[i].rfind("--config=", 0) == 0) return command;  // the test chose
+    if (command[i] == "--data-dir" && i + 1 < command.size()) data_dir = command[i + 1];
+    else if (command[i].rfind("--data-dir=", 0) == 0) data_dir = command[i].substr(11);
+  }
+  if (!data_dir) return command;
+  if (command[0] == "import") std::filesystem::create_directories(*data_dir);
+  if (!std::filesystem::is_directory(*data_dir)) return command;  // the command's own "no data" answer
+  auto file = data_dir->parent_path() / (data_dir->filename().string() + ".pg-metadata.json");
+  write_file(file, nlohmann::json{{"metadata", metadata_config(*cluster, *data_dir)}}.dump());
+  command.insert(command.begin() + 1, {"--config", file.string()});
+  return command;
+}
 
 std::string RegcacheServer::host() const { return "127.0.0.1:" + std::to_string(port_); }
 std::string RegcacheServer::url() const { return "http://" + host(); }
