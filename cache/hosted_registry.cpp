@@ -308,11 +308,12 @@ std::size_t HostedRegistry::expire_uploads() {
   }
 }
 
-std::size_t HostedRegistry::remove_orphan_uploads() {
+std::size_t HostedRegistry::remove_orphan_uploads(ReconcilePolicy policy) {
   std::set<std::string> sessions;
   std::size_t removed = 0;
   for (const auto& u : meta_.list_uploads()) {
     if (!blobs_.upload_size(u.id)) {
+      if (policy != ReconcilePolicy::DropMissing) continue;
       drop_session(u);
       ++removed;
     } else {
