@@ -1,6 +1,7 @@
 // Start-up reconciliation under its two policies (cache/pull_through_cache.h
-// ReconcilePolicy): what keeps replicas that share one metadata database from
-// undoing each other's work.
+// ReconcilePolicy), and the manifest memo's link-checked load that hosted
+// reads use (cache/manifest_memo.h load_linked): what keeps replicas that
+// share one metadata database from undoing each other's work.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@ namespace {
 
 const std::string kHosted;  // the hosted namespace
 const std::string kManifestType = "application/vnd.oci.image.manifest.v1+json";
+const std::string kIndexType = "application/vnd.oci.image.index.v1+json";
 
 std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -101,4 +103,28 @@ TEST_CASE("reconciliation: adopt-only never drops a row nor removes a file, and 
   // reconcile() (spools, then the store) honours the policy too.
   summary = f.cache.reconcile(ReconcilePolicy::AdoptOnly);
   CHECK(f.meta->find_blob(elsewhere));
+}
+
+TEST_CASE("manifest memo: load_linked takes the media type from the link it is given, and nothing for a layer link") {
+  Fixture f;
+  const std::string body = R"({"schemaVersion":2})";
+  Digest d = f.store(body);
+  f.meta->put_blob({d, body.size(), "", now_s(), now_s()});
+  f.meta->link(kHosted, "local/app", d, kManifestType);
+  REQUIRE(f.memo.load(kHosted, "local/app", d));  // remembered as kManifestType
+
+  // Another replica re-linked the digest with another type: the memo's bytes,
+  // the link's type.
+  auto as_index = f.memo.load_linked(kHosted, "local/app", d, {"local/app", kIndexType});
+  REQUIRE(as_index);
+  CHECK(as_index->media_type == kIndexType);
+  CHECK(*as_index->body == body);
+  // Linked as a layer now: no manifest, whatever the memo holds.
+  CHECK_FALSE(f.memo.load_linked(kHosted, "local/app", d, {"local/app", ""}));
+  // Not in memory: read from the store, with the link's type.
+  f.memo.forget(d);
+  auto fresh = f.memo.load_linked(kHosted, "local/app", d, {"local/app", kManifestType});
+  REQUIRE(fresh);
+  CHECK(fresh->media_type == kManifestType);
+  CHECK(*fresh->body == body);
 }
