@@ -1,4 +1,4 @@
-// SQLite implementation of MetadataStore (db/metadata_store.h).
+// SQLite implementation of MetadataStore (db/metadata_store.h, db/sqlite_metadata_store.h).
 //
 // What this class promises:
 //  - One connection per store, opened in WAL mode with synchronous=NORMAL,
@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "db/metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 
 namespace regcache::db {
 namespace {

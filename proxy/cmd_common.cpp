@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/names.h"
+#include "db/sqlite_metadata_store.h"
 
 namespace regcache::proxy {
 
@@ -59,13 +60,14 @@ Config config_from(const ParsedArgs& args) {
 
 DataDir open_data_dir(const Config& config, bool must_exist) {
   auto db_path = config.data_dir / "regcache.db";
-  if (must_exist && !std::filesystem::exists(db_path))
+  // With PostgreSQL the database is the server's; only SQLite's file can be missing.
+  if (must_exist && config.metadata.backend == db::MetadataBackend::Sqlite && !std::filesystem::exists(db_path))
     throw std::runtime_error("no regcache data in " + config.data_dir.string() + " (" + db_path.string() +
                              " does not exist); give --data-dir or --config");
   std::filesystem::create_directories(config.data_dir);
   DataDir d;
   d.config = config;
-  d.meta = db::open_sqlite_store(db_path.string());
+  d.meta = db::open_metadata_store(config.metadata, config.data_dir);
   d.blobs = std::make_unique<cache::LocalBlobStore>(config.data_dir);
   return d;
 }

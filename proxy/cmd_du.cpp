@@ -43,7 +43,7 @@ int run_du(const std::vector<std::string>& args) {
     return kExitClean;
   }
   return guarded("du", [&] {
-    auto stores = open_stores(resolve(flags).data_dir);
+    auto stores = open_stores(resolve(flags));
     auto usage = cache::disk_usage(*stores.meta);
     // Pinned content (issue 12 item 4) gets its own column here once pins exist.
     if (json_out) {

@@ -39,7 +39,7 @@ int run_gc(const std::vector<std::string>& args) {
     return kExitClean;
   }
   return guarded("gc", [&] {
-    auto stores = open_stores(resolve(flags).data_dir);
+    auto stores = open_stores(resolve(flags));
     Progress progress("gc");
     cache::GcOptions options;
     options.dry_run = flags.dry_run;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "db/sqlite_metadata_store.h"
 #include "proxy/config.h"
 
 namespace regcache::proxy::maintenance {
@@ -63,7 +64,7 @@ bool parse_flags(const std::vector<std::string>& args, const std::set<std::strin
 
 Target resolve(const Flags& flags) {
   Config config = flags.config ? load_config(*flags.config) : default_config();
-  Target t{config.data_dir, config.scrub_rate};
+  Target t{config.data_dir, config.scrub_rate, config.metadata};
   if (flags.data_dir) t.data_dir = *flags.data_dir;
   return t;
 }
@@ -76,6 +77,18 @@ Stores open_stores(const std::filesystem::path& data_dir) {
     throw std::runtime_error("no regcache data in " + data_dir.string() + " (" + s.db_path.string() + " does not exist)");
   s.meta = db::open_sqlite_store(s.db_path.string());
   s.blobs = std::make_unique<cache::LocalBlobStore>(data_dir);
+  return s;
+}
+
+Stores open_stores(const Target& target) {
+  if (target.metadata.backend == db::MetadataBackend::Sqlite) return open_stores(target.data_dir);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(target.data_dir, ec))
+    throw std::runtime_error("no regcache data dir " + target.data_dir.string());
+  Stores s;
+  s.backend = target.metadata.backend;
+  s.meta = db::open_metadata_store(target.metadata, target.data_dir);
+  s.blobs = std::make_unique<cache::LocalBlobStore>(target.data_dir);
   return s;
 }
 

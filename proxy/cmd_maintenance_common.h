@@ -14,6 +14,7 @@
 #include "cache/blob_store.h"
 #include "cache/store_maintenance.h"
 #include "db/metadata_store.h"
+#include "db/open_metadata_store.h"
 
 namespace regcache::proxy::maintenance {
 
@@ -40,17 +41,22 @@ bool parse_flags(const std::vector<std::string>& args, const std::set<std::strin
 struct Target {
   std::filesystem::path data_dir;
   std::uint64_t scrub_rate = 0;
+  db::MetadataSettings metadata;  // the config's `metadata` (SQLite in data_dir by default)
 };
 Target resolve(const Flags& flags);
 
 // The stores of an existing data dir; throws std::runtime_error when the dir
 // holds no regcache database (a typo must not create an empty one).
 struct Stores {
-  std::filesystem::path db_path;
+  db::MetadataBackend backend = db::MetadataBackend::Sqlite;
+  std::filesystem::path db_path;  // SQLite only
   std::unique_ptr<db::MetadataStore> meta;
   std::unique_ptr<cache::BlobStore> blobs;
 };
 Stores open_stores(const std::filesystem::path& data_dir);
+// The same for the target's metadata backend (a PostgreSQL database must
+// exist and answer; the data dir must exist either way).
+Stores open_stores(const Target& target);
 
 // Progress on stderr: one rewritten line on a terminal, at most a plain line
 // every few seconds otherwise. finish() ends a rewritten line.

@@ -38,7 +38,7 @@ int run_scrub(const std::vector<std::string>& args) {
   }
   return guarded("scrub", [&] {
     auto target = resolve(flags);
-    auto stores = open_stores(target.data_dir);
+    auto stores = open_stores(target);
     Progress progress("scrub");
     cache::ScrubOptions options;
     options.repair = flags.repair;

@@ -6,6 +6,7 @@
 #include "common/image_ref.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "db/postgres_metadata_store.h"
 #include "upstream/trust.h"
 #include "proxy/auth/htpasswd.h"
 #include "proxy/auth/token.h"
@@ -291,6 +292,30 @@ void read_auth(const json& object, auth::AuthSettings& a) {
       throw ConfigError("auth.token_key", e.what());
     }
   }
+}
+
+// `metadata`: which store holds the metadata. The password comes from a file
+// (like upstream credentials), so the DSN can be logged.
+db::MetadataSettings read_metadata(const json& object) {
+  ObjectReader r(object, "metadata");
+  db::MetadataSettings m;
+  std::string backend = "sqlite", password_file;
+  r.read("backend", backend);
+  if (backend == "postgres") m.backend = db::MetadataBackend::Postgres;
+  else if (backend != "sqlite") throw ConfigError(r.key("backend"), "must be sqlite or postgres; not '" + backend + "'");
+  r.read("dsn", m.dsn);
+  r.read("password_file", password_file);
+  r.read("max_connections", m.max_connections, 1, 1000);
+  r.refuse_unknown();
+  if (m.backend == db::MetadataBackend::Sqlite) {
+    if (!m.dsn.empty()) throw ConfigError(r.key("dsn"), "only for backend postgres (sqlite keeps regcache.db in data_dir)");
+    if (!password_file.empty()) throw ConfigError(r.key("password_file"), "only for backend postgres");
+    return m;
+  }
+  if (m.dsn.empty()) throw ConfigError(r.key("dsn"), "is required for backend postgres (e.g. \"host=db.example port=5432 dbname=regcache user=regcache\")");
+  if (std::string why = db::postgres_dsn_problem(m.dsn); !why.empty()) throw ConfigError(r.key("dsn"), why);
+  if (!password_file.empty()) m.password = read_secret(r.key("password_file"), password_file);
+  return m;
 }
 
 WarmSettings read_warm(const json& object) {
@@ -650,6 +675,7 @@ Config parse_config(const std::string& json_text) {
     for (const auto& group : rule.groups)
       if (!c.auth.groups.count(group)) throw ConfigError("access", "names group '" + group + "', not in auth.groups");
   if (auto w = r.find("warm")) c.warm = read_warm(*w);
+  if (auto m = r.find("metadata")) c.metadata = read_metadata(*m);
   read_storage_lifecycle(r, c);
   r.refuse_unknown();
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream

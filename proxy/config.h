@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "cache/pins.h"
+#include "db/open_metadata_store.h"
 #include "proxy/auth/settings.h"
 #include "upstream/client.h"
 
@@ -53,6 +54,9 @@ struct Config {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 5000;
   std::filesystem::path data_dir = "./data";
+  // Where metadata lives (`metadata`): SQLite in data_dir (default) or a
+  // PostgreSQL server several replicas share. Not reloaded by SIGHUP.
+  db::MetadataSettings metadata;
   log::Level log_level = log::Level::Info;
   log::Format log_format = log::Format::Text;  // reloadable
   // /metrics, /healthz and /readyz on a listener of their own too; empty

@@ -1,6 +1,7 @@
 #include "proxy/registry_api.h"
 
 #include "common/log.h"
+#include "db/store_errors.h"
 
 namespace regcache::proxy {
 
@@ -74,6 +75,15 @@ void RegistryApi::handle(Exchange& ex) {
       return;
     }
     send_error(ex, e);
+  } catch (const db::StoreUnavailable& e) {
+    // The metadata store's server is away (db/store_errors.h): a clear 503
+    // the client may retry, not a 500; the store reconnects by itself.
+    log::error(ex.request.getMethod() + " " + ex.path + ": " + e.what());
+    if (ex.response.sent()) {
+      abort_connection(ex);
+      return;
+    }
+    send_error(ex, RegistryError(ErrorCode::Unavailable, "the metadata store is unavailable; try again shortly"));
   } catch (const std::exception& e) {
     log::error(ex.request.getMethod() + " " + ex.path + ": " + e.what());
     if (ex.response.sent()) {

@@ -21,6 +21,9 @@
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "db/metadata_store.h"
+#include "db/open_metadata_store.h"
+#include "db/postgres_metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 #include "proxy/health.h"
 #include "proxy/metrics.h"
 #include "proxy/reactor.h"
@@ -199,7 +202,9 @@ Server::Server(Config config) : config_(std::move(config)) {
   log::set_format(config_.log_format);
   shutdown_grace_ = config_.shutdown_grace;
   std::filesystem::create_directories(config_.data_dir);
-  meta_ = db::open_sqlite_store((config_.data_dir / "regcache.db").string());
+  meta_ = db::open_metadata_store(config_.metadata, config_.data_dir);
+  if (config_.metadata.backend == db::MetadataBackend::Postgres)
+    log::info("metadata: postgres (" + db::postgres_dsn_for_log(config_.metadata.dsn) + ")");
   blobs_ = std::make_unique<cache::LocalBlobStore>(config_.data_dir);
 
   manifests_ = std::make_unique<cache::ManifestMemo>(*blobs_, *meta_, config_.max_manifest_bytes,
@@ -402,6 +407,10 @@ void Server::reload(Config fresh) {
   };
   note(fresh.listen_host != config_.listen_host || fresh.listen_port != config_.listen_port, "listen");
   note(fresh.data_dir != config_.data_dir, "data_dir");
+  note(fresh.metadata.backend != config_.metadata.backend || fresh.metadata.dsn != config_.metadata.dsn ||
+           fresh.metadata.password != config_.metadata.password ||
+           fresh.metadata.max_connections != config_.metadata.max_connections,
+       "metadata");
   note(fresh.tls_cert != config_.tls_cert || fresh.tls_key != config_.tls_key, "tls_cert/tls_key");
   note(fresh.max_connections != config_.max_connections, "max_connections");
   note(fresh.client_timeout != config_.client_timeout, "client_timeout_s");

@@ -1,10 +1,12 @@
 #include "support/regcache_server.h"
 
+#include <iostream>
 #include <stdexcept>
 
 #include "support/files.h"
 #include "support/http_client.h"
 #include "support/ports.h"
+#include "support/postgres_cluster.h"
 #include "support/wait.h"
 
 #ifndef REGCACHE_BINARY
@@ -28,6 +30,7 @@ nlohmann::json regcache_config(const std::string& upstream_url, const std::strin
 RegcacheServer::RegcacheServer(const std::filesystem::path& dir, RegcacheOptions options)
     : dir_(dir), data_dir_(dir / "data"), options_(std::move(options)) {
   std::filesystem::create_directories(data_dir_);
+  use_test_metadata();
   if (options_.config) write_file(dir_ / "config.json", options_.config->dump(2));
   for (int attempt = 0; attempt < 3; ++attempt) {  // the free port may be taken before we bind it
     port_ = free_port();
@@ -39,7 +42,36 @@ RegcacheServer::RegcacheServer(const std::filesystem::path& dir, RegcacheOptions
                            "); stderr:\n" + err);
 }
 
-RegcacheServer::~RegcacheServer() = default;  // Process kills and reaps
+RegcacheServer::~RegcacheServer() = default;
+
+bool metadata_is_postgres() { return test_metadata_cluster() != nullptr; }
+
+bool skip_unless_sqlite(const std::string& reason) {
+  if (!metadata_is_postgres()) return false;
+  std::cerr << "SKIPPED with REGCACHE_TEST_METADATA=postgres: " << reason << "\n";
+  return true;
+}
+
+// REGCACHE_TEST_METADATA=postgres: the metadata goes to a database of the
+// test run's PostgreSQL cluster, one per data dir (named in data/pg-database),
+// so a test that restarts regcache on the same data dir finds its metadata
+// again. A test that configures `metadata` itself is left alone.
+void RegcacheServer::use_test_metadata() {
+  PostgresCluster* cluster = test_metadata_cluster();
+  if (!cluster) return;
+  nlohmann::json config = options_.config ? *options_.config : nlohmann::json::object();
+  if (config.contains("metadata")) return;
+  auto marker = data_dir_ / "pg-database";
+  std::string database;
+  if (std::filesystem::exists(marker)) {
+    database = read_file(marker);
+  } else {
+    database = cluster->create_database("it");
+    write_file(marker, database);
+  }
+  config["metadata"] = {{"backend", "postgres"}, {"dsn", cluster->dsn(database)}};
+  options_.config = std::move(config);
+}  // Process kills and reaps
 
 std::string RegcacheServer::host() const { return "127.0.0.1:" + std::to_string(port_); }
 std::string RegcacheServer::url() const { return "http://" + host(); }

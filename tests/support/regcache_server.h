@@ -30,6 +30,14 @@ struct RegcacheOptions {
 nlohmann::json regcache_config(const std::string& upstream_url, const std::string& username = {},
                                const std::string& password = {}, int tag_ttl_s = 3600);
 
+// True when this run keeps regcache's metadata in PostgreSQL
+// (REGCACHE_TEST_METADATA=postgres: the `postgres` label re-runs the suites so).
+bool metadata_is_postgres();
+// For a test that only makes sense with SQLite metadata (it opens regcache.db,
+// runs an operator command on a bare data dir, ...): under postgres, prints
+// why it is skipped and returns true; the test then returns.
+bool skip_unless_sqlite(const std::string& reason);
+
 class RegcacheServer {
  public:
   RegcacheServer(const std::filesystem::path& dir, RegcacheOptions options);
@@ -51,6 +59,7 @@ class RegcacheServer {
 
  private:
   bool try_start();
+  void use_test_metadata();
 
   std::filesystem::path dir_;
   std::filesystem::path data_dir_;

@@ -18,6 +18,7 @@
 #include "cache/pins.h"
 #include "common/digest.h"
 #include "db/metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 #include "temp_dir.h"
 
 using namespace regcache::cache;

@@ -14,6 +14,7 @@
 #include "cache/oci_layout.h"
 #include "common/digest.h"
 #include "db/metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;

@@ -17,6 +17,7 @@
 #include "cache/store_maintenance.h"
 #include "common/digest.h"
 #include "db/metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 #include "temp_dir.h"
 
 using namespace regcache;

@@ -9,6 +9,7 @@
 
 #include "common/digest.h"
 #include "db/metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 
 using regcache::sha256_of;
 using namespace regcache::db;

@@ -14,6 +14,7 @@
 
 #include "common/digest.h"
 #include "db/metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 
 namespace fs = std::filesystem;
 using regcache::Digest;
