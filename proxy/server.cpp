@@ -313,8 +313,10 @@ cache::ReconcilePolicy Server::reconcile_policy() const {
   if (config_.store_reconciliation == "adopt-only") return cache::ReconcilePolicy::AdoptOnly;
   if (config_.store_reconciliation == "drop-missing") return cache::ReconcilePolicy::DropMissing;
   // auto: the SQLite database lives in the data dir beside the blobs it
-  // describes, so whoever shares it shares this store too.
-  return cache::ReconcilePolicy::DropMissing;
+  // describes, so whoever shares it shares this store too. A PostgreSQL
+  // database is there to be shared, by replicas whose stores may differ.
+  return config_.metadata.backend == db::MetadataBackend::Sqlite ? cache::ReconcilePolicy::DropMissing
+                                                                   : cache::ReconcilePolicy::AdoptOnly;
 }
 
 void Server::reconcile_in_background() {

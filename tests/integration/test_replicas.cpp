@@ -6,10 +6,14 @@
 //     its next request (hosted reads go to the metadata store every time: the
 //     documented bound is zero); concurrent pushes of one tag through A and B
 //     end in one state both agree on, naming a complete manifest;
-//   - on different data dirs sharing one database (the database file of A's
-//     data dir, linked into B's): start-up reconciliation with
-//     store_reconciliation "adopt-only" never drops the rows, tags or upload
-//     sessions of content the other replica holds.
+//   - on different data dirs sharing one database (SQLite: the database file
+//     of A's data dir, linked into B's; PostgreSQL: one database): start-up
+//     reconciliation with store_reconciliation "adopt-only" (auto, with
+//     PostgreSQL) never drops the rows, tags or upload sessions of content the
+//     other replica holds.
+// Run with SQLite (label replicas) and again with PostgreSQL metadata (labels
+// postgres and replicas: REGCACHE_TEST_METADATA=postgres, one database for
+// both replicas, found through the shared data dir).
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -300,11 +304,17 @@ TEST_CASE("replicas: start-up reconciliation on a shared database keeps what oth
   TempDir tmp("regcache-it-replicas-reconcile");
   fs::create_directories(tmp / "a" / "data");
   fs::create_directories(tmp / "b" / "data");
-  fs::create_symlink(tmp / "a" / "data" / "regcache.db", tmp / "b" / "data" / "regcache.db");
-  const json config = hosted_config("adopt-only");
+  // SQLite: A's database file, linked into B's data dir, and adopt-only said
+  // explicitly (auto cannot know the file is shared). PostgreSQL: A's
+  // database (tests/support/regcache_server.cpp names it in data/pg-database),
+  // and auto, which is adopt-only for a shared backend.
+  const bool postgres = metadata_is_postgres();
+  if (!postgres) fs::create_symlink(tmp / "a" / "data" / "regcache.db", tmp / "b" / "data" / "regcache.db");
+  const json config = hosted_config(postgres ? "auto" : "adopt-only");
 
   auto image = make_oci_image(tmp / "image", "v1", {256 * 1024, 64 * 1024});
   auto a = std::make_unique<RegcacheServer>(tmp / "a", RegcacheOptions{kNoUpstream, config, {}});
+  if (postgres) write_file(tmp / "b" / "data" / "pg-database", read_file(tmp / "a" / "data" / "pg-database"));
   REQUIRE_SKOPEO_OK(skopeo_push(tmp.path(), image.oci_reference(), a->host(), "local/on-a:v1"));
   // An upload in progress on A, which B's store has no file for.
   auto started = http_request("POST", a->url() + "/v2/local/on-a/blobs/uploads/");

@@ -14,6 +14,7 @@
 #include "cache/pull_through_cache.h"
 #include "common/digest.h"
 #include "db/metadata_store.h"
+#include "db/sqlite_metadata_store.h"
 #include "temp_dir.h"
 
 using namespace regcache;
