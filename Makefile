@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick bench-auth bench-lifecycle clean
+.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick bench-auth bench-lifecycle bench-metadata clean
 
 deps:
 	@./.ci/install-deps
@@ -56,6 +56,7 @@ bench: deps
 	bench/run $(BENCH_ARGS)
 	bench/auth
 	bench/lifecycle
+	bench/metadata
 
 # What client authentication costs: manifest GET by digest with auth off, Basic, Bearer.
 bench-auth: deps
@@ -68,6 +69,12 @@ bench-lifecycle: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release -j $(JOBS) --target regcache
 	bench/lifecycle $(LIFECYCLE_ARGS)
+
+# PostgreSQL vs SQLite metadata: manifest by tag within TTL and with tag_ttl 0, hosted push rate (issue 17).
+bench-metadata: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target regcache
+	bench/metadata
 
 bench-quick: deps
 	bench/run --quick $(BENCH_ARGS)

@@ -91,15 +91,21 @@ void HostedRegistry::sweep_loop() {
 
 // --- pull ------------------------------------------------------------------
 
+// Every read asks the metadata store (the tag, then the link with the type it
+// serves the digest as); the memo only saves reading the bytes. With replicas
+// sharing the metadata, what another replica pushed, moved or deleted is what
+// the next request here sees: hosted data is never served stale.
 ManifestResult HostedRegistry::get_manifest(const RepoName& repo, const Reference& ref) {
   std::optional<Digest> digest;
   if (ref.is_digest()) {
-    if (meta_.is_linked(kNs, repo.str(), ref.as_digest())) digest = ref.as_digest();
+    digest = ref.as_digest();
   } else if (auto tag = meta_.find_tag(kNs, repo.str(), ref.as_tag())) {
     digest = tag->digest;
   }
   if (digest)
-    if (auto m = manifests_.load(kNs, repo.str(), *digest)) return {m->body, m->media_type, *digest, CacheStatus::Local};
+    if (auto link = meta_.find_link(kNs, repo.str(), *digest))
+      if (auto m = manifests_.load_linked(kNs, repo.str(), *digest, *link))
+        return {m->body, m->media_type, *digest, CacheStatus::Local};
   throw RegistryError(ErrorCode::ManifestUnknown, "manifest " + repo.str() + (ref.is_digest() ? "@" : ":") +
                                                       ref.str() + " is unknown");
 }
@@ -317,11 +323,12 @@ std::size_t HostedRegistry::expire_uploads() {
   }
 }
 
-std::size_t HostedRegistry::remove_orphan_uploads() {
+std::size_t HostedRegistry::remove_orphan_uploads(ReconcilePolicy policy) {
   std::set<std::string> sessions;
   std::size_t removed = 0;
   for (const auto& u : meta_.list_uploads()) {
     if (!blobs_.upload_size(u.id)) {
+      if (policy != ReconcilePolicy::DropMissing) continue;
       drop_session(u);
       ++removed;
     } else {

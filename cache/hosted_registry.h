@@ -129,9 +129,12 @@ class HostedRegistry {
   // Returns how many were removed. Also run periodically in the background.
   std::size_t expire_uploads();
   // Removes upload files without a session (a crash between creating the file
-  // and its row) and sessions whose file is gone. Only at start-up: a session
-  // being started has its file before its row.
-  std::size_t remove_orphan_uploads();
+  // and its row) and, under ReconcilePolicy::DropMissing, sessions whose file
+  // is gone. Under AdoptOnly (shared metadata) a session whose file this store
+  // lacks may be another replica's upload in progress: it is left to idle
+  // expiry. Only at start-up: a session being started has its file before its
+  // row.
+  std::size_t remove_orphan_uploads(ReconcilePolicy policy = ReconcilePolicy::DropMissing);
   // Open upload sessions (all clients).
   std::size_t upload_sessions() const;
 

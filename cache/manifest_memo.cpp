@@ -32,6 +32,41 @@ std::optional<ManifestMemo::Entry> ManifestMemo::load(const std::string& ns, con
   }
   auto link = meta_.find_link(ns, repo, digest);
   if (!link || link->media_type.empty()) return std::nullopt;
+  auto body = read_body(digest);
+  if (!body) return std::nullopt;
+  Entry entry{std::make_shared<const std::string>(std::move(*body)), link->media_type};
+  remember_if_current(ns, repo, digest, entry, taken);
+  return entry;
+}
+
+std::optional<ManifestMemo::Entry> ManifestMemo::load_linked(const std::string& ns, const std::string& repo,
+                                                             const Digest& digest, const db::LinkRecord& link) {
+  if (link.media_type.empty()) return std::nullopt;  // linked as a layer or config
+  const std::string k = key(ns, repo, digest);
+  std::uint64_t taken = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(k); it != entries_.end()) {
+      if (it->second.entry.media_type == link.media_type) {
+        order_.splice(order_.begin(), order_, it->second.order);
+        return it->second.entry;
+      }
+      // Re-linked with another type elsewhere: the bytes are still right.
+      Entry entry{it->second.entry.body, link.media_type};
+      it->second.entry.media_type = link.media_type;
+      order_.splice(order_.begin(), order_, it->second.order);
+      return entry;
+    }
+    taken = stripe(digest);
+  }
+  auto body = read_body(digest);
+  if (!body) return std::nullopt;
+  Entry entry{std::make_shared<const std::string>(std::move(*body)), link.media_type};
+  remember_if_current(ns, repo, digest, entry, taken);
+  return entry;
+}
+
+std::optional<std::string> ManifestMemo::read_body(const Digest& digest) {
   auto reader = blobs_.open(digest);
   if (!reader || reader->size() > max_manifest_bytes_) return std::nullopt;
   std::string body(reader->size(), '\0');
@@ -41,9 +76,7 @@ std::optional<ManifestMemo::Entry> ManifestMemo::load(const std::string& ns, con
     if (n == 0) return std::nullopt;
     got += n;
   }
-  Entry entry{std::make_shared<const std::string>(std::move(body)), link->media_type};
-  remember_if_current(ns, repo, digest, entry, taken);
-  return entry;
+  return body;
 }
 
 std::uint64_t& ManifestMemo::stripe(const Digest& digest) {

@@ -42,6 +42,16 @@ class ManifestMemo {
   // such link, the link is not a manifest's (no media type), or the bytes are
   // not stored.
   std::optional<Entry> load(const std::string& ns, const std::string& repo, const Digest& digest);
+  // The same for a caller that has just read `link` (repo's link to `digest`)
+  // from the metadata store itself: a remembered entry is used only when its
+  // media type is the link's, else the bytes are read again and remembered
+  // with the link's type. For hosted reads, where another replica sharing the
+  // metadata may have deleted and re-linked the digest (as another manifest
+  // type, or as a layer: nullopt then) without this memo hearing of it: the
+  // memo supplies only the bytes — never stale, a digest's bytes never change —
+  // and the store says what they are, at every request.
+  std::optional<Entry> load_linked(const std::string& ns, const std::string& repo, const Digest& digest,
+                                   const db::LinkRecord& link);
   void remember(const std::string& ns, const std::string& repo, const Digest& digest, const Entry& entry);
   // The generation of `digest`: changes at every forget of it (or of a digest
   // sharing its stripe). Take it before reading what an entry is made of.
@@ -62,6 +72,8 @@ class ManifestMemo {
     std::list<std::string>::iterator order;
   };
   static std::string key(const std::string& ns, const std::string& repo, const Digest& digest);
+  // The stored bytes of `digest`; nullopt when not stored or too large.
+  std::optional<std::string> read_body(const Digest& digest);
   void erase(std::unordered_map<std::string, Slot>::iterator it);  // caller holds mutex_
   void insert(std::string key, const Digest& digest, const Entry& entry);  // caller holds mutex_
   std::uint64_t& stripe(const Digest& digest);                        // caller holds mutex_

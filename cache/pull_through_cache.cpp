@@ -572,15 +572,26 @@ TagListResult PullThroughCache::list_referrers(const Origin& origin, const RepoN
 
 // --- start-up --------------------------------------------------------------
 
-std::string PullThroughCache::reconcile() {
-  std::size_t spools = blobs_.remove_orphan_spools();
-  std::atomic<bool> never{false};
-  return std::to_string(spools) + " orphan spools removed; " + reconcile_store(never);
+const char* to_string(ReconcilePolicy policy) {
+  switch (policy) {
+    case ReconcilePolicy::DropMissing: return "drop-missing";
+    case ReconcilePolicy::AdoptOnly: return "adopt-only";
+  }
+  return "?";
 }
 
-std::string PullThroughCache::reconcile_store(const std::atomic<bool>& stop) {
-  std::size_t dropped = 0, unreadable = 0, adopted = 0, removed = 0, skipped = 0;
-  for (const auto& row : meta_.list_blobs()) {
+std::string PullThroughCache::reconcile(ReconcilePolicy policy) {
+  std::size_t spools = blobs_.remove_orphan_spools();
+  std::atomic<bool> never{false};
+  return std::to_string(spools) + " orphan spools removed; " + reconcile_store(never, policy);
+}
+
+std::string PullThroughCache::reconcile_store(const std::atomic<bool>& stop, ReconcilePolicy policy) {
+  std::size_t dropped = 0, unreadable = 0, adopted = 0, removed = 0, skipped = 0, corrupt_kept = 0;
+  // Shared metadata: "not in this store" says nothing about the content, so
+  // the rows are not even looked at (ReconcilePolicy).
+  const bool may_drop = policy == ReconcilePolicy::DropMissing;
+  for (const auto& row : may_drop ? meta_.list_blobs() : std::vector<db::BlobRecord>{}) {
     if (stop) break;
     // Only a file the store is sure is gone (ENOENT) takes its rows and tags
     // with it; EACCES, EIO, ELOOP... may pass, and deleting then would lose
@@ -638,6 +649,12 @@ std::string PullThroughCache::reconcile_store(const std::atomic<bool>& stop) {
         if (blobs_.presence(stored.digest) != Presence::Present) return;
         tx.put_blob({stored.digest, size, "", now(), now()});
         ++adopted;
+      } else if (!may_drop) {
+        // Another replica's fill may be renaming its verified copy over this
+        // name right now; removing it then would leave its row without bytes.
+        log::warn("store reconciliation: " + stored.digest.str() +
+                  " does not hash to its name; left in place (shared metadata; regcache gc removes it)");
+        ++corrupt_kept;
       } else if (!fills_.running(stored.digest)) {
         // Corrupt and no row: nothing refers to it. Not while a fill of the
         // digest runs: its verified copy may be about to take this path.
@@ -648,7 +665,9 @@ std::string PullThroughCache::reconcile_store(const std::atomic<bool>& stop) {
   }
   return std::string(stop ? "store reconciliation stopped early: " : "store reconciled: ") + std::to_string(dropped) +
          " rows without content dropped, " + std::to_string(unreadable) + " unreadable objects kept, " +
-         std::to_string(adopted) + " files adopted, " + std::to_string(removed) + " corrupt files removed";
+         std::to_string(adopted) + " files adopted, " + std::to_string(removed) + " corrupt files removed" +
+         (may_drop ? std::string() : ", " + std::to_string(corrupt_kept) + " corrupt files kept (" +
+                                         to_string(policy) + ": rows never dropped)");
 }
 
 }  // namespace regcache::cache

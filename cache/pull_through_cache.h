@@ -105,6 +105,28 @@ struct CacheOptions {
   std::function<bool(std::uint64_t length)> admit_fill;
 };
 
+// What start-up reconciliation may conclude from this process's blob store
+// (reconcile_store). The question is whether the metadata describes this
+// store alone, or content that other processes keep in stores of their own.
+//
+//   DropMissing  The metadata describes this store only (SQLite inside the
+//                data dir; several processes sharing that one data dir share
+//                its store too). An object the store reports Absent (ENOENT)
+//                is gone for everybody: its rows and tags go. A file without a
+//                row that does not hash to its name is removed.
+//   AdoptOnly    The metadata is shared with replicas whose blob stores may
+//                differ (PostgreSQL, or a database file shared across data
+//                dirs): an object missing here may well be in another
+//                replica's store, so reconciliation never drops a row. Files
+//                without a row are adopted once they hash to their name;
+//                corrupt ones are only logged and counted, never removed — on
+//                a shared store another replica may be publishing a verified
+//                copy under that name at this very moment, and this process's
+//                single-flight cannot see that fill. `regcache gc` removes
+//                them (objects without a row, once older than its min_age).
+enum class ReconcilePolicy { DropMissing, AdoptOnly };
+const char* to_string(ReconcilePolicy policy);
+
 class PullThroughCache {
  public:
   PullThroughCache(BlobStore& blobs, db::MetadataStore& meta, ManifestMemo& manifests, CacheOptions options);
@@ -126,16 +148,18 @@ class PullThroughCache {
                                const std::string& query);
 
   // Start-up reconciliation of store and metadata: drops rows whose blob is
-  // missing, adopts (after verifying) published files without rows, removes
-  // orphan spools. Returns a one-line summary for the log.
-  std::string reconcile();
+  // missing (DropMissing only), adopts (after verifying) published files
+  // without rows, removes orphan spools. Returns a one-line summary for the log.
+  std::string reconcile(ReconcilePolicy policy = ReconcilePolicy::DropMissing);
   // The same without the spools (remove those before serving), safe to run in
-  // the background while requests are served: rows are dropped only for
-  // objects the store reports Absent (ENOENT), never for Unreadable ones;
-  // unknown files are hashed before they are adopted, and never served before
-  // that (see verified_stored); every decision is re-checked inside a unit.
-  // Returns early when `stop` is set.
-  std::string reconcile_store(const std::atomic<bool>& stop);
+  // the background while requests are served: rows are dropped only under
+  // DropMissing and only for objects the store reports Absent (ENOENT), never
+  // for Unreadable ones; unknown files are hashed before they are adopted, and
+  // never served before that (see verified_stored); every decision is
+  // re-checked inside a unit. Under AdoptOnly no row is ever deleted and no
+  // file removed: the only write is a blob row for a verified file that has
+  // none. Returns early when `stop` is set.
+  std::string reconcile_store(const std::atomic<bool>& stop, ReconcilePolicy policy = ReconcilePolicy::DropMissing);
 
   std::size_t fills_running() const { return fills_.running(); }
 

@@ -5,9 +5,17 @@
 //
 // Only the pull-through cache writes mirrored tags, and it writes through this
 // memo, so the memo never holds a mapping older than the store's for its own
-// writes. (Several replicas sharing one metadata store would each hold their own
-// memo: a tag another replica revalidated is revalidated here once more when this
-// replica's copy goes stale — one extra HEAD, never a wrong answer beyond the TTL.)
+// writes.
+//
+// Replicas sharing one metadata store each hold their own memo. The bound on
+// what that costs: a mirrored tag is answered from this memo only while
+// confirmed within its upstream's tag_ttl, so a replica serves a mapping at
+// most tag_ttl old — the same bound a single replica has against its
+// upstream. A tag another replica revalidated meanwhile is revalidated here
+// once more when this replica's copy goes stale: one extra HEAD, never a
+// wrong answer beyond the TTL. Hosted tags never enter this memo: hosted
+// reads go to the metadata store every time (cache/hosted_registry.cpp), so a
+// tag moved through one replica is what the next request to any replica sees.
 //
 // Bounded: when `max_entries` is reached the memo starts over empty.
 #include <cstddef>

@@ -657,6 +657,11 @@ Config parse_config(const std::string& json_text) {
   r.read("max_upload_sessions_per_client", c.max_upload_sessions_per_client, 1, 1'000'000);
   r.read_seconds("scrub_interval_s", c.scrub_interval, 0, 365LL * 24 * 3600);
   r.read("scrub_rate_bytes_per_s", c.scrub_rate, 0, 1LL << 40);
+  r.read("store_reconciliation", c.store_reconciliation);
+  if (c.store_reconciliation != "auto" && c.store_reconciliation != "drop-missing" &&
+      c.store_reconciliation != "adopt-only")
+    throw ConfigError("store_reconciliation",
+                      "must be auto, drop-missing or adopt-only; not '" + c.store_reconciliation + "'");
   c.internal_networks = read_string_list(r, "internal_networks", check_cidr);
   for (auto& u : c.upstreams) u.client.internal_networks = c.internal_networks;
   if (auto a = r.find("auth")) read_auth(*a, c.auth);

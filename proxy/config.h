@@ -100,6 +100,11 @@ struct Config {
   // every scrub_interval (0: never), at most scrub_rate bytes/s (0: unlimited).
   std::chrono::seconds scrub_interval{0};
   std::uint64_t scrub_rate = 32ull << 20;
+  // What start-up reconciliation may conclude from this data dir's blob store
+  // (cache::ReconcilePolicy): "auto" (drop-missing while the metadata is the
+  // SQLite file in the data dir, adopt-only for shared metadata),
+  // "drop-missing" or "adopt-only". Read at start-up only.
+  std::string store_reconciliation = "auto";
 
   const UpstreamSettings& default_upstream_settings() const;
 };

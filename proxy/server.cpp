@@ -235,7 +235,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   // Spools left by a crash go before serving (a fill started after this owns
   // its spool); the store itself is reconciled in the background (start()).
   log::info(std::to_string(blobs_->remove_orphan_spools()) + " orphan spools removed; " +
-            std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads()) +
+            std::to_string(hosted_->expire_uploads() + hosted_->remove_orphan_uploads(reconcile_policy())) +
             " stale upload sessions removed");
   // After reconciliation: a scheduled scrub sees the reconciled store.
   scrub_ = std::make_unique<cache::ScrubScheduler>(*blobs_, *meta_, *manifests_);
@@ -309,6 +309,16 @@ Server::~Server() {
   if (reconciler_.joinable()) reconciler_.join();
 }
 
+cache::ReconcilePolicy Server::reconcile_policy() const {
+  if (config_.store_reconciliation == "adopt-only") return cache::ReconcilePolicy::AdoptOnly;
+  if (config_.store_reconciliation == "drop-missing") return cache::ReconcilePolicy::DropMissing;
+  // auto: the SQLite database lives in the data dir beside the blobs it
+  // describes, so whoever shares it shares this store too. A PostgreSQL
+  // database is there to be shared, by replicas whose stores may differ.
+  return config_.metadata.backend == db::MetadataBackend::Sqlite ? cache::ReconcilePolicy::DropMissing
+                                                                   : cache::ReconcilePolicy::AdoptOnly;
+}
+
 void Server::reconcile_in_background() {
   // Like nginx's cache loader: serving starts at once, the store is checked
   // against its metadata beside it, at the lowest CPU and I/O priority, so a
@@ -319,9 +329,10 @@ void Server::reconcile_in_background() {
     ::setpriority(PRIO_PROCESS, tid, 19);  // best effort, per thread on Linux
     constexpr int kIoprioClassIdle = 3, kIoprioClassShift = 13, kIoprioWhoProcess = 1;
     ::syscall(SYS_ioprio_set, kIoprioWhoProcess, static_cast<int>(tid), kIoprioClassIdle << kIoprioClassShift);
-    log::info("store reconciliation running in the background");
+    const cache::ReconcilePolicy policy = reconcile_policy();
+    log::info(std::string("store reconciliation running in the background (") + cache::to_string(policy) + ")");
     try {
-      log::info(cache_->reconcile_store(stop_reconciling_));
+      log::info(cache_->reconcile_store(stop_reconciling_, policy));
     } catch (const std::exception& e) {
       log::error(std::string("store reconciliation failed (retried at the next start): ") + e.what());
     }
@@ -417,6 +428,7 @@ void Server::reload(Config fresh) {
   note(fresh.delete_enabled != config_.delete_enabled || fresh.tag_delete_enabled != config_.tag_delete_enabled,
        "delete_enabled/tag_delete_enabled");
   note(fresh.upload_ttl != config_.upload_ttl, "upload_ttl_s");
+  note(fresh.store_reconciliation != config_.store_reconciliation, "store_reconciliation");
   note(fresh.max_upload_sessions != config_.max_upload_sessions ||
            fresh.max_upload_sessions_per_client != config_.max_upload_sessions_per_client,
        "max_upload_sessions/max_upload_sessions_per_client");

@@ -27,6 +27,7 @@ class HostedRegistry;
 class AccessLog;
 class EvictionWorker;
 class ScrubScheduler;
+enum class ReconcilePolicy;
 }  // namespace cache
 namespace upstream {
 class Client;
@@ -92,6 +93,8 @@ class Server {
   std::chrono::seconds shutdown_grace_{10};
   // Store reconciliation, started by start() and stopped by stop()/the destructor.
   void reconcile_in_background();
+  // store_reconciliation, "auto" resolved for the configured metadata backend.
+  cache::ReconcilePolicy reconcile_policy() const;
   std::atomic<bool> stop_reconciling_{false};
   std::thread reconciler_;
 };
