@@ -618,6 +618,7 @@ Config parse_config(const std::string& json_text) {
   r.read("manifest_memory_bytes", c.manifest_memory_bytes, 0, 1LL << 32);
   r.read("max_connections", c.max_connections, 4, 1'000'000);
   r.read("workers", c.workers, 1, 4096);
+  r.read("sendfile", c.sendfile);
   r.read_seconds("client_timeout_s", c.client_timeout, 1, 3600);
   r.read_seconds("keep_alive_timeout_s", c.keep_alive_timeout, 1, 3600);
   r.read_seconds("header_timeout_s", c.header_timeout, 1, 3600);

@@ -68,6 +68,7 @@ struct Config {
   std::size_t manifest_memory_bytes = 16 << 20;
   unsigned max_connections = 20000;  // open client connections (idle ones cost no thread)
   unsigned workers = 256;            // threads serving requests at once
+  bool sendfile = true;              // false: blob bodies are read and written, never sendfile(2)
   std::chrono::seconds client_timeout{60};
   std::chrono::seconds keep_alive_timeout{15};
   std::chrono::seconds header_timeout{20};  // a whole request head must arrive within this

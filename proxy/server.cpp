@@ -16,6 +16,7 @@
 #include "cache/hosted_registry.h"
 #include "cache/manifest_memo.h"
 #include "cache/observer.h"
+#include "cache/no_fd_blob_store.h"
 #include "cache/pull_through_cache.h"
 #include "cache/scrub_scheduler.h"
 #include "common/log.h"
@@ -206,6 +207,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   if (config_.metadata.backend == db::MetadataBackend::Postgres)
     log::info("metadata: postgres (" + db::postgres_dsn_for_log(config_.metadata.dsn) + ")");
   blobs_ = std::make_unique<cache::LocalBlobStore>(config_.data_dir);
+  if (!config_.sendfile) blobs_ = cache::without_native_fds(std::move(blobs_));
 
   manifests_ = std::make_unique<cache::ManifestMemo>(*blobs_, *meta_, config_.max_manifest_bytes,
                                                     config_.manifest_memory_bytes);
@@ -420,6 +422,7 @@ void Server::reload(Config fresh) {
   note(fresh.header_timeout != config_.header_timeout, "header_timeout_s");
   note(fresh.min_body_rate != config_.min_body_rate, "min_body_bytes_per_s");
   note(fresh.workers != config_.workers, "workers");
+  note(fresh.sendfile != config_.sendfile, "sendfile");
   note(fresh.metrics_host != config_.metrics_host || fresh.metrics_port != config_.metrics_port, "metrics_listen");
   note(fresh.metrics_enabled != config_.metrics_enabled, "metrics_enabled");
   note(fresh.max_manifest_bytes != config_.max_manifest_bytes, "max_manifest_bytes");
