@@ -387,6 +387,7 @@ std::optional<ObjectInfo> Client::head_object(const std::string& key) const {
   ObjectInfo info;
   info.size = parse_u64(a.headers.get("Content-Length", ""), "Content-Length");
   info.etag = unquote(a.headers.get("ETag", ""));
+  info.last_modified = a.headers.get("Last-Modified", "");
   return info;
 }
 

@@ -68,6 +68,7 @@ class S3Error : public std::runtime_error {
 struct ObjectInfo {
   std::uint64_t size = 0;  // of the whole object
   std::string etag;        // without quotes
+  std::string last_modified;  // HTTP date as sent (HEAD only)
 };
 
 struct ListedObject {
