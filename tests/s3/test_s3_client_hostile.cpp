@@ -11,7 +11,11 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <sstream>
@@ -292,4 +296,17 @@ TEST_CASE("s3 client: configuration is checked") {
   c.endpoint = "http://127.0.0.1:9000";
   c.bucket = "Bad_Bucket";
   CHECK_THROWS_AS(s3::Client{c}, std::invalid_argument);
+}
+
+TEST_CASE("s3 client: the secret key comes from the first line of a file, trimmed; empty or missing is an error") {
+  const auto dir = std::filesystem::temp_directory_path() / ("regcache-s3-secret-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "ok") << "  s3cr3t/with+chars \nsecond line\n";
+    std::ofstream(dir / "empty") << "\n";
+  }
+  CHECK(s3::read_secret_key_file(dir / "ok") == "s3cr3t/with+chars");
+  CHECK_THROWS_WITH(s3::read_secret_key_file(dir / "empty"), doctest::Contains("is empty"));
+  CHECK_THROWS_WITH(s3::read_secret_key_file(dir / "missing"), doctest::Contains("missing"));
+  std::filesystem::remove_all(dir);
 }
