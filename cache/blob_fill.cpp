@@ -10,7 +10,7 @@ namespace regcache::cache {
 std::optional<std::uint64_t> BlobFill::wait_started() {
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return state_ != State::Connecting; });
-  if (state_ == State::Failed && spool_fd_ < 0) throw *error_;
+  if (state_ == State::Failed && !spool_) throw *error_;
   return size_;
 }
 
@@ -38,10 +38,15 @@ std::string BlobFill::failure() const {
   return error_ ? error_->what() : std::string();
 }
 
-void BlobFill::started(int spool_fd, std::optional<std::uint64_t> size, std::shared_ptr<void> spool_owner) {
+BlobSourcePtr BlobFill::spool() const {
+  std::lock_guard lock(mutex_);
+  return spool_;
+}
+
+void BlobFill::started(BlobSourcePtr spool, std::optional<std::uint64_t> size, std::shared_ptr<void> spool_owner) {
   {
     std::lock_guard lock(mutex_);
-    spool_fd_ = spool_fd;
+    spool_ = std::move(spool);
     spool_owner_ = std::move(spool_owner);
     size_ = size;
     state_ = State::Streaming;

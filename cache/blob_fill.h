@@ -14,7 +14,8 @@
 //               with a pass-through of its own (cache/pass_through.h) from where
 //               it is, reading what it already sent from the spool.
 //
-// Readers stream from the spool file at their own pace. A reader must never hand
+// Readers stream from the spool (a BlobSource the store's writer gives: a local
+// file for the local store, anything with read_at() for another) at their own pace. A reader must never hand
 // a client the blob's final byte before the fill is Committed: that is what keeps
 // a wrong or short body from ever looking complete.
 #include <chrono>
@@ -54,16 +55,17 @@ class BlobFill {
   // Blocks until the fill is Committed or Failed.
   Progress wait_ended();
 
-  // The spool descriptor (valid while this object lives, once Streaming).
-  int spool_fd() const { return spool_fd_; }
+  // The spool's bytes (set once Streaming; nullptr before, and for a fill that
+  // failed before it spooled). A reader keeps the pointer it got.
+  BlobSourcePtr spool() const;
   // Why the fill failed (empty unless Failed).
   std::string failure() const;
   // Failed on the store's side only: readers continue from the upstream.
   bool passes_through() const;
 
   // --- for the fill's own thread ---
-  // `spool_owner` keeps the descriptor open for as long as readers hold the fill.
-  void started(int spool_fd, std::optional<std::uint64_t> size, std::shared_ptr<void> spool_owner);
+  // `spool_owner` (the writer) lives for as long as readers hold the fill.
+  void started(BlobSourcePtr spool, std::optional<std::uint64_t> size, std::shared_ptr<void> spool_owner);
   void spooled(std::uint64_t total);
   void committed();
   void failed(const RegistryError& error);
@@ -76,7 +78,7 @@ class BlobFill {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   State state_ = State::Connecting;
-  int spool_fd_ = -1;
+  BlobSourcePtr spool_;
   std::shared_ptr<void> spool_owner_;
   std::optional<std::uint64_t> size_;
   std::uint64_t spooled_ = 0;

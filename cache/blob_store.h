@@ -5,8 +5,10 @@
 // digest is whole and hashes to that digest.
 //
 // The local file store is the default; an S3-compatible one can sit behind the
-// same interface (it would spool writes to a local temp file, which is what
-// readers of an in-progress fill read from).
+// same interface: nothing above it assumes a file. Reads and read-while-write
+// go through BlobSource (a native descriptor only where there is one), client
+// uploads through BlobUpload (resume offset, chunks that may become parts).
+// tests/contract/blob_store_contract.h holds every backend to these promises.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -17,6 +19,23 @@
 #include "common/digest.h"
 
 namespace regcache::cache {
+
+// Bytes that can be read at any offset: a committed blob, or the spool of one
+// being written (read-while-write). A store whose bytes are in a local file
+// offers its descriptor for the zero-copy path (sendfile(2)); one without
+// (an object store) only offers read_at(), and every caller streams through it.
+class BlobSource {
+ public:
+  virtual ~BlobSource() = default;
+  // A descriptor open on the bytes, for sendfile(2)/pread(2), valid while this
+  // object lives; nullopt when the bytes are not in a local file. Offsets in it
+  // are the blob's offsets. Callers must handle both answers.
+  virtual std::optional<int> native_fd() const { return std::nullopt; }
+  // Reads up to `n` bytes at `offset`; returns 0 at the end of the bytes there
+  // are now (a spool may grow later). Throws on an I/O error of the store.
+  virtual std::size_t read_at(std::uint64_t offset, char* buf, std::size_t n) = 0;
+};
+using BlobSourcePtr = std::shared_ptr<BlobSource>;
 
 // A blob being written. Bytes go to a temporary spool; commit() verifies the
 // digest, makes the bytes durable and publishes them under the digest.
@@ -35,22 +54,47 @@ class BlobWriter {
   // Verifies that the bytes hash to `expected`. On a mismatch throws
   // RegistryError(DigestInvalid) and nothing is published. Call at most once.
   virtual void commit(const Digest& expected) = 0;
-  // A descriptor open on the spooled bytes, for readers that stream while the
-  // writer fills (read-while-write). Stays valid, and keeps showing the same
-  // bytes, until the writer is destroyed — also after commit().
-  virtual int spool_fd() const = 0;
+  // The bytes written so far, for readers that stream while the writer fills
+  // (read-while-write): read_at() sees every byte once write() returned it.
+  // The source keeps showing the same bytes for as long as it lives — also
+  // after commit(), and after the writer is destroyed. Call before a failed
+  // write; every call may return a new object. Its native_fd(), when there is
+  // one, is the spool's file.
+  virtual BlobSourcePtr source() = 0;
 };
 using BlobWriterPtr = std::unique_ptr<BlobWriter>;
 
-// A committed blob opened for reading.
-class BlobReader {
+// A client's upload session (POST, PATCH..., PUT), opened once per request.
+// Bytes received so far survive the request and a restart of the process; the
+// session's size() when opened is where the next chunk must start (the resume
+// offset). A store may keep the session as it likes — the local one appends to
+// one file; an object store can stage bytes locally and send them as parts of
+// a multipart upload (parts of at least its minimum size, except the last) —
+// as long as upload_size() only ever counts bytes it holds.
+class BlobUpload : public BlobWriter {
  public:
-  virtual ~BlobReader() = default;
+  // The end of a chunk: what this session wrote counts for upload_size() and
+  // for the next session opened on the upload, also after a restart. A store
+  // that sends parts flushes the whole parts it has here and may keep the rest
+  // staged until the next chunk or commit(). Throws like write(); the upload
+  // then has the bytes it had when this session opened it.
+  // A session destroyed without end_chunk() or commit() keeps what the store
+  // already holds of its bytes (the local store: all of them) — upload_size()
+  // tells a client where to resume.
+  virtual void end_chunk() {}
+  // commit() hashes the whole upload (the bytes of earlier sessions too) and,
+  // when it matches, publishes it under the digest; the upload is gone. On a
+  // mismatch nothing is published and the upload is left to remove_upload().
+};
+using BlobUploadPtr = std::unique_ptr<BlobUpload>;
+
+// A committed blob opened for reading. When the object is removed or
+// quarantined while a reader lives, the reader either goes on reading the same
+// bytes (the local store: an open file) or read_at() throws — it never returns
+// other bytes, nor a short read before size().
+class BlobReader : public BlobSource {
+ public:
   virtual std::uint64_t size() const = 0;
-  // A file descriptor for sendfile(2)/pread(2), or -1 when not file-backed.
-  virtual int fd() const = 0;
-  // Reads up to `n` bytes at `offset`; returns 0 at the end.
-  virtual std::size_t read_at(std::uint64_t offset, char* buf, std::size_t n) = 0;
 };
 using BlobReaderPtr = std::unique_ptr<BlobReader>;
 
@@ -66,6 +110,7 @@ struct StoredBlob {
   std::uint64_t size;
 };
 
+// Writers, upload sessions and readers it returns must not outlive the store.
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
@@ -86,13 +131,15 @@ class BlobStore {
   // Removes spool files left behind by a crash. Call before serving.
   virtual std::size_t remove_orphan_spools() = 0;
 
-  // Client uploads: named spools that outlive a request and a restart. The
-  // writer appends; destroying it keeps the bytes; commit() publishes them as
-  // above (hashing the whole upload) and the upload is gone.
-  // Returns nullptr when the upload does not exist and `create` is false.
-  virtual BlobWriterPtr open_upload(const std::string& id, bool create) = 0;
-  // Bytes received so far, nullopt when there is no such upload.
+  // Client uploads (see BlobUpload), named by ids the caller validated
+  // (lowercase hex). Opens a session on the upload `id`, creating an empty
+  // upload when `create`; nullptr when it does not exist and `create` is false.
+  // One session at a time per upload: the caller serialises them.
+  virtual BlobUploadPtr open_upload(const std::string& id, bool create) = 0;
+  // Bytes received so far (the resume offset), nullopt when there is no such upload.
   virtual std::optional<std::uint64_t> upload_size(const std::string& id) = 0;
+  // Aborts the upload: its bytes (staged or sent as parts) are gone. No-op when
+  // there is no such upload.
   virtual void remove_upload(const std::string& id) = 0;
   virtual std::vector<std::string> list_uploads() = 0;
 
@@ -134,7 +181,7 @@ class LocalBlobStore final : public BlobStore {
   void remove(const Digest& digest) override;
   std::vector<StoredBlob> list() override;
   std::size_t remove_orphan_spools() override;
-  BlobWriterPtr open_upload(const std::string& id, bool create) override;
+  BlobUploadPtr open_upload(const std::string& id, bool create) override;
   std::optional<std::uint64_t> upload_size(const std::string& id) override;
   void remove_upload(const std::string& id) override;
   std::vector<std::string> list_uploads() override;

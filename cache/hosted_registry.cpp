@@ -221,6 +221,7 @@ UploadStatus HostedRegistry::append_upload(const RepoName& repo, const std::stri
     throw RegistryError(ErrorCode::UploadRangeInvalid, "chunk starts at byte " + std::to_string(*first_byte) +
                                                            " but the upload has " + std::to_string(writer->size()));
   append(*writer, body);
+  writer->end_chunk();  // a store that sends parts flushes them here
   meta_.touch_upload(id, now());
   return {id, writer->size()};
 }

@@ -41,19 +41,23 @@ void fsync_dir(const fs::path& dir) {
   ::close(fd);
 }
 
+std::size_t pread_some(int fd, std::uint64_t offset, char* buf, std::size_t n, const char* what) {
+  ssize_t got;
+  do {
+    got = ::pread(fd, buf, n, static_cast<off_t>(offset));
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) throw_errno(what);
+  return static_cast<std::size_t>(got);
+}
+
 class FileReader final : public BlobReader {
  public:
   FileReader(int fd, std::uint64_t size) : fd_(fd), size_(size) {}
   ~FileReader() override { ::close(fd_); }
   std::uint64_t size() const override { return size_; }
-  int fd() const override { return fd_; }
+  std::optional<int> native_fd() const override { return fd_; }
   std::size_t read_at(std::uint64_t offset, char* buf, std::size_t n) override {
-    ssize_t got;
-    do {
-      got = ::pread(fd_, buf, n, static_cast<off_t>(offset));
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) throw_errno("read blob");
-    return static_cast<std::size_t>(got);
+    return pread_some(fd_, offset, buf, n, "read blob");
   }
 
  private:
@@ -61,7 +65,30 @@ class FileReader final : public BlobReader {
   std::uint64_t size_;
 };
 
-class FileWriter final : public BlobWriter {
+// A spool seen by read-while-write readers: its own descriptor (a dup), so the
+// bytes stay readable after the writer is gone — also when the spool was
+// unlinked (a failed fill) or renamed into blobs/ (committed).
+class SpoolSource final : public BlobSource {
+ public:
+  explicit SpoolSource(int writer_fd) : fd_(::fcntl(writer_fd, F_DUPFD_CLOEXEC, 0)) {
+    if (fd_ < 0) throw_errno("duplicate spool descriptor");
+  }
+  ~SpoolSource() override { ::close(fd_); }
+  SpoolSource(const SpoolSource&) = delete;
+  SpoolSource& operator=(const SpoolSource&) = delete;
+  std::optional<int> native_fd() const override { return fd_; }
+  std::size_t read_at(std::uint64_t offset, char* buf, std::size_t n) override {
+    return pread_some(fd_, offset, buf, n, "read spool file");
+  }
+
+ private:
+  int fd_;
+};
+
+// A fill's spool (create_writer) or a client's upload file (open_upload): one
+// file appended to; an upload's chunks end as they are written (end_chunk()
+// has nothing to flush).
+class FileWriter final : public BlobUpload {
  public:
   // A fresh spool in `tmp_dir`, removed unless committed.
   FileWriter(const LocalBlobStore& store, const fs::path& tmp_dir) : store_(store) {
@@ -134,7 +161,7 @@ class FileWriter final : public BlobWriter {
     fsync_dir(target.parent_path());
   }
 
-  int spool_fd() const override { return fd_; }
+  BlobSourcePtr source() override { return std::make_shared<SpoolSource>(fd_); }
 
  private:
   // A write failed (errno set): stop hashing, and put an upload back to the
@@ -185,7 +212,7 @@ fs::path LocalBlobStore::upload_path(const std::string& id) const {
   return uploads_ / id;
 }
 
-BlobWriterPtr LocalBlobStore::open_upload(const std::string& id, bool create) {
+BlobUploadPtr LocalBlobStore::open_upload(const std::string& id, bool create) {
   fs::path path = upload_path(id);
   int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
   if (fd < 0) {

@@ -1,10 +1,8 @@
 #include "cache/pass_through.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -12,7 +10,7 @@
 namespace regcache::cache {
 
 PassThrough::PassThrough(std::shared_ptr<upstream::Client> client, std::unique_ptr<upstream::BodyStream> body,
-                         Digest digest, std::uint64_t size, int prefix_fd, std::uint64_t prefix)
+                         Digest digest, std::uint64_t size, BlobSource* prefix_source, std::uint64_t prefix)
     : client_(std::move(client)),
       body_(std::move(body)),
       digest_(std::move(digest)),
@@ -22,14 +20,18 @@ PassThrough::PassThrough(std::shared_ptr<upstream::Client> client, std::unique_p
   std::vector<char> buffer(256 << 10);
   for (std::uint64_t at = 0; at < prefix;) {
     auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), prefix - at));
-    ssize_t n = ::pread(prefix_fd, buffer.data(), want, static_cast<off_t>(at));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
+    std::size_t n = 0;
+    std::string why = "the spool is too short";
+    try {
+      if (prefix_source) n = prefix_source->read_at(at, buffer.data(), want);
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    if (n == 0)
       throw RegistryError(ErrorCode::Internal, "cannot re-read the first " + std::to_string(prefix) + " bytes of " +
-                                                   digest_.str() + " from its spool: " +
-                                                   (n < 0 ? std::strerror(errno) : "file too short"));
-    hasher_.update(buffer.data(), static_cast<std::size_t>(n));
-    at += static_cast<std::uint64_t>(n);
+                                                   digest_.str() + " from its spool: " + why);
+    hasher_.update(buffer.data(), n);
+    at += n;
   }
   // Skip the upstream's copy of the prefix: the client has those bytes already.
   while (upstream_at_ < prefix) {

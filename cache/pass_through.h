@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 
+#include "cache/blob_store.h"
 #include "common/digest.h"
 #include "upstream/client.h"
 
@@ -30,9 +31,9 @@ class PassThrough {
  public:
   // `body`: the upstream's 200 for `digest` announcing `size` bytes. `client`
   // keeps the upstream alive while the stream is read. Bytes [0, prefix) are
-  // hashed from `prefix_fd` (ignored when prefix is 0).
+  // hashed from `prefix_source` (ignored when prefix is 0; read only here).
   PassThrough(std::shared_ptr<upstream::Client> client, std::unique_ptr<upstream::BodyStream> body, Digest digest,
-              std::uint64_t size, int prefix_fd, std::uint64_t prefix);
+              std::uint64_t size, BlobSource* prefix_source, std::uint64_t prefix);
   PassThrough(const PassThrough&) = delete;
   PassThrough& operator=(const PassThrough&) = delete;
 

@@ -95,7 +95,8 @@ bool PullThroughCache::still_not_storable(const FillKey& key) {
 }
 
 std::unique_ptr<PassThrough> PullThroughCache::pass_through(const Origin& origin, const RepoName& repo,
-                                                            const Digest& digest, int prefix_fd, std::uint64_t prefix) {
+                                                            const Digest& digest, BlobSource* prefix_source,
+                                                            std::uint64_t prefix) {
   if (events_) events_->passed_through();
   std::unique_ptr<upstream::BodyStream> body;
   try {
@@ -109,8 +110,8 @@ std::unique_ptr<PassThrough> PullThroughCache::pass_through(const Origin& origin
   if (!response.content_length)
     throw RegistryError(ErrorCode::Unavailable, "the store cannot keep " + digest.str() + " and upstream " + origin.ns +
                                                     " sends it without a length, so it cannot be passed through either");
-  return std::make_unique<PassThrough>(origin.upstream, std::move(body), digest, *response.content_length, prefix_fd,
-                                       prefix);
+  return std::make_unique<PassThrough>(origin.upstream, std::move(body), digest, *response.content_length,
+                                       prefix_source, prefix);
 }
 
 std::int64_t PullThroughCache::now() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -407,7 +408,9 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
       visible = adopt_stored(origin, repo, digest, stored->size(), "");
     }
     if (visible) {
-      fill.started(stored->fd(), stored->size(), stored);
+      // The committed blob is the spool: a reader, for the same read_at() and
+      // native descriptor (when the store has one) as a stored hit.
+      fill.started(stored, stored->size(), stored);
       fill.spooled(stored->size());
       fill.committed();
       return;
@@ -450,7 +453,7 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
     if (!store_trouble(e)) throw;
     return give_up_storing(e, response.content_length.value_or(0));
   }
-  fill.started(writer->spool_fd(), response.content_length, writer);
+  fill.started(writer->source(), response.content_length, writer);
   // Bytes are handed to readers in batches: the upstream stream yields a few
   // KiB per read, and each hand-over costs a write, a wake-up of every reader
   // and their sends. The first bytes go at once (time to first byte), later

@@ -149,10 +149,10 @@ class PullThroughCache {
 
   // A pass-through of `digest` for one client (BlobResult status Pass, or a
   // fill that passes_through()): a fresh upstream GET. `prefix` bytes the
-  // client already got are re-read from `prefix_fd` (a failed fill's spool).
+  // client already got are re-read from `prefix_source` (a failed fill's spool).
   // Throws RegistryError when the upstream does not answer 200 with a length.
   std::unique_ptr<PassThrough> pass_through(const Origin& origin, const RepoName& repo, const Digest& digest,
-                                            int prefix_fd = -1, std::uint64_t prefix = 0);
+                                            BlobSource* prefix_source = nullptr, std::uint64_t prefix = 0);
 
  private:
   // get_manifest() without the access recording.

@@ -1,6 +1,8 @@
-// /v2/<name>/blobs/<digest>: GET/HEAD with Range — stored blobs go out with
-// sendfile(2), cache misses from the growing spool of the blob's fill — and
-// DELETE (hosted).
+// /v2/<name>/blobs/<digest>: GET/HEAD with Range — stored blobs, and cache
+// misses from the growing spool of the blob's fill — and DELETE (hosted).
+// Bytes go out with sendfile(2) when the store has a local file for them (a
+// range that ends the body may then finish in the event loop, holding no
+// worker); a store without one is streamed through read_at() by this worker.
 #include <algorithm>
 #include <vector>
 
@@ -33,12 +35,44 @@ ByteRange prepare(Exchange& ex, std::uint64_t size) {
   return {0, size - 1};  // size 0 gives an empty range below
 }
 
+// Sends bytes [offset, offset + count) of `source` (after send_headers()).
+// Throws ClientGone as send_file_range does, RegistryError(Internal) when the
+// store cannot give the bytes (the caller cuts the connection).
+void send_source_range(Exchange& ex, cache::BlobSource& source, std::uint64_t offset, std::uint64_t count) {
+  if (auto fd = source.native_fd()) return send_file_range(ex, *fd, offset, count);
+  static constexpr std::size_t kChunk = 256 << 10;
+  std::vector<char> buffer(static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, count)));
+  while (count > 0) {
+    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), count));
+    std::size_t n = 0;
+    try {
+      n = source.read_at(offset, buffer.data(), want);
+    } catch (const RegistryError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw RegistryError(ErrorCode::Internal, std::string("reading the blob store failed: ") + e.what());
+    }
+    if (n == 0)
+      throw RegistryError(ErrorCode::Internal, "the blob store ended " + std::to_string(count) + " bytes short at byte " +
+                                                   std::to_string(offset));
+    send_bytes(ex, buffer.data(), n);
+    offset += n;
+    count -= n;
+  }
+}
+
 void serve_stored(Exchange& ex, cache::BlobReader& reader) {
   std::uint64_t size = reader.size();
   ByteRange part = prepare(ex, size);
   send_headers(ex);
   if (ex.is_head() || size == 0) return;
-  send_file_range(ex, reader.fd(), part.first, part.length());
+  try {
+    send_source_range(ex, reader, part.first, part.length());
+  } catch (const RegistryError& e) {
+    // Headers are out: a short body must not look complete.
+    log::warn("aborting " + ex.path + ": " + e.what());
+    abort_connection(ex);
+  }
 }
 
 // Sends bytes [pos, end) of a blob passed through from the upstream. The
@@ -112,6 +146,12 @@ void serve_filling(Exchange& ex, cache::BlobFillPtr fill, cache::PullThroughCach
   send_headers(ex);
   if (ex.is_head() || size == 0) return;
 
+  // Set once Streaming (wait_started returned), and kept: the fill may drop it.
+  cache::BlobSourcePtr spool = fill->spool();
+  if (!spool) {  // cannot happen once started; headers are out, so cut rather than throw
+    log::warn("aborting " + ex.path + ": its fill has no spool");
+    return abort_connection(ex);
+  }
   std::uint64_t pos = part.first, end = part.first + part.length();
   while (pos < end) {
     auto p = fill->wait_beyond(pos);
@@ -125,12 +165,13 @@ void serve_filling(Exchange& ex, cache::BlobFillPtr fill, cache::PullThroughCach
                   fill->failure());
         std::unique_ptr<cache::PassThrough> pt;
         try {
-          pt = cache.pass_through(origin, repo, digest, fill->spool_fd(), prefix);
+          pt = cache.pass_through(origin, repo, digest, spool.get(), prefix);
         } catch (const RegistryError& e) {
           log::warn("aborting " + ex.path + " after " + std::to_string(pos - part.first) + " bytes: " + e.what());
           return abort_connection(ex);
         }
         fill.reset();  // the spool's space goes back once no reader needs it
+        spool.reset();
         if (pt->size() != size) {
           log::warn("aborting " + ex.path + ": the upstream now announces " + std::to_string(pt->size()) + " bytes, not " +
                     std::to_string(size));
@@ -149,7 +190,12 @@ void serve_filling(Exchange& ex, cache::BlobFillPtr fill, cache::PullThroughCach
       fill->wait_ended();
       continue;
     }
-    send_file_range(ex, fill->spool_fd(), pos, limit - pos);
+    try {
+      send_source_range(ex, *spool, pos, limit - pos);
+    } catch (const RegistryError& e) {
+      log::warn("aborting " + ex.path + " after " + std::to_string(pos - part.first) + " bytes: " + e.what());
+      return abort_connection(ex);
+    }
     pos = limit;
   }
 }

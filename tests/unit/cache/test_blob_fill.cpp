@@ -29,13 +29,30 @@ namespace {
 
 using State = BlobFill::State;
 
-std::string pread_all(int fd, std::size_t n, off_t offset = 0) {
+// Up to `n` bytes at `offset` of a spool, through read_at().
+std::string read_all(const BlobSourcePtr& source, std::size_t n, std::uint64_t offset = 0) {
+  if (!source) return "<no spool>";
   std::string buf(n, '\0');
-  ssize_t got = ::pread(fd, buf.data(), n, offset);
-  if (got < 0) return "<pread failed>";
-  buf.resize(static_cast<std::size_t>(got));
+  std::size_t got = 0;
+  while (got < n) {
+    std::size_t r = source->read_at(offset + got, buf.data() + got, n - got);
+    if (r == 0) break;
+    got += r;
+  }
+  buf.resize(got);
   return buf;
 }
+
+// A spool over a descriptor the test owns (a pipe: no file at all).
+class FdSource final : public BlobSource {
+ public:
+  explicit FdSource(int fd) : fd_(fd) {}
+  std::optional<int> native_fd() const override { return fd_; }
+  std::size_t read_at(std::uint64_t, char*, std::size_t) override { return 0; }
+
+ private:
+  int fd_;
+};
 
 // The RegistryError wait_started() throws, or nullopt when it returns.
 std::optional<RegistryError> start_error(BlobFill& fill) {
@@ -65,7 +82,7 @@ TEST_CASE("blob fill: concurrent requests for one digest share a single transfer
     ++transfers;
     entered.open();
     release.wait();
-    fill.started(writer->spool_fd(), content.size(), nullptr);
+    fill.started(writer->source(), content.size(), nullptr);
     writer->write(content.data(), content.size());
     fill.spooled(writer->size());
     writer->commit(fill.digest());
@@ -95,7 +112,7 @@ TEST_CASE("blob fill: concurrent requests for one digest share a single transfer
   auto end = first->wait_ended();
   CHECK(end.state == State::Committed);
   CHECK(end.spooled == content.size());
-  CHECK(pread_all(second->spool_fd(), 64) == content);
+  CHECK(read_all(second->spool(), 64) == content);
   CHECK(second->failure().empty());
 
   CHECK(transfers == 1);
@@ -148,7 +165,7 @@ TEST_CASE("blob fill: wait_started throws the transfer's RegistryError when it f
     CHECK(end.state == State::Failed);
     CHECK(end.spooled == 0);
     CHECK(fill->failure() == "blob unknown: upstream hub answered 404");
-    CHECK(fill->spool_fd() == -1);
+    CHECK(fill->spool() == nullptr);
   }
 
   SUBCASE("the transfer reports failed() itself") {
@@ -185,8 +202,9 @@ TEST_CASE("blob fill: readers follow the spool as it grows and see the failure")
   FillCoordinator coordinator;
   OpenAtExit guard{&first_part, &second_part, &finish};
 
+  BlobSourcePtr spool = writer->source();
   auto fill = coordinator.join_or_start(FillKey{"ns", digest}, [&](BlobFill& f) {
-    f.started(writer->spool_fd(), content.size(), nullptr);
+    f.started(spool, content.size(), nullptr);
     first_part.wait();
     writer->write(content.data(), 4);
     f.spooled(writer->size());
@@ -201,7 +219,7 @@ TEST_CASE("blob fill: readers follow the spool as it grows and see the failure")
   auto size = fill->wait_started();
   REQUIRE(size.has_value());
   CHECK(*size == 10);
-  CHECK(fill->spool_fd() == writer->spool_fd());
+  CHECK(fill->spool() == spool);
   CHECK(fill->progress().state == State::Streaming);
   CHECK(fill->progress().spooled == 0);
 
@@ -209,13 +227,13 @@ TEST_CASE("blob fill: readers follow the spool as it grows and see the failure")
   auto p = fill->wait_beyond(0);
   CHECK(p.spooled == 4);
   CHECK(p.state == State::Streaming);
-  CHECK(pread_all(fill->spool_fd(), 64) == "0123");
+  CHECK(read_all(fill->spool(), 64) == "0123");
 
   second_part.open();
   p = fill->wait_beyond(4);
   CHECK(p.spooled == 10);
   CHECK(p.state == State::Streaming);
-  CHECK(pread_all(fill->spool_fd(), 64, 4) == "456789");
+  CHECK(read_all(fill->spool(), 64, 4) == "456789");
 
   finish.open();
   p = fill->wait_beyond(10);
@@ -240,7 +258,7 @@ TEST_CASE("blob fill: after a fill ends the next request starts a fresh transfer
   FillCoordinator coordinator;
   auto transfer = [&](BlobFill& f) {
     if (++transfers == 1) throw RegistryError(ErrorCode::Unavailable, "upstream unreachable");
-    f.started(writer->spool_fd(), content.size(), nullptr);
+    f.started(writer->source(), content.size(), nullptr);
     writer->write(content.data(), content.size());
     f.spooled(writer->size());
     writer->commit(f.digest());
@@ -293,9 +311,11 @@ TEST_CASE("blob fill: BlobFill state machine without a coordinator") {
     ::close(r);
     ::close(w);
   });
-  fill.started(fds[0], std::nullopt, owner);
+  auto source = std::make_shared<FdSource>(fds[0]);
+  fill.started(source, std::nullopt, owner);
   CHECK_FALSE(fill.wait_started().has_value());  // the upstream announced no size
-  CHECK(fill.spool_fd() == fds[0]);
+  CHECK(fill.spool() == source);
+  CHECK(fill.spool()->native_fd() == fds[0]);
   fill.spooled(3);
   CHECK(fill.wait_beyond(2).spooled == 3);
   fill.committed();

@@ -1,5 +1,6 @@
 // Unit tests for the local file blob store (cache/blob_store.h, LocalBlobStore).
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,8 +88,9 @@ TEST_CASE("blob store: write and commit publishes the exact bytes under DATA/blo
   auto r = store.open(digest);
   REQUIRE(r);
   CHECK(r->size() == 11);
-  CHECK(r->fd() >= 0);
-  CHECK(pread_all(r->fd(), 64) == kHello);
+  REQUIRE(r->native_fd().has_value());
+  CHECK(*r->native_fd() >= 0);
+  CHECK(pread_all(*r->native_fd(), 64) == kHello);
   char buf[32] = {};
   CHECK(r->read_at(0, buf, sizeof buf) == 11);
   CHECK(std::string(buf, 11) == kHello);
@@ -142,11 +144,13 @@ TEST_CASE("blob store: destroying an uncommitted writer leaves no spool file") {
   CHECK(files_below(dir.path / "blobs").empty());
 }
 
-TEST_CASE("blob store: spool_fd shows the bytes while writing and after commit") {
+TEST_CASE("blob store: a writer's source shows the bytes while writing and after commit") {
   TempDir dir;
   LocalBlobStore store(dir.path);
   auto w = store.create_writer();
-  const int fd = w->spool_fd();
+  auto source = w->source();
+  REQUIRE(source->native_fd().has_value());  // the local store keeps zero-copy
+  const int fd = *source->native_fd();
   REQUIRE(fd >= 0);
   CHECK(pread_all(fd, 64).empty());
 
@@ -157,8 +161,11 @@ TEST_CASE("blob store: spool_fd shows the bytes while writing and after commit")
   CHECK(pread_all(fd, 64, 6) == "world");
 
   w->commit(sha256_of(kHello));
-  CHECK(w->spool_fd() == fd);
+  CHECK(source->native_fd() == fd);
   CHECK(pread_all(fd, 64) == kHello);
+  w.reset();  // the source outlives its writer
+  char buf[64];
+  CHECK(source->read_at(6, buf, sizeof buf) == 5);
   CHECK(entries(dir.path / "tmp").empty());
   CHECK(read_file(store.blob_path(sha256_of(kHello))) == kHello);
 }
@@ -170,7 +177,11 @@ TEST_CASE("blob store: concurrent writers spool to separate files") {
   auto b = store.create_writer();
   a->write("aaa", 3);
   b->write("bb", 2);
-  CHECK(a->spool_fd() != b->spool_fd());
+  struct stat sa {}, sb {};
+  auto as = a->source(), bs = b->source();
+  REQUIRE(::fstat(*as->native_fd(), &sa) == 0);
+  REQUIRE(::fstat(*bs->native_fd(), &sb) == 0);
+  CHECK(sa.st_ino != sb.st_ino);
   CHECK(entries(dir.path / "tmp").size() == 2);
   a->commit(sha256_of("aaa"));
   b->commit(sha256_of("bb"));

@@ -70,7 +70,7 @@ class HookedBlobStore final : public BlobStore {
   void remove(const Digest& d) override { inner_.remove(d); }
   std::vector<StoredBlob> list() override { return inner_.list(); }
   std::size_t remove_orphan_spools() override { return inner_.remove_orphan_spools(); }
-  BlobWriterPtr open_upload(const std::string& id, bool create) override { return inner_.open_upload(id, create); }
+  BlobUploadPtr open_upload(const std::string& id, bool create) override { return inner_.open_upload(id, create); }
   std::optional<std::uint64_t> upload_size(const std::string& id) override { return inner_.upload_size(id); }
   void remove_upload(const std::string& id) override { inner_.remove_upload(id); }
   std::vector<std::string> list_uploads() override { return inner_.list_uploads(); }
