@@ -247,3 +247,32 @@ TEST_CASE("s3 blob store (rgw): list pages through every blob; quarantine moves 
   CHECK(store->list().size() == 4);
   CHECK_FALSE(store->quarantine(victim));
 }
+
+TEST_CASE("s3 blob store (rgw): RGW stopped gives clear errors, and the same store recovers when it is back") {
+  Fixture f("restart");
+  f.options.client.max_attempts = 2;
+  auto store = f.store();
+  const auto d = put(*store, "before the outage");
+  auto& rgw = CephRgw::shared();
+  struct Restart {  // RGW comes back on every path out of this test
+    CephRgw& rgw;
+    ~Restart() {
+      if (!rgw.rgw_answers()) rgw.start_rgw();
+    }
+  } restart{rgw};
+  rgw.stop_rgw();
+  CHECK(store->presence(d) == cache::Presence::Unreadable);  // never Absent: rows must stay
+  try {
+    put(*store, "during the outage");
+    FAIL("commit succeeded without RGW");
+  } catch (const RegistryError& e) {
+    CHECK(e.code() == ErrorCode::Unavailable);
+  }
+  CHECK_THROWS_AS(store->open(d), RegistryError);
+  rgw.start_rgw();
+  CHECK(store->presence(d) == cache::Presence::Present);
+  const auto d2 = put(*store, "after the outage");
+  auto r = store->open(d2);
+  REQUIRE(r);
+  CHECK(read_all(*r) == "after the outage");
+}
