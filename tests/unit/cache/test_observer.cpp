@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "cache/observer.h"
+#include "cache/policy.h"
 #include "upstream/client.h"
 #include "upstream/connection_pool.h"
 #include "upstream/transport.h"
@@ -20,6 +21,12 @@ TEST_CASE("fill failures: causes come from the error code - timeouts from the tr
         FillFailure::UpstreamError);
   CHECK(fill_failure_cause(RegistryError(ErrorCode::BlobUnknown, "blob unknown to upstream u")) ==
         FillFailure::UpstreamError);
+  // Error statuses, as the cache turns them into errors: a 500 becomes
+  // UpstreamInvalid too, but it is the upstream failing, not bad content.
+  for (int status : {404, 429, 500, 502, 503, 418})
+    CHECK_MESSAGE(fill_failure_cause(cache::upstream_status_error(status, cache::ObjectKind::Blob, "u", "")) ==
+                      FillFailure::UpstreamError,
+                  status);
   CHECK(fill_failure_cause(RegistryError(ErrorCode::Unavailable,
                                          "transfer of sha256:x from upstream u exceeded fill_timeout_s")) ==
         FillFailure::Timeout);
