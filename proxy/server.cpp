@@ -325,8 +325,9 @@ Server::Server(Config config) : config_(std::move(config)) {
   }
 }
 
+Server::ProblemListenerReset::~ProblemListenerReset() { log::set_problem_listener(nullptr); }
+
 Server::~Server() {
-  log::set_problem_listener(nullptr);
   stop_reconciling_ = true;
   if (reconciler_.joinable()) reconciler_.join();
 }

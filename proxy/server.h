@@ -80,6 +80,11 @@ class Server {
   std::unique_ptr<Metrics> metrics_;  // null: metrics_enabled is false
   std::unique_ptr<UpstreamMonitor> upstream_monitor_;
   std::unique_ptr<RecentErrors> recent_errors_;  // the log's problem listener while this server lives
+  // Takes recent_errors_ off the log before it goes, also when the
+  // constructor throws (then no destructor of ours runs, members' do).
+  struct ProblemListenerReset {
+    ~ProblemListenerReset();
+  } problem_listener_reset_;
   std::unique_ptr<TopRepositories> top_repositories_;
   // Declared before cache_: they outlive it and the fills it may still run.
   std::unique_ptr<cache::AccessLog> accesses_;
