@@ -125,12 +125,6 @@ void handle_request(RegistryApi& api, Metrics* metrics, TopRepositories& top, co
   // the end of a blob body to a slow reader (then with the bytes really sent,
   // the whole time, and "aborted" when the client went away first).
   const int status = static_cast<int>(resp.getStatus());
-  // A pulled image: its manifest answered (the status page's top repositories).
-  if (ex.resource == Resource::Manifest && status >= 200 && status < 300 && !ex.aborted) {
-    std::string repo = route(ex.path).name;
-    const std::string ns = resp.get("OCI-Namespace", "");
-    top.count(ns.empty() ? repo : ns + "/" + repo);
-  }
   auto complete = [started, metrics, request_id, status, method = req.getMethod(),
                    uri = http::printable(req.getURI(), 2048), bytes = ex.body_bytes, cache_status = ex.cache_status,
                    aborted = ex.aborted, path = ex.path, resource = ex.resource, head_sent = ex.head_sent,
@@ -153,6 +147,14 @@ void handle_request(RegistryApi& api, Metrics* metrics, TopRepositories& top, co
                  aborted || unsent > 0});
   };
   if (ex.aborted || !http::when_body_sent(req, complete)) complete(0);
+  // A pulled image: its manifest answered (the status page's top
+  // repositories). After the request's metrics, which a client may look for
+  // as soon as it has the answer.
+  if (ex.resource == Resource::Manifest && status >= 200 && status < 300 && !ex.aborted) {
+    std::string repo = route(ex.path).name;
+    const std::string ns = resp.get("OCI-Namespace", "");
+    top.count(ns.empty() ? repo : ns + "/" + repo);
+  }
   --in_flight;
 }
 

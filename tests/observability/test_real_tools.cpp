@@ -161,10 +161,18 @@ TEST_CASE("status page: headless Chromium renders /_regcache/ with the numbers -
   RegcacheServer regcache(tmp / "regcache", {fake.url(), regcache_config(fake.url(), {}, {}, 1), {}});
   run(regcache, fake, s);
 
-  // The JSON twin: the same numbers for scripts.
-  auto json = http_request("GET", regcache.url() + "/_regcache/status.json");
-  REQUIRE(json.status == 200);
-  auto status = nlohmann::json::parse(json.body);
+  // The JSON twin: the same numbers for scripts. A request is counted once
+  // its last byte went out, so a moment after its client has it: wait for
+  // the stale answer's.
+  HttpResponse json;
+  nlohmann::json status;
+  REQUIRE(wait_until(
+      [&] {
+        json = http_request("GET", regcache.url() + "/_regcache/status.json");
+        status = nlohmann::json::parse(json.body, nullptr, false);
+        return json.status == 200 && !status.is_discarded() && status["since_start"]["stale"].get<double>() >= 1;
+      },
+      10s));
   CHECK(status["since_start"]["misses"] == 3);  // blob, manifest, and the 404 (asked upstream)
   CHECK(status["since_start"]["hits"].get<double>() >= 3);  // 2 blob hits + at least the stale answer
   CHECK(status["since_start"]["stale"].get<double>() >= 1);
