@@ -62,6 +62,8 @@ class BlobFill {
   std::string failure() const;
   // Failed on the store's side only: readers continue from the upstream.
   bool passes_through() const;
+  // The size the upstream announced (once Streaming; status page).
+  std::optional<std::uint64_t> expected_size() const { std::lock_guard lock(mutex_); return size_; }
 
   // --- for the fill's own thread ---
   // `spool_owner` (the writer) lives for as long as readers hold the fill.

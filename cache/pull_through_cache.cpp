@@ -1,5 +1,6 @@
 #include "cache/pull_through_cache.h"
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -120,9 +121,11 @@ void PullThroughCache::check_reachable(const Origin& origin, const MissingKey& k
                                        const std::string& what) {
   if (origin.offline)
     throw RegistryError(not_found, what + " is not cached, and regcache is offline (upstream " + origin.ns + " is not contacted)");
-  if (missing_.contains(key))
+  if (missing_.contains(key)) {
+    if (events_) events_->negative_hit();
     throw RegistryError(not_found, what + " is unknown to upstream " + origin.ns + " (remembered for " +
                                        std::to_string(origin.negative_ttl.count()) + " s)");
+  }
 }
 
 void PullThroughCache::remember_missing(const Origin& origin, const MissingKey& key, const RegistryError& e) {
@@ -280,8 +283,10 @@ ManifestResult PullThroughCache::resolve_tag(const Origin& origin, const RepoNam
         };
         ManifestResult result = revalidated();
         put_tag(origin, repo, tag, result.digest);
+        if (events_) events_->revalidated(result.digest == row->digest ? Revalidation::Unchanged : Revalidation::Changed);
         return result;
       } catch (const RegistryError& e) {
+        if (events_) events_->revalidated(upstream_trouble(e) ? Revalidation::Stale : Revalidation::Error);
         if (!upstream_trouble(e)) remember_missing(origin, missing_key, e);
         log::warn("serving " + repo.str() + ":" + tag + " stale: " + e.what());
         return {memo->body, memo->media_type, row->digest, CacheStatus::Stale};
@@ -355,8 +360,10 @@ BlobResult PullThroughCache::get_blob(const Origin& origin, const RepoName& repo
   check_reachable(origin, {MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()}, ErrorCode::BlobUnknown,
                   "blob " + repo.str() + "@" + digest.str());
   if (still_not_storable({origin.ns, digest})) return {CacheStatus::Pass, nullptr, nullptr};
+  bool started = true;
   auto fill = fills_.join_or_start({origin.ns, digest},
-                                   [this, origin, repo](BlobFill& f) { transfer_blob(origin, repo, f); });
+                                   [this, origin, repo](BlobFill& f) { observed_transfer(origin, repo, f); }, &started);
+  if (!started && events_) events_->joined_fill();
   return {CacheStatus::Miss, nullptr, std::move(fill)};
 }
 
@@ -387,6 +394,46 @@ BlobHeadResult PullThroughCache::head_blob(const Origin& origin, const RepoName&
   if (auto stored = verified_stored(digest); stored && stored->size() == *head.content_length)
     adopt_stored(origin, repo, digest, stored->size(), "");
   return {CacheStatus::Miss, *head.content_length};
+}
+
+void PullThroughCache::observed_transfer(const Origin& origin, const RepoName& repo, BlobFill& fill) {
+  {
+    std::lock_guard lock(fill_views_mutex_);
+    fill_views_[&fill] = {origin.ns, std::chrono::steady_clock::now()};
+  }
+  struct Forget {
+    PullThroughCache& self;
+    BlobFill* fill;
+    ~Forget() {
+      std::lock_guard lock(self.fill_views_mutex_);
+      self.fill_views_.erase(fill);
+    }
+  } forget{*this, &fill};
+  try {
+    transfer_blob(origin, repo, fill);
+  } catch (const RegistryError& e) {
+    if (events_) events_->fill_failed(e);
+    throw;
+  } catch (const std::exception& e) {  // the metadata store's own failures
+    if (events_) events_->fill_failed(RegistryError(ErrorCode::Internal, e.what()));
+    throw;
+  }
+}
+
+std::vector<PullThroughCache::FillInProgress> PullThroughCache::fills_in_progress(std::size_t limit) const {
+  std::vector<FillInProgress> out;
+  const auto now_time = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(fill_views_mutex_);
+    for (const auto& [fill, view] : fill_views_) {
+      BlobFill::Progress p = fill->progress();
+      out.push_back({view.ns, fill->digest().str(), p.spooled, fill->expected_size(),
+                     std::chrono::duration<double>(now_time - view.started).count()});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.seconds > b.seconds; });
+  if (out.size() > limit) out.resize(limit);
+  return out;
 }
 
 void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill) {

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <vector>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -163,6 +164,17 @@ class PullThroughCache {
 
   std::size_t fills_running() const { return fills_.running(); }
 
+  // The blob fills transferring now, for the status page: at most `limit`,
+  // longest running first.
+  struct FillInProgress {
+    std::string ns;
+    std::string digest;
+    std::uint64_t spooled = 0;
+    std::optional<std::uint64_t> size;  // when the upstream announced it
+    double seconds = 0;                 // since the fill started
+  };
+  std::vector<FillInProgress> fills_in_progress(std::size_t limit) const;
+
   // Where hits on stored content and the bytes of finished fills are reported
   // (eviction's access tracking: in memory, flushed in batches). Set once,
   // before serving; null (the default) records nothing.
@@ -221,6 +233,8 @@ class PullThroughCache {
   std::optional<db::TagRecord> find_tag(const Origin& origin, const RepoName& repo, const std::string& tag);
   void put_tag(const Origin& origin, const RepoName& repo, const std::string& tag, const Digest& digest);
   void transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill);
+  // transfer_blob(), its failure counted by cause in events_.
+  void observed_transfer(const Origin& origin, const RepoName& repo, BlobFill& fill);
   bool admit(std::uint64_t length);
   // Blobs the store could not keep, with the bytes they need: while the
   // admission check still says no, requests pass them through without a fill
@@ -253,6 +267,14 @@ class PullThroughCache {
 
   std::mutex not_stored_mutex_;
   std::map<FillKey, std::uint64_t> not_stored_;  // guarded by not_stored_mutex_
+
+  // The fills observed_transfer() is running, for fills_in_progress().
+  struct FillView {
+    std::string ns;
+    std::chrono::steady_clock::time_point started;
+  };
+  mutable std::mutex fill_views_mutex_;
+  std::map<BlobFill*, FillView> fill_views_;  // guarded by fill_views_mutex_
 };
 
 }  // namespace regcache::cache

@@ -98,7 +98,15 @@ std::string escape_for_log(std::string_view message, std::size_t max_bytes) {
   return out;
 }
 
+namespace {
+std::atomic<ProblemListener*> g_problems{nullptr};
+}  // namespace
+
+void set_problem_listener(ProblemListener* listener) { g_problems.store(listener); }
+
 void write(Level l, std::string_view message) {
+  if (l >= Level::Warn)
+    if (ProblemListener* p = g_problems.load(std::memory_order_acquire)) p->problem(l, message);
   if (l < g_level.load()) return;
   if (g_format.load() == Format::Json) {
     // Cut like a text line, but the bytes are left to the JSON serializer.

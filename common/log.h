@@ -48,6 +48,16 @@ void write(Level level, std::string_view message);
 // look-alike of an escape), cut after `max_bytes` of output with a note of
 // how much was left out.
 std::string escape_for_log(std::string_view message, std::size_t max_bytes = 8192);
+// Warn and error messages are also handed to a listener (the status page's
+// "recent errors"), whatever the level filter, before escaping. Set it before
+// the threads that log start, clear it (nullptr) before it is destroyed.
+class ProblemListener {
+ public:
+  virtual ~ProblemListener() = default;
+  virtual void problem(Level level, std::string_view message) noexcept = 0;
+};
+void set_problem_listener(ProblemListener* listener);
+
 inline void debug(std::string_view m) { if (level() <= Level::Debug) write(Level::Debug, m); }
 inline void info(std::string_view m) { write(Level::Info, m); }
 inline void warn(std::string_view m) { write(Level::Warn, m); }

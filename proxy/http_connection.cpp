@@ -163,6 +163,19 @@ void set_cork(int fd, bool on) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
 }
 
+// A stored blob that cannot be read is the operator's business (a failing
+// disk, a file cut short behind our back), not the client's: logged at warn
+// with the file's path, whereas a client going away stays at debug (issue 15).
+// `err` 0: the file ended before the range did.
+void warn_blob_read_failed(int file, std::uint64_t offset, int err) {
+  char path[512] = "?";
+  std::string link = "/proc/self/fd/" + std::to_string(file);
+  ssize_t n = ::readlink(link.c_str(), path, sizeof path - 1);
+  path[n > 0 ? n : 1] = '\0';
+  log::warn(std::string("disk read error on ") + path + " at offset " + std::to_string(offset) + ": " +
+            (err ? std::strerror(err) : "the file ended early") + " (the response was cut)");
+}
+
 }  // namespace
 
 void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, std::chrono::milliseconds timeout,
@@ -213,7 +226,10 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
       std::size_t want = count < buffer.size() ? static_cast<std::size_t>(count) : buffer.size();
       ssize_t n = ::pread(file, buffer.data(), want, static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw ClientGone("reading the blob file failed");
+      if (n <= 0) {
+        warn_blob_read_failed(file, offset, n < 0 ? errno : 0);
+        throw ClientGone("reading the blob file failed");
+      }
       offset += static_cast<std::uint64_t>(n);
       count -= static_cast<std::uint64_t>(n);
       std::size_t pos = 0, size = static_cast<std::size_t>(n);
@@ -268,9 +284,14 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
     }
     if (n < 0) {
       broken = true;
+      // sendfile reports the file's read errors as EIO; the socket's are others (EPIPE, ECONNRESET).
+      if (errno == EIO) warn_blob_read_failed(file, static_cast<std::uint64_t>(pos), errno);
       throw ClientGone(std::string("sending to client failed: ") + std::strerror(errno));
     }
-    if (n == 0) throw ClientGone("blob file ended early");  // cannot happen for a verified blob
+    if (n == 0) {  // a verified blob cut short on disk
+      warn_blob_read_failed(file, static_cast<std::uint64_t>(pos), 0);
+      throw ClientGone("blob file ended early");
+    }
     count -= static_cast<std::uint64_t>(n);
     progress(static_cast<std::uint64_t>(n));
   }
@@ -314,7 +335,10 @@ Connection::Io Connection::continue_send() {
         ssize_t n;
         do n = ::pread(p.file, p.tls_bytes.data(), want, static_cast<off_t>(p.offset));
         while (n < 0 && errno == EINTR);
-        if (n <= 0) return done(Io::Error);
+        if (n <= 0) {
+          warn_blob_read_failed(p.file, p.offset, n < 0 ? errno : 0);
+          return done(Io::Error);
+        }
         p.tls_bytes.resize(static_cast<std::size_t>(n));
         p.tls_pos = 0;
         p.offset += static_cast<std::uint64_t>(n);
@@ -332,6 +356,7 @@ Connection::Io Connection::continue_send() {
     ssize_t n = ::sendfile(fd_, p.file, &pos, chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return done(Io::WantWrite);
+    if (n == 0 || (n < 0 && errno == EIO)) warn_blob_read_failed(p.file, static_cast<std::uint64_t>(pos), n < 0 ? errno : 0);
     if (n <= 0) return done(Io::Error);  // n == 0: the file ended early
     p.offset = static_cast<std::uint64_t>(pos);
     p.count -= static_cast<std::uint64_t>(n);

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -45,6 +46,29 @@ prometheus::MetricFamily scalar_family(std::string name, std::string help, prome
   else
     m.gauge.value = value;
   return prometheus::MetricFamily{std::move(name), std::move(help), type, {m}};
+}
+
+// One family per distinct name, in the order names first appear.
+void append_grouped(std::vector<prometheus::MetricFamily>& families, const std::vector<ScrapeValues::Counter>& values,
+                    prometheus::MetricType type) {
+  std::vector<std::size_t> index_of;  // position in `families` of each name seen, parallel to `names`
+  std::vector<std::string_view> names;
+  for (const auto& c : values) {
+    prometheus::ClientMetric m;
+    for (const auto& [k, v] : c.labels) m.label.push_back({k, v});
+    if (type == prometheus::MetricType::Counter)
+      m.counter.value = c.value;
+    else
+      m.gauge.value = c.value;
+    auto at = std::find(names.begin(), names.end(), std::string_view(c.name));
+    if (at != names.end()) {
+      families[index_of[static_cast<std::size_t>(at - names.begin())]].metric.push_back(std::move(m));
+      continue;
+    }
+    names.push_back(c.name);
+    index_of.push_back(families.size());
+    families.push_back(prometheus::MetricFamily{c.name, c.help, type, {std::move(m)}});
+  }
 }
 
 }  // namespace
@@ -188,7 +212,8 @@ std::string Metrics::render() const {
     add(v.store_blobs, "regcache_store_objects", "Objects (blobs and manifests) in the store", MetricType::Gauge);
     add(v.store_bytes, "regcache_store_bytes", "Bytes of the objects in the store", MetricType::Gauge);
     add(v.uploads_in_progress, "regcache_uploads_in_progress", "Client upload sessions open", MetricType::Gauge);
-    for (const auto& c : v.counters) families.push_back(scalar_family(c.name, c.help, MetricType::Counter, c.value));
+    append_grouped(families, v.counters, MetricType::Counter);
+    append_grouped(families, v.gauges, MetricType::Gauge);
   }
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);

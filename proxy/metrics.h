@@ -70,12 +70,17 @@ struct ScrapeValues {
   std::optional<double> store_bytes;
   std::optional<double> uploads_in_progress;
   // Counters kept elsewhere (cache/observer.h), exported as they are.
+  // Entries with the same name are one family (give them the same help and
+  // distinct labels); families appear in the order of their first entry.
   struct Counter {
     std::string name;
     std::string help;
     double value = 0;
+    std::vector<std::pair<std::string, std::string>> labels = {};
   };
   std::vector<Counter> counters;
+  // Gauges of the same shape (store bytes by kind).
+  std::vector<Counter> gauges;
 };
 using ScrapeSource = std::function<ScrapeValues()>;
 
@@ -88,6 +93,9 @@ class Metrics {
 
   void record_request(const RequestSample& sample);
   void set_scrape_source(ScrapeSource source);
+  // The registry behind render(), for collectors registered elsewhere
+  // (UpstreamMonitor). Lives as long as this object.
+  prometheus::Registry& registry() { return *registry_; }
 
   // Sums since start, for the status page.
   struct Totals {

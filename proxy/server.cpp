@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -29,7 +30,9 @@
 #include "proxy/metrics.h"
 #include "proxy/reactor.h"
 #include "proxy/status_page.h"
+#include "proxy/status_sources.h"
 #include "proxy/registry_api.h"
+#include "proxy/upstream_monitor.h"
 #include "upstream/client.h"
 
 namespace regcache::proxy {
@@ -107,7 +110,7 @@ bool serve_operator_endpoint(Exchange& ex, Metrics* metrics, const HealthChecks&
 // Serves one request through the registry API, records it in the metrics and
 // writes its access log line: the one place where a request completes with its
 // status, bytes and duration known.
-void handle_request(RegistryApi& api, Metrics* metrics, const HealthChecks& health,
+void handle_request(RegistryApi& api, Metrics* metrics, TopRepositories& top, const HealthChecks& health,
                     const std::function<StatusSnapshot()>& status_page, std::atomic<int>& in_flight, bool tls,
                     Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
   auto started = std::chrono::steady_clock::now();
@@ -148,6 +151,14 @@ void handle_request(RegistryApi& api, Metrics* metrics, const HealthChecks& heal
                  aborted || unsent > 0});
   };
   if (ex.aborted || !http::when_body_sent(req, complete)) complete(0);
+  // A pulled image: its manifest answered (the status page's top
+  // repositories). After the request's metrics, which a client may look for
+  // as soon as it has the answer.
+  if (ex.resource == Resource::Manifest && status >= 200 && status < 300 && !ex.aborted) {
+    std::string repo = route(ex.path).name;
+    const std::string ns = resp.get("OCI-Namespace", "");
+    top.count(ns.empty() ? repo : ns + "/" + repo);
+  }
   --in_flight;
 }
 
@@ -165,12 +176,13 @@ void handle_operator_request(Metrics* metrics, const HealthChecks& health, Poco:
 }
 
 // The upstream clients and routing a configuration asks for.
-OriginResolver routing(const Config& config) {
+OriginResolver routing(const Config& config, upstream::ExchangeObserver* observer) {
   std::vector<cache::Origin> origins;
   std::size_t default_index = 0;
   for (const auto& u : config.upstreams) {
     if (u.client.name == config.default_upstream) default_index = origins.size();
-    origins.push_back({u.client.name, upstream::make_client(u.client), u.tag_ttl, u.negative_ttl, config.offline});
+    origins.push_back(
+        {u.client.name, upstream::make_client(u.client, observer), u.tag_ttl, u.negative_ttl, config.offline});
   }
   return OriginResolver(std::move(origins), default_index, config.hosted);
 }
@@ -202,6 +214,11 @@ Server::Server(Config config) : config_(std::move(config)) {
   log::set_level(config_.log_level);
   log::set_format(config_.log_format);
   shutdown_grace_ = config_.shutdown_grace;
+  recent_errors_ = std::make_unique<RecentErrors>();
+  log::set_problem_listener(recent_errors_.get());
+  top_repositories_ = std::make_unique<TopRepositories>();
+  if (config_.metrics_enabled) metrics_ = std::make_unique<Metrics>(REGCACHE_VERSION);
+  upstream_monitor_ = std::make_unique<UpstreamMonitor>(metrics_ ? &metrics_->registry() : nullptr);
   std::filesystem::create_directories(config_.data_dir);
   meta_ = db::open_metadata_store(config_.metadata, config_.data_dir);
   if (config_.metadata.backend == db::MetadataBackend::Postgres)
@@ -242,15 +259,14 @@ Server::Server(Config config) : config_(std::move(config)) {
   // After reconciliation: a scheduled scrub sees the reconciled store.
   scrub_ = std::make_unique<cache::ScrubScheduler>(*blobs_, *meta_, *manifests_);
   scrub_->configure(config_.scrub_interval, config_.scrub_rate);
-  api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_));
+  api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_, upstream_monitor_.get()));
   api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
 
   health_ = std::make_unique<HealthChecks>(*meta_, *blobs_);
   set_status_upstreams(config_);
   // Readiness fails below the same free-space floor eviction keeps.
   health_->set_min_free_bytes(eviction_->current_limits().min_free_bytes);
-  if (config_.metrics_enabled) {
-    metrics_ = std::make_unique<Metrics>(REGCACHE_VERSION);
+  if (metrics_) {
     metrics_->set_scrape_source([this] {
       ScrapeValues v;
       v.requests_in_flight = in_flight_.load();
@@ -263,7 +279,19 @@ Server::Server(Config config) : config_(std::move(config)) {
           {"regcache_evicted_bytes_total", "Bytes of the objects evicted from the store", get(store_events_.evicted_bytes)},
           {"regcache_pass_through_total", "Blobs streamed to a client without being stored (disk full)",
            get(store_events_.pass_through)},
+          {"regcache_fill_joiners_total", "Blob requests that joined a running upstream fill instead of starting one",
+           get(store_events_.fill_joiners)},
+          {"regcache_negative_cache_hits_total",
+           "Requests answered unknown from the negative cache, without asking the upstream",
+           get(store_events_.negative_hits)},
       };
+      for (std::size_t i = 0; i < cache::kFillFailureNames.size(); ++i)
+        v.counters.push_back({"regcache_fill_failures_total", "Blob fills that failed, by cause",
+                              get(store_events_.fill_failures[i]), {{"cause", cache::kFillFailureNames[i]}}});
+      for (std::size_t i = 0; i < cache::kRevalidationNames.size(); ++i)
+        v.counters.push_back({"regcache_tag_revalidations_total",
+                              "Tags whose TTL had run out asked of the upstream again, by outcome",
+                              get(store_events_.revalidations[i]), {{"outcome", cache::kRevalidationNames[i]}}});
       return v;
     });
   }
@@ -290,7 +318,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   http_ = std::make_unique<http::HttpEngine>(
       std::move(options),
       [this, &api, metrics, &health, tls](Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
-        handle_request(api, metrics, health, status_, in_flight_, tls, req, resp);
+        handle_request(api, metrics, *top_repositories_, health, status_, in_flight_, tls, req, resp);
       });
   if (!config_.metrics_host.empty()) {
     http::EngineOptions m;
@@ -305,6 +333,8 @@ Server::Server(Config config) : config_(std::move(config)) {
         });
   }
 }
+
+Server::ProblemListenerReset::~ProblemListenerReset() { log::set_problem_listener(nullptr); }
 
 Server::~Server() {
   stop_reconciling_ = true;
@@ -382,10 +412,43 @@ StatusSnapshot Server::status_snapshot() const {
   s.fills_in_flight = static_cast<double>(cache_->fills_running());
   if (auto free = blobs_->free_bytes()) s.free_disk_bytes = static_cast<double>(*free);
   s.min_free_bytes = static_cast<double>(health_->min_free_bytes());
+  auto get = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+  s.fill_joiners = get(store_events_.fill_joiners);
+  s.negative_hits = get(store_events_.negative_hits);
+  for (std::size_t i = 0; i < cache::kFillFailureNames.size(); ++i)
+    s.fill_failures.emplace_back(cache::kFillFailureNames[i], get(store_events_.fill_failures[i]));
+  for (std::size_t i = 0; i < cache::kRevalidationNames.size(); ++i)
+    s.revalidations.emplace_back(cache::kRevalidationNames[i], get(store_events_.revalidations[i]));
+  const auto wall = std::chrono::system_clock::now();
+  auto ago = [&](const std::optional<std::chrono::system_clock::time_point>& t) -> std::optional<double> {
+    if (!t) return std::nullopt;
+    return std::max(0.0, std::chrono::duration<double>(wall - *t).count());
+  };
   {
+    std::vector<UpstreamMonitor::Health> health = upstream_monitor_->health();
     std::lock_guard lock(status_mutex_);
-    for (const auto& u : status_upstreams_) s.upstreams.push_back(u);
+    for (auto u : status_upstreams_) {  // configured upstreams only: a removed one's record stays in the metrics
+      for (const auto& h : health) {
+        if (h.name != u.name) continue;
+        u.exchanges = static_cast<double>(h.exchanges);
+        u.failures = static_cast<double>(h.failures);
+        u.window = static_cast<double>(h.window);
+        u.window_failures = static_cast<double>(h.window_failures);
+        u.mean_seconds = h.mean_seconds;
+        u.since_success = ago(h.last_success);
+        u.since_failure = ago(h.last_failure);
+        u.last_error = h.last_error;
+      }
+      s.upstreams.push_back(std::move(u));
+    }
   }
+  for (const auto& f : cache_->fills_in_progress(20))
+    s.fills.push_back({f.ns, f.digest, static_cast<double>(f.spooled),
+                       f.size ? std::optional<double>(static_cast<double>(*f.size)) : std::nullopt, f.seconds});
+  for (const auto& r : top_repositories_->top(10))
+    s.top_repositories.push_back({r.repository, static_cast<double>(r.requests)});
+  for (const auto& p : recent_errors_->newest_first())
+    s.recent_errors.push_back({std::max(0.0, std::chrono::duration<double>(wall - p.time).count()), p.level, p.message});
   Readiness r = health_->check();
   s.ready = r.ready;
   for (const auto& c : r.checks)
@@ -395,7 +458,10 @@ StatusSnapshot Server::status_snapshot() const {
 
 void Server::set_status_upstreams(const Config& config) {
   std::vector<StatusSnapshot::Upstream> list;
-  for (const auto& u : config.upstreams) list.push_back({u.client.name, u.client.url});
+  for (const auto& u : config.upstreams) {
+    list.push_back({u.client.name, u.client.url});
+    upstream_monitor_->declare(u.client.name);
+  }
   std::lock_guard lock(status_mutex_);
   status_upstreams_ = std::move(list);
 }
@@ -444,7 +510,7 @@ void Server::reload(Config fresh) {
   config_.auth = fresh.auth;
   // Upstreams (URLs, credentials, TLS options, tag_ttl_s, negative_ttl_s),
   // hosted prefixes, offline and the log level apply now.
-  api_->set_origins(routing(fresh));
+  api_->set_origins(routing(fresh, upstream_monitor_.get()));
   log::set_level(fresh.log_level);
   log::set_format(fresh.log_format);
   config_.log_format = fresh.log_format;

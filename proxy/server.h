@@ -38,6 +38,9 @@ namespace proxy {
 class RegistryApi;
 class Metrics;
 class HealthChecks;
+class UpstreamMonitor;
+class RecentErrors;
+class TopRepositories;
 namespace http {
 class HttpEngine;
 }
@@ -73,6 +76,17 @@ class Server {
   // The lifecycle counters (cache/observer.h) the eviction worker and the
   // disk-full pass-through bump; declared first, so it outlives them.
   cache::StoreEvents store_events_;
+  // Operator visibility, declared before the cache and the upstream clients
+  // that report to them (fills may still run while the cache is destroyed).
+  std::unique_ptr<Metrics> metrics_;  // null: metrics_enabled is false
+  std::unique_ptr<UpstreamMonitor> upstream_monitor_;
+  std::unique_ptr<RecentErrors> recent_errors_;  // the log's problem listener while this server lives
+  // Takes recent_errors_ off the log before it goes, also when the
+  // constructor throws (then no destructor of ours runs, members' do).
+  struct ProblemListenerReset {
+    ~ProblemListenerReset();
+  } problem_listener_reset_;
+  std::unique_ptr<TopRepositories> top_repositories_;
   // Declared before cache_: they outlive it and the fills it may still run.
   std::unique_ptr<cache::AccessLog> accesses_;
   std::unique_ptr<cache::EvictionWorker> eviction_;
@@ -86,7 +100,6 @@ class Server {
   mutable std::mutex status_mutex_;
   std::vector<StatusSnapshot::Upstream> status_upstreams_;  // guarded by status_mutex_
   std::unique_ptr<HealthChecks> health_;
-  std::unique_ptr<Metrics> metrics_;  // null: metrics_enabled is false
   std::unique_ptr<http::HttpEngine> http_;
   std::unique_ptr<http::HttpEngine> metrics_http_;  // metrics_listen; null when not configured
   std::atomic<int> in_flight_{0};

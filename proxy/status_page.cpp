@@ -50,6 +50,11 @@ std::string duration_text(double seconds) {
 
 }  // namespace
 
+std::optional<double> StatusSnapshot::Upstream::error_rate() const {
+  if (window <= 0) return std::nullopt;
+  return window_failures / window;
+}
+
 std::optional<double> StatusSnapshot::hit_ratio() const {
   if (hits + misses <= 0) return std::nullopt;
   return hits / (hits + misses);
@@ -65,8 +70,37 @@ std::string url_without_userinfo(const std::string& url) {
 }
 
 std::string status_json(const StatusSnapshot& s) {
+  auto optional = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
   nlohmann::json upstreams = nlohmann::json::array();
-  for (const auto& u : s.upstreams) upstreams.push_back({{"name", u.name}, {"url", url_without_userinfo(u.url)}});
+  for (const auto& u : s.upstreams)
+    upstreams.push_back({{"name", u.name},
+                         {"url", url_without_userinfo(u.url)},
+                         {"requests", u.exchanges},
+                         {"failures", u.failures},
+                         {"recent_requests", u.window},
+                         {"recent_failures", u.window_failures},
+                         {"recent_error_rate", optional(u.error_rate())},
+                         {"recent_mean_seconds", optional(u.mean_seconds)},
+                         {"seconds_since_success", optional(u.since_success)},
+                         {"seconds_since_failure", optional(u.since_failure)},
+                         {"last_error", u.last_error}});
+  auto pairs = [](const std::vector<std::pair<std::string, double>>& list) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : list) j[k] = v;
+    return j;
+  };
+  nlohmann::json fills = nlohmann::json::array();
+  for (const auto& f : s.fills)
+    fills.push_back({{"namespace", f.ns},
+                     {"digest", f.digest},
+                     {"bytes", f.spooled},
+                     {"size", optional(f.size)},
+                     {"seconds", std::floor(f.seconds)}});
+  nlohmann::json top = nlohmann::json::array();
+  for (const auto& r : s.top_repositories) top.push_back({{"repository", r.name}, {"requests", r.requests}});
+  nlohmann::json problems = nlohmann::json::array();
+  for (const auto& p : s.recent_errors)
+    problems.push_back({{"seconds_ago", std::floor(p.seconds_ago)}, {"level", p.level}, {"message", p.message}});
   nlohmann::json failing = nlohmann::json::array();
   for (const auto& [name, why] : s.failing_checks) failing.push_back({{"name", name}, {"detail", why}});
   nlohmann::json j = {
@@ -83,13 +117,20 @@ std::string status_json(const StatusSnapshot& s) {
         {"server_errors", s.server_errors},
         {"hit_ratio", s.hit_ratio() ? nlohmann::json(*s.hit_ratio()) : nlohmann::json(nullptr)},
         {"bytes_from_store", s.bytes_from_store},
-        {"bytes_from_upstream", s.bytes_from_upstream}}},
+        {"bytes_from_upstream", s.bytes_from_upstream},
+        {"fill_joiners", s.fill_joiners},
+        {"fill_failures", pairs(s.fill_failures)},
+        {"negative_cache_hits", s.negative_hits},
+        {"tag_revalidations", pairs(s.revalidations)}}},
       {"now",
        {{"requests_in_flight", s.requests_in_flight},
         {"fills_in_flight", s.fills_in_flight},
         {"free_disk_bytes", s.free_disk_bytes ? nlohmann::json(*s.free_disk_bytes) : nlohmann::json(nullptr)},
-        {"min_free_bytes", s.min_free_bytes ? nlohmann::json(*s.min_free_bytes) : nlohmann::json(nullptr)}}},
-      {"upstreams", upstreams}};
+        {"min_free_bytes", s.min_free_bytes ? nlohmann::json(*s.min_free_bytes) : nlohmann::json(nullptr)},
+        {"fills", fills}}},
+      {"upstreams", upstreams},
+      {"top_repositories", top},
+      {"recent_errors", problems}};
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -131,15 +172,91 @@ std::string status_html(const StatusSnapshot& s) {
   h += row("server-errors", "Server errors (5xx)", integer(s.server_errors));
   h += row("bytes-saved", "Bytes served from the store (saved)", bytes_text(s.bytes_from_store));
   h += row("bytes-upstream", "Bytes fetched from upstreams", bytes_text(s.bytes_from_upstream));
+  h += row("fill-joiners", "Blob requests that joined a running fill", integer(s.fill_joiners));
+  {
+    double failed = 0;
+    std::string causes;
+    for (const auto& [cause, n] : s.fill_failures) {
+      failed += n;
+      if (n > 0) causes += (causes.empty() ? "" : ", ") + cause + " " + integer(n);
+    }
+    h += row("fill-failures", "Failed fills", integer(failed) + (causes.empty() ? "" : " (" + causes + ")"));
+  }
+  h += row("negative-hits", "Answered unknown from the negative cache", integer(s.negative_hits));
+  {
+    std::string outcomes;
+    for (const auto& [outcome, n] : s.revalidations) outcomes += (outcomes.empty() ? "" : ", ") + outcome + " " + integer(n);
+    h += row("revalidations", "Tag revalidations", outcomes);
+  }
   h += "</table>\n<h2>Now</h2>\n<table>\n";
   h += row("requests-in-flight", "Requests in flight", integer(s.requests_in_flight));
   h += row("fills-in-flight", "Upstream fills in progress", integer(s.fills_in_flight));
   h += row("free-disk", "Free disk space", s.free_disk_bytes ? bytes_text(*s.free_disk_bytes) : "unknown");
   if (s.min_free_bytes && *s.min_free_bytes > 0) h += row("min-free", "Disk floor", bytes_text(*s.min_free_bytes));
-  h += "</table>\n<h2>Upstreams</h2>\n<table id=\"upstreams\">\n<tr><th>Name</th><th>URL</th></tr>\n";
-  for (const auto& u : s.upstreams)
-    h += "<tr><td>" + html_escape(u.name) + "</td><td>" + html_escape(url_without_userinfo(u.url)) + "</td></tr>\n";
   h += "</table>\n";
+  h += "<h2>Fills in progress</h2>\n";
+  if (s.fills.empty()) {
+    h += "<p id=\"fills\">none</p>\n";
+  } else {
+    h += "<table id=\"fills\">\n<tr><th>Upstream</th><th>Digest</th><th>Progress</th><th>Running</th></tr>\n";
+    for (const auto& f : s.fills) {
+      std::string progress = bytes_text(f.spooled);
+      if (f.size && *f.size > 0) {
+        char pct[16];
+        std::snprintf(pct, sizeof pct, " (%.0f%%)", 100 * f.spooled / *f.size);
+        progress += " of " + bytes_text(*f.size) + pct;
+      }
+      h += "<tr><td>" + html_escape(f.ns) + "</td><td><code>" + html_escape(f.digest) + "</code></td><td>" +
+           html_escape(progress) + "</td><td>" + html_escape(integer(f.seconds)) + " s</td></tr>\n";
+    }
+    h += "</table>\n";
+  }
+  h += "<h2>Upstreams</h2>\n<table id=\"upstreams\">\n<tr><th>Name</th><th>URL</th><th>Requests</th>"
+       "<th>Recent error rate</th><th>Recent latency</th><th>Last success</th><th>Last failure</th></tr>\n";
+  auto ago = [](const std::optional<double>& seconds) {
+    return seconds ? duration_text(*seconds) + " ago" : std::string("never");
+  };
+  for (const auto& u : s.upstreams) {
+    std::string rate = "n/a", latency = "n/a";
+    if (auto r = u.error_rate()) {
+      char buf[48];
+      std::snprintf(buf, sizeof buf, "%.1f%% of %.0f", *r * 100, u.window);
+      rate = buf;
+    }
+    if (u.mean_seconds) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f ms", *u.mean_seconds * 1000);
+      latency = buf;
+    }
+    std::string failure = ago(u.since_failure);
+    if (!u.last_error.empty()) failure += ": " + u.last_error;
+    h += "<tr class=\"upstream\"><td>" + html_escape(u.name) + "</td><td>" + html_escape(url_without_userinfo(u.url)) +
+         "</td><td class=\"upstream-requests\">" + integer(u.exchanges) + "</td><td class=\"upstream-error-rate " +
+         (u.window_failures > 0 ? "bad" : "ok") + "\">" + html_escape(rate) + "</td><td>" + html_escape(latency) +
+         "</td><td>" + html_escape(ago(u.since_success)) + "</td><td class=\"upstream-last-failure\">" +
+         html_escape(failure) + "</td></tr>\n";
+  }
+  h += "</table>\n";
+  h += "<h2>Most requested repositories</h2>\n";
+  if (s.top_repositories.empty()) {
+    h += "<p id=\"top-repositories\">none yet</p>\n";
+  } else {
+    h += "<table id=\"top-repositories\">\n<tr><th>Repository</th><th>Manifest requests</th></tr>\n";
+    for (const auto& r : s.top_repositories)
+      h += "<tr><td>" + html_escape(r.name) + "</td><td>" + integer(r.requests) + "</td></tr>\n";
+    h += "</table>\n";
+  }
+  h += "<h2>Recent errors</h2>\n";
+  if (s.recent_errors.empty()) {
+    h += "<p id=\"recent-errors\">none</p>\n";
+  } else {
+    h += "<table id=\"recent-errors\">\n<tr><th>When</th><th>Level</th><th>Message</th></tr>\n";
+    for (const auto& p : s.recent_errors)
+      h += "<tr><td>" + html_escape(duration_text(p.seconds_ago)) + " ago</td><td class=\"" +
+           (p.level == "error" ? "bad" : "") + "\">" + html_escape(p.level) + "</td><td>" + html_escape(p.message) +
+           "</td></tr>\n";
+    h += "</table>\n";
+  }
   if (!s.metrics_enabled) h += "<p>Request counters are off (metrics_enabled is false).</p>\n";
   h += "<p><a href=\"status.json\">JSON</a> &middot; <a href=\"/metrics\">Prometheus metrics</a></p>\n"
        "</body></html>\n";

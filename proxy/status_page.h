@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace regcache::proxy {
@@ -27,11 +28,55 @@ struct StatusSnapshot {
   double requests_in_flight = 0;
   std::optional<double> free_disk_bytes;
   std::optional<double> min_free_bytes;
+  // Blob fills since start: requests that joined a running fill, and fills
+  // that failed (by cause, cache/observer.h names); negative-cache answers;
+  // tag revalidations by outcome.
+  double fill_joiners = 0;
+  std::vector<std::pair<std::string, double>> fill_failures;
+  double negative_hits = 0;
+  std::vector<std::pair<std::string, double>> revalidations;
+
   struct Upstream {
+    Upstream() = default;
+    Upstream(std::string name_, std::string url_) : name(std::move(name_)), url(std::move(url_)) {}
     std::string name;
     std::string url;
+    // Health (UpstreamMonitor): exchanges and failures since start, the
+    // recent window, and when it last answered well or failed.
+    double exchanges = 0;
+    double failures = 0;
+    double window = 0;
+    double window_failures = 0;
+    std::optional<double> mean_seconds;
+    std::optional<double> since_success;  // seconds ago
+    std::optional<double> since_failure;  // seconds ago
+    std::string last_error;
+    // The failure ratio of the recent window; nullopt before any exchange.
+    std::optional<double> error_rate() const;
   };
   std::vector<Upstream> upstreams;
+
+  struct Fill {
+    std::string ns;
+    std::string digest;
+    double spooled = 0;
+    std::optional<double> size;
+    double seconds = 0;
+  };
+  std::vector<Fill> fills;
+
+  struct Repository {
+    std::string name;  // namespace/repository
+    double requests = 0;
+  };
+  std::vector<Repository> top_repositories;  // manifest requests, most first
+
+  struct Problem {
+    double seconds_ago = 0;
+    std::string level;
+    std::string message;
+  };
+  std::vector<Problem> recent_errors;  // newest first
   bool ready = true;
   std::vector<std::pair<std::string, std::string>> failing_checks;  // name, why
 

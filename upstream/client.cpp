@@ -17,6 +17,7 @@
 #include "upstream/authenticator.h"
 #include "upstream/connection_pool.h"
 #include "upstream/location.h"
+#include "upstream/observer.h"
 #include "upstream/transport.h"
 #include "upstream/trust.h"
 
@@ -144,8 +145,9 @@ Target registry_root(const UpstreamConfig& config) {
 
 class RegistryClient final : public Client {
  public:
-  explicit RegistryClient(UpstreamConfig config)
+  RegistryClient(UpstreamConfig config, ExchangeObserver* observer)
       : config_(std::move(config)),
+        observer_(observer),
         own_(registry_root(config_).endpoint),
         guard_(std::make_shared<AddressGuard>(
             config_.name, own_,
@@ -229,7 +231,7 @@ class RegistryClient final : public Client {
       for (const auto& value : accept) request.headers.emplace_back("Accept", value);
       if (own && !authorization.empty()) request.headers.emplace_back("Authorization", authorization);
 
-      auto stream = send_request(*pools_.pool(target.endpoint), request);
+      auto stream = exchange(target, request);
       int status = stream->response().status;
       if (own) {
         log::debug("upstream " + config_.name + ": " + method + " " + target.path_and_query + " -> " +
@@ -276,7 +278,29 @@ class RegistryClient final : public Client {
     }
   }
 
+  // One request up to its response head, reported to the observer.
+  std::unique_ptr<PooledBodyStream> exchange(const Target& target, const Request& request) {
+    if (!observer_) return send_request(*pools_.pool(target.endpoint), request);
+    const auto started = std::chrono::steady_clock::now();
+    auto report = [&](ExchangeOutcome outcome, int status, std::string_view error) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      observer_->exchanged({config_.name, request.method, outcome, status, seconds, error});
+    };
+    try {
+      auto stream = send_request(*pools_.pool(target.endpoint), request);
+      report(ExchangeOutcome::Answered, stream->response().status, {});
+      return stream;
+    } catch (const TimeoutError& e) {
+      report(ExchangeOutcome::Timeout, 0, e.what());
+      throw;
+    } catch (const TransportError& e) {
+      report(ExchangeOutcome::ConnectionError, 0, e.what());
+      throw;
+    }
+  }
+
   const UpstreamConfig config_;
+  ExchangeObserver* const observer_;
   const Endpoint own_;
   const std::shared_ptr<AddressGuard> guard_;
   const SessionSettings settings_;
@@ -286,8 +310,8 @@ class RegistryClient final : public Client {
 
 }  // namespace
 
-std::unique_ptr<Client> make_client(UpstreamConfig config) {
-  return std::make_unique<RegistryClient>(std::move(config));
+std::unique_ptr<Client> make_client(UpstreamConfig config, ExchangeObserver* observer) {
+  return std::make_unique<RegistryClient>(std::move(config), observer);
 }
 
 }  // namespace regcache::upstream

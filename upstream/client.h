@@ -67,6 +67,15 @@ class TransportError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A TransportError because connecting or awaiting bytes took longer than
+// connect_timeout / read_timeout (counted apart in the upstream metrics).
+class TimeoutError : public TransportError {
+ public:
+  using TransportError::TransportError;
+};
+
+class ExchangeObserver;
+
 struct Response {
   int status = 0;
   std::string content_type;
@@ -115,6 +124,8 @@ class Client {
                                          std::size_t max_bytes) = 0;
 };
 
-std::unique_ptr<Client> make_client(UpstreamConfig config);
+// `observer` (may be null; must outlive the client) hears of every exchange
+// with the upstream (observer.h).
+std::unique_ptr<Client> make_client(UpstreamConfig config, ExchangeObserver* observer = nullptr);
 
 }  // namespace regcache::upstream

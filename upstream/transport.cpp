@@ -32,7 +32,7 @@ void rethrow_as_transport_error(const Endpoint& endpoint, std::string_view doing
   } catch (const TransportError&) {
     throw;
   } catch (const Poco::TimeoutException&) {
-    throw TransportError(prefix + "timed out");
+    throw TimeoutError(prefix + "timed out");
   } catch (const Poco::Net::SSLException& e) {
     throw TransportError(prefix + "TLS error: " + e.displayText());
   } catch (const Poco::Exception& e) {

@@ -6,6 +6,8 @@
 
 #include <csignal>
 #include <fstream>
+#include <memory>
+#include <thread>
 #include <map>
 #include <sstream>
 #include <string>
@@ -35,6 +37,28 @@ void write_file(const std::filesystem::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
 }
+
+std::string manifest_url(const RegcacheServer& r, const std::string& repo, const std::string& reference) {
+  return r.url() + "/v2/" + repo + "/manifests/" + reference;
+}
+
+std::string oci_manifest(const std::string& salt) {
+  return nlohmann::json{{"schemaVersion", 2},
+                        {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                        {"config",
+                         {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                          {"digest", "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+                          {"size", 2}}},
+                        {"layers", nlohmann::json::array()},
+                        {"annotations", {{"salt", salt}}}}
+      .dump();
+}
+
+// Opens a gate when the scope ends (threads held at it can then be joined).
+struct OpenOnExit {
+  std::shared_ptr<Gate> gate;
+  ~OpenOnExit() { gate->open(); }
+};
 
 }  // namespace
 
@@ -248,4 +272,184 @@ TEST_CASE("logs: log_format json writes one JSON object per line - with the clie
   CHECK(line["client"].get<std::string>().rfind("127.0.0.1:", 0) == 0);
   CHECK(line["duration_ms"].is_number());
   CHECK(by_id[id]["cache"] == "hit");
+}
+
+TEST_CASE("metrics: upstream requests - coalesced joiners - fill failures by cause - revalidations - negative-cache hits - exact, and on the status page") {
+  TempDir tmp;
+  FakeUpstream fake;
+  FakeUpstream slow_fake;
+  auto config = regcache_config(fake.url(), {}, {}, /*tag_ttl_s=*/0);  // every tag request revalidates
+  config["upstreams"][0]["read_timeout_ms"] = 60000;                 // the fake holds a fill at a gate
+  config["upstreams"].push_back({{"name", "slow"}, {"url", slow_fake.url()}, {"read_timeout_ms", 300}});
+  const std::string repo = "obs/app";
+
+  // A fill held half-way, with three clients on it: one starts it, two join.
+  constexpr std::size_t kBig = 4 << 20;
+  const std::string big = fake.add_blob(repo, pseudo_random_bytes(kBig, 11));
+  auto half_way = std::make_shared<Gate>();
+  Behavior held;
+  held.body_gate = half_way;
+  held.body_gate_at = kBig / 2;
+  fake.set_behavior(FakeUpstream::blob_path(repo, big), held);
+  // A fill whose bytes do not match their digest; one the upstream fails with
+  // 500; one it does not know (404, then remembered); one on an upstream that
+  // never answers (timeout).
+  const std::string bad = fake.add_blob(repo, pseudo_random_bytes(5000, 12));
+  fake.set_behavior(FakeUpstream::blob_path(repo, bad), Behavior::wrong_bytes());
+  const std::string failing = fake.add_blob(repo, pseudo_random_bytes(6000, 13));
+  fake.set_behavior(FakeUpstream::blob_path(repo, failing), Behavior::answer(500));
+  const std::string absent = "sha256:" + std::string(64, 'b');
+  const std::string slow_blob = slow_fake.add_blob(repo, pseudo_random_bytes(7000, 14));
+  auto never = std::make_shared<Gate>();
+  Behavior silent;
+  silent.headers_gate = never;
+  slow_fake.set_behavior(FakeUpstream::blob_path(repo, slow_blob), silent);
+  OpenOnExit release_never{never};
+  // A tag that is revalidated: unchanged, then moved, then while the upstream fails.
+  fake.add_manifest("obs/tagged", "v1", oci_manifest("one"), "application/vnd.oci.image.manifest.v1+json");
+
+  RegcacheServer regcache(tmp / "regcache", {fake.url(), config, {}});
+  const std::string big_path = "/v2/" + repo + "/blobs/" + big;
+
+  std::vector<std::unique_ptr<RawHttpGet>> clients;
+  {
+    OpenOnExit release_on_exit{half_way};
+    clients.push_back(std::make_unique<RawHttpGet>(regcache.port(), big_path));
+    REQUIRE(clients[0]->read_head(20s));
+    REQUIRE_MESSAGE(half_way->wait_for_waiting(1, 20s), "the fill never reached the half-way gate");
+    for (int i = 0; i < 2; ++i) {
+      clients.push_back(std::make_unique<RawHttpGet>(regcache.port(), big_path));
+      REQUIRE(clients.back()->read_head(20s));  // joined: the fill is held, so it is still running
+    }
+    // The status page shows the fill in progress.
+    auto during = nlohmann::json::parse(http_request("GET", regcache.url() + "/_regcache/status.json").body);
+    REQUIRE(during["now"]["fills"].size() == 1);
+    const auto& fill = during["now"]["fills"][0];
+    CHECK(fill["namespace"] == "upstream");
+    CHECK(fill["digest"] == big);
+    CHECK(fill["size"] == kBig);
+    CHECK(fill["bytes"].get<double>() <= kBig / 2);
+    const std::string page = http_request("GET", regcache.url() + "/_regcache/").body;
+    CHECK(page.find("of 4.0 MiB") != std::string::npos);
+  }
+  for (auto& c : clients) {
+    c->read_to_end(30s);
+    CHECK(c->complete());
+    CHECK(c->body_digest() == big);
+  }
+
+  auto wrong = stream_get(regcache.port(), "/v2/" + repo + "/blobs/" + bad, {}, 20s);
+  CHECK_FALSE(wrong.complete);  // cut before its last byte: the digest did not match
+  CHECK(http_request("GET", blob_url(regcache, repo, failing)).status >= 500);
+  CHECK(http_request("GET", blob_url(regcache, repo, absent)).status == 404);
+  CHECK(http_request("GET", blob_url(regcache, repo, absent)).status == 404);  // from the negative cache
+  CHECK(fake.count("GET", FakeUpstream::blob_path(repo, absent)) == 1);
+  CHECK(http_request("GET", regcache.url() + "/v2/slow/" + repo + "/blobs/" + slow_blob).status == 503);
+
+  auto tag = [&] { return http_request("GET", manifest_url(regcache, "obs/tagged", "v1"), {{"Accept", "application/vnd.oci.image.manifest.v1+json"}}); };
+  auto first = tag();  // fetched
+  REQUIRE(first.status == 200);
+  CHECK(first.header("X-Cache-Status") == "miss");
+  CHECK(tag().header("X-Cache-Status") == "revalidated");  // unchanged
+  fake.add_manifest("obs/tagged", "v1", oci_manifest("two"), "application/vnd.oci.image.manifest.v1+json");
+  CHECK(tag().header("X-Cache-Status") == "miss");  // changed: the new manifest fetched
+  fake.set_behavior(FakeUpstream::manifest_path("obs/tagged", "v1"), Behavior::answer(503));
+  CHECK(tag().header("X-Cache-Status") == "stale");
+
+  HttpResponse scrape;
+  REQUIRE(wait_until(
+      [&] {
+        scrape = http_request("GET", regcache.url() + "/metrics");
+        return metric_value(scrape.body, "regcache_fills_in_flight", {}) == 0;
+      },
+      20s));
+  auto value = [&](const std::string& name, const Labels& labels) { return metric_value(scrape.body, name, labels); };
+  CHECK(value("regcache_fill_joiners_total", {}) == 2);
+  CHECK(value("regcache_fill_failures_total", {{"cause", "digest_mismatch"}}) == 1);
+  CHECK(value("regcache_fill_failures_total", {{"cause", "upstream_error"}}) == 2);  // the 500 and the 404
+  CHECK(value("regcache_fill_failures_total", {{"cause", "timeout"}}) == 1);
+  CHECK(value("regcache_fill_failures_total", {{"cause", "disk"}}) == 0);
+  CHECK(value("regcache_negative_cache_hits_total", {}) == 1);
+  CHECK(value("regcache_tag_revalidations_total", {{"outcome", "unchanged"}}) == 1);
+  CHECK(value("regcache_tag_revalidations_total", {{"outcome", "changed"}}) == 1);
+  CHECK(value("regcache_tag_revalidations_total", {{"outcome", "stale"}}) == 1);
+  CHECK(value("regcache_tag_revalidations_total", {{"outcome", "error"}}) == 0);
+  // Upstream exchanges, as the fake upstream saw them: blob GETs (big, bad:
+  // 200; failing: 500; absent: 404), the tag's GET, HEADs (200, 200, 503) and
+  // the moved tag's GET by digest.
+  const Labels up{{"upstream", "upstream"}};
+  auto up_with = [&](const std::string& method, const std::string& cls) {
+    Labels l = up;
+    l["method"] = method;
+    l["status_class"] = cls;
+    return value("regcache_upstream_requests_total", l);
+  };
+  CHECK(up_with("GET", "2xx") == 4);
+  CHECK(up_with("GET", "5xx") == 1);
+  CHECK(up_with("GET", "4xx") == 1);
+  CHECK(up_with("HEAD", "2xx") == 2);
+  CHECK(up_with("HEAD", "5xx") == 1);
+  CHECK(value("regcache_upstream_requests_total", up) == static_cast<double>(fake.total_requests()));
+  CHECK(value("regcache_upstream_request_duration_seconds_count", up) == static_cast<double>(fake.total_requests()));
+  CHECK(value("regcache_upstream_timeouts_total", up) == 0);
+  CHECK(value("regcache_upstream_connection_errors_total", up) == 0);
+  CHECK(value("regcache_upstream_timeouts_total", {{"upstream", "slow"}}) == 1);
+  CHECK(value("regcache_upstream_requests_total", {{"upstream", "slow"}}) == -1);  // never answered
+  // Bounded cardinality: still no repository or digest in any label.
+  CHECK(scrape.body.find(repo) == std::string::npos);
+  CHECK(scrape.body.find(big.substr(7, 16)) == std::string::npos);
+
+  auto status = nlohmann::json::parse(http_request("GET", regcache.url() + "/_regcache/status.json").body);
+  std::map<std::string, nlohmann::json> upstreams;
+  for (const auto& u : status["upstreams"]) upstreams[u["name"].get<std::string>()] = u;
+  REQUIRE(upstreams.count("upstream"));
+  REQUIRE(upstreams.count("slow"));
+  CHECK(upstreams["upstream"]["requests"] == static_cast<double>(fake.total_requests()));
+  CHECK(upstreams["upstream"]["recent_failures"] == 2);  // the 500 and the 503
+  CHECK(upstreams["upstream"]["last_error"] == "HEAD answered HTTP 503");
+  CHECK(upstreams["upstream"]["seconds_since_success"].is_number());
+  CHECK(upstreams["slow"]["recent_error_rate"] == 1.0);
+  CHECK(upstreams["slow"]["last_error"].get<std::string>().find("timed out") != std::string::npos);
+  CHECK(upstreams["slow"]["seconds_since_success"].is_null());
+  CHECK(status["since_start"]["fill_joiners"] == 2);
+  CHECK(status["since_start"]["fill_failures"]["digest_mismatch"] == 1);
+  CHECK(status["since_start"]["negative_cache_hits"] == 1);
+  CHECK(status["since_start"]["tag_revalidations"]["stale"] == 1);
+  REQUIRE(!status["top_repositories"].empty());
+  CHECK(status["top_repositories"][0]["repository"] == "upstream/obs/tagged");
+  CHECK(status["top_repositories"][0]["requests"] == 4);
+  CHECK(status["now"]["fills"].empty());
+  bool fill_error_listed = false;
+  for (const auto& e : status["recent_errors"])
+    fill_error_listed |= e["message"].get<std::string>().find("fill of " + bad + " failed") != std::string::npos;
+  CHECK_MESSAGE(fill_error_listed, status["recent_errors"].dump());
+}
+
+TEST_CASE("logs: a stored blob whose file is cut short while it is sent is logged at warn with its path") {
+  TempDir tmp;
+  FakeUpstream fake;
+  const std::string repo = "disk/app";
+  constexpr std::size_t kSize = 48 << 20;  // far more than loopback socket buffers hold
+  const std::string digest = fake.add_blob(repo, pseudo_random_bytes(kSize, 21));
+  RegcacheServer regcache(tmp / "regcache", {fake.url(), regcache_config(fake.url()), {}});
+  auto cold = stream_get(regcache.port(), "/v2/" + repo + "/blobs/" + digest);
+  REQUIRE(cold.complete);
+  const auto file = stored_blob_path(regcache.data_dir(), digest);
+  REQUIRE(wait_until([&] { return std::filesystem::exists(file); }, 10s));
+
+  // A hit the client reads slowly: the server is stuck mid-file on a full
+  // socket when the file loses its tail (as a failing disk would lose it).
+  RawHttpGet slow(regcache.port(), "/v2/" + repo + "/blobs/" + digest);
+  REQUIRE(slow.read_head(10s));
+  CHECK(slow.header("X-Cache-Status") == "hit");
+  std::filesystem::resize_file(file, 1 << 20);
+  slow.read_to_end(10s);
+  CHECK_FALSE(slow.complete());
+  CHECK(wait_until(
+      [&] {
+        const std::string log = regcache.stderr_text();
+        auto at = log.find(" warn disk read error on " + file.string() + " at offset ");
+        return at != std::string::npos && log.find("the file ended early", at) != std::string::npos;
+      },
+      10s));
 }

@@ -128,6 +128,10 @@ TEST_CASE("prometheus: a real Prometheus scrapes regcache and its query API retu
       {"sum(" + sel + R"q("blob",status_class="4xx"}))q", 1},
       {"sum(" + sel + R"q("manifest",cache="miss"}))q", 1},
       {"sum(regcache_http_response_bytes_total{source=\"upstream\"}) >= 50000", 50'000 + 0.0},
+      // The blob's and the manifest's GETs answered 200 upstream, the 404 blob 4xx.
+      {R"q(sum(regcache_upstream_requests_total{job="regcache",upstream="upstream",method="GET",status_class="4xx"}))q", 1},
+      {R"q(sum(regcache_fill_failures_total{job="regcache",cause="upstream_error"}))q", 1},
+      {R"q(sum(regcache_upstream_timeouts_total{job="regcache"}))q", 0},
   };
   double stale = -1;
   std::map<std::string, double> got;
@@ -157,10 +161,18 @@ TEST_CASE("status page: headless Chromium renders /_regcache/ with the numbers -
   RegcacheServer regcache(tmp / "regcache", {fake.url(), regcache_config(fake.url(), {}, {}, 1), {}});
   run(regcache, fake, s);
 
-  // The JSON twin: the same numbers for scripts.
-  auto json = http_request("GET", regcache.url() + "/_regcache/status.json");
-  REQUIRE(json.status == 200);
-  auto status = nlohmann::json::parse(json.body);
+  // The JSON twin: the same numbers for scripts. A request is counted once
+  // its last byte went out, so a moment after its client has it: wait for
+  // the stale answer's.
+  HttpResponse json;
+  nlohmann::json status;
+  REQUIRE(wait_until(
+      [&] {
+        json = http_request("GET", regcache.url() + "/_regcache/status.json");
+        status = nlohmann::json::parse(json.body, nullptr, false);
+        return json.status == 200 && !status.is_discarded() && status["since_start"]["stale"].get<double>() >= 1;
+      },
+      10s));
   CHECK(status["since_start"]["misses"] == 3);  // blob, manifest, and the 404 (asked upstream)
   CHECK(status["since_start"]["hits"].get<double>() >= 3);  // 2 blob hits + at least the stale answer
   CHECK(status["since_start"]["stale"].get<double>() >= 1);
@@ -195,6 +207,17 @@ TEST_CASE("status page: headless Chromium renders /_regcache/ with the numbers -
   CHECK(cell("bytes-saved").find("KiB") != std::string::npos);  // two 50 000-byte hits
   CHECK(cell("readiness") == "ready");
   CHECK(dom_out.find("<td>upstream</td>") != std::string::npos);
+  // Fills, revalidations, upstream health, top repositories and recent errors.
+  CHECK(cell("fill-failures") == "1 (upstream_error 1)");  // the 404
+  CHECK(cell("revalidations").find("unchanged 0, changed 0, stale ") == 0);
+  CHECK(cell("revalidations").find("stale 0") == std::string::npos);
+  CHECK(cell("fill-joiners") == "0");
+  CHECK(dom_out.find(R"(class="upstream-error-rate bad")") != std::string::npos);  // the 500s
+  CHECK(dom_out.find("answered HTTP 500") != std::string::npos);
+  CHECK(dom_out.find("<td>upstream/obs/app</td>") != std::string::npos);
+  CHECK(dom_out.find("serving obs/app:v1 stale") != std::string::npos);  // a recent warning
+  CHECK(status["top_repositories"][0]["repository"] == "upstream/obs/app");
+  CHECK(status["upstreams"][0]["failures"].get<double>() >= 1);
   // Chromium logs page console messages (and failed loads) as CONSOLE lines.
   CHECK_MESSAGE(dom_out.find("CONSOLE") == std::string::npos, dom_out);
   CHECK_MESSAGE(dom_out.find("Failed to load resource") == std::string::npos, dom_out);

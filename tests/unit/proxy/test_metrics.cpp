@@ -85,3 +85,28 @@ TEST_CASE("metrics: process figures are read from /proc") {
   CHECK(s.open_fds >= 3);
   CHECK(s.threads >= 1);
 }
+
+TEST_CASE("metrics: scrape-time counters and gauges of one name form one family with their labels") {
+  Metrics m("x");
+  m.set_scrape_source([] {
+    ScrapeValues v;
+    v.counters.push_back({"regcache_fill_failures_total", "Fills that failed", 2, {{"cause", "timeout"}}});
+    v.counters.push_back({"regcache_fill_joiners_total", "Joiners", 5});
+    v.counters.push_back({"regcache_fill_failures_total", "Fills that failed", 1, {{"cause", "disk"}}});
+    v.gauges.push_back({"regcache_example_bytes", "Example", 7, {{"kind", "hosted"}}});
+    return v;
+  });
+  const std::string text = "\n" + m.render();
+  CHECK(has_line(text, R"(regcache_fill_failures_total{cause="timeout"} 2)"));
+  CHECK(has_line(text, R"(regcache_fill_failures_total{cause="disk"} 1)"));
+  CHECK(has_line(text, "regcache_fill_joiners_total 5"));
+  CHECK(has_line(text, R"(regcache_example_bytes{kind="hosted"} 7)"));
+  CHECK(has_line(text, "# TYPE regcache_example_bytes gauge"));
+  // One HELP and TYPE per family: a repeated one is an invalid exposition.
+  auto count = [&](const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  };
+  CHECK(count("# TYPE regcache_fill_failures_total counter") == 1);
+}
