@@ -15,7 +15,7 @@ sudo=""
 
 # Packaging tools plus the Build-Depends of packaging/debian/control.
 packages=(dpkg-dev debhelper fakeroot lintian
-          make cmake g++ pkg-config libpoco-dev libssl-dev libsqlite3-dev nlohmann-json3-dev doctest-dev)
+          make cmake g++ pkg-config libpoco-dev libssl-dev libsqlite3-dev libpq-dev nlohmann-json3-dev doctest-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
