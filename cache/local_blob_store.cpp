@@ -1,9 +1,11 @@
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -92,10 +94,23 @@ class FileWriter final : public BlobUpload {
  public:
   // A fresh spool in `tmp_dir`, removed unless committed.
   FileWriter(const LocalBlobStore& store, const fs::path& tmp_dir) : store_(store) {
-    std::string tmpl = (tmp_dir / "spool-XXXXXX").string();
+    // Created under a name start-up cleanup does not take, locked, then
+    // renamed to spool-*: a spool is never visible as a candidate before its
+    // lock is held, so another replica starting on the same data directory
+    // (remove_orphan_spools) cannot take a live fill's spool away.
+    std::string tmpl = (tmp_dir / "new-spool-XXXXXX").string();
     fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
     if (fd_ < 0) throw_store_errno("create spool file", tmp_dir);
-    path_ = tmpl;
+    fs::path fresh = tmpl;
+    fs::path named = tmp_dir / ("spool-" + fresh.filename().string().substr(sizeof "new-spool-" - 1));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 || ::rename(fresh.c_str(), named.c_str()) != 0) {
+      int err = errno;
+      ::unlink(fresh.c_str());
+      ::close(fd_);
+      errno = err;
+      throw_store_errno("create spool file", tmp_dir);
+    }
+    path_ = named;
   }
   // An upload file, appended to and kept unless committed. Bytes that were
   // there before this writer are not in its running hash.
@@ -336,11 +351,34 @@ std::optional<std::string> LocalBlobStore::quarantine(const Digest& digest) {
   return to.string();
 }
 
+// A spool is an orphan when no process holds its lock: a writer holds it
+// from before the spool gets its spool-* name until the descriptor closes
+// (whoever crashed released it). Spools of live writers, in this process or in
+// another replica on the same data directory, are left alone. A new-spool-*
+// file is a writer between creating and naming its spool; one older than a
+// minute was left by a crash.
 std::size_t LocalBlobStore::remove_orphan_spools() {
   std::size_t removed = 0;
   std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
   for (const auto& entry : fs::directory_iterator(tmp_, ec)) {
-    if (entry.path().filename().string().rfind("spool-", 0) == 0 && fs::remove(entry.path(), ec)) ++removed;
+    const std::string name = entry.path().filename().string();
+    const bool spool = name.rfind("spool-", 0) == 0;
+    if (!spool && name.rfind("new-spool-", 0) != 0) continue;
+    if (!spool) {
+      std::error_code age_ec;
+      auto written = fs::last_write_time(entry.path(), age_ec);
+      if (age_ec || now - written < std::chrono::minutes(1)) continue;
+    }
+    int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+      // A symlink or something unreadable in the spool directory: not a live
+      // writer's (those are regular files we can open); remove the name.
+      if (errno == ELOOP && fs::remove(entry.path(), ec)) ++removed;
+      continue;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && fs::remove(entry.path(), ec)) ++removed;
+    ::close(fd);
   }
   return removed;
 }

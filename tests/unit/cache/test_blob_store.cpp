@@ -289,6 +289,22 @@ TEST_CASE("blob store: remove_orphan_spools removes stray spool files only") {
   CHECK(store.remove_orphan_spools() == 0);
 }
 
+TEST_CASE("blob store: start-up cleanup by another store on the same directory leaves a live fill's spool alone") {
+  // Two replicas on one data directory: the second one starting must not take
+  // the first one's spool from under a fill that is still running.
+  TempDir dir;
+  LocalBlobStore running(dir.path);
+  auto w = running.create_writer();
+  w->write(kHello.data(), kHello.size());
+  LocalBlobStore starting(dir.path);
+  CHECK(starting.remove_orphan_spools() == 0);
+  w->commit(sha256_of(kHello));
+  CHECK(running.exists(sha256_of(kHello)));
+  // Once its writer is gone, a stray spool is an orphan again.
+  write_file(dir.path / "tmp" / "spool-leftover", "crashed write");
+  CHECK(starting.remove_orphan_spools() == 1);
+}
+
 TEST_CASE("blob store: a store reopened on the same directory sees earlier blobs") {
   TempDir dir;
   Digest d = [&] {
