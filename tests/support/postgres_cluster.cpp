@@ -275,6 +275,20 @@ std::optional<std::string> PostgresCluster::query_value(const std::string& datab
   return out;
 }
 
+std::vector<std::string> PostgresCluster::query_column(const std::string& database, const std::string& sql) const {
+  auto c = connect_or_throw(dsn(database));
+  PGresult* r = PQexec(c.get(), sql.c_str());
+  std::vector<std::string> out;
+  ExecStatusType status = PQresultStatus(r);
+  std::string message = PQresultErrorMessage(r);
+  if (status == PGRES_TUPLES_OK)
+    for (int row = 0; row < PQntuples(r); ++row) out.emplace_back(PQgetvalue(r, row, 0));
+  PQclear(r);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+    throw std::runtime_error("postgres_cluster: " + sql + ": " + message);
+  return out;
+}
+
 std::unique_ptr<PostgresCluster> PostgresCluster::attach(const std::filesystem::path& dir) {
   std::ifstream in(dir / "fixture");
   int port = 0;

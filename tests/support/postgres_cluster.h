@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace regcache::test {
 
@@ -44,6 +45,8 @@ class PostgresCluster {
   void execute(const std::string& database, const std::string& sql) const;
   // The first column of the first row of a query, or nullopt for no row.
   std::optional<std::string> query_value(const std::string& database, const std::string& sql) const;
+  // The first column of every row of a query, in the order the server returns them.
+  std::vector<std::string> query_column(const std::string& database, const std::string& sql) const;
 
   // SIGKILL to the postmaster (an outage: no shutdown, no checkpoint).
   void kill_server();

@@ -89,6 +89,21 @@ void RegcacheServer::use_test_metadata() {
   options_.config = std::move(config);
 }
 
+std::optional<std::vector<std::string>> postgres_metadata_column(const std::filesystem::path& data_dir,
+                                                                 const std::string& sql) {
+  PostgresCluster* cluster = test_metadata_cluster();
+  if (!cluster) return std::nullopt;
+  return cluster->query_column(read_file(data_dir / "pg-database"), sql);
+}
+
+nlohmann::json config_with_test_metadata(nlohmann::json config, const std::filesystem::path& data_dir) {
+  PostgresCluster* cluster = test_metadata_cluster();
+  if (!cluster || config.contains("metadata")) return config;
+  std::filesystem::create_directories(data_dir);
+  config["metadata"] = metadata_config(*cluster, data_dir);
+  return config;
+}
+
 std::vector<std::string> with_test_metadata(std::vector<std::string> command) {
   PostgresCluster* cluster = test_metadata_cluster();
   if (!cluster || command.empty()) return command;

@@ -41,6 +41,15 @@ bool skip_unless_sqlite(const std::string& reason);
 // database of the regcache whose data dir is `data_dir` (as a number); nullopt
 // with SQLite metadata, where the caller reads regcache.db itself.
 std::optional<long long> postgres_metadata_count(const std::filesystem::path& data_dir, const std::string& sql);
+// Under postgres: the first column of every row of `sql` run in the database of
+// the regcache whose data dir is `data_dir`; nullopt with SQLite metadata.
+std::optional<std::vector<std::string>> postgres_metadata_column(const std::filesystem::path& data_dir,
+                                                                 const std::string& sql);
+// For a test that starts regcache itself with its own --config: `config` as
+// given, or under postgres with a `metadata` section naming the database of
+// `data_dir`'s regcache (created with the dir on first use; kept when `config`
+// already has one), as RegcacheServer does.
+nlohmann::json config_with_test_metadata(nlohmann::json config, const std::filesystem::path& data_dir);
 // An operator command line {"gc", "--data-dir", DIR, ...} as given, or under
 // postgres with "--config FILE" added after the subcommand, FILE naming the
 // database of DIR's regcache (an existing DIR; `import` creates it first).
