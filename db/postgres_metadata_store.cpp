@@ -924,8 +924,12 @@ std::string postgres_dsn_problem(const std::string& dsn) {
   char* err = nullptr;
   PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &err);
   if (!options) {
-    std::string why = err ? trimmed(err) : "cannot be parsed";
+    // libpq quotes what it could not parse, for some URI mistakes the whole
+    // URI with its password: keep only its words before the first quote.
+    std::string why = err ? trimmed(std::string(err).substr(0, std::string(err).find('"'))) : "";
     PQfreemem(err);
+    while (!why.empty() && (why.back() == ':' || why.back() == ' ')) why.pop_back();
+    if (why.empty()) why = "cannot be parsed";
     return "is not a libpq connection string: " + why;
   }
   std::string problem;

@@ -73,6 +73,7 @@ bool serve_operator_endpoint(Exchange& ex, Metrics* metrics, const HealthChecks&
       ex.response.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:");
       ex.response.set("X-Content-Type-Options", "nosniff");
       StatusSnapshot snapshot = status();
+      if (auto authn = api->authenticator(); authn && authn->enabled()) hide_caller_details(snapshot);
       if (ex.path == "/_regcache/")
         send_body(ex, status_html(snapshot), "text/html; charset=utf-8");
       else

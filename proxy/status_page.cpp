@@ -69,6 +69,13 @@ std::string url_without_userinfo(const std::string& url) {
   return url.substr(0, host) + url.substr(at + 1);
 }
 
+void hide_caller_details(StatusSnapshot& s) {
+  s.details_hidden = true;
+  s.top_repositories.clear();
+  s.recent_errors.clear();
+  for (auto& u : s.upstreams) u.last_error.clear();
+}
+
 std::string status_json(const StatusSnapshot& s) {
   auto optional = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
   nlohmann::json upstreams = nlohmann::json::array();
@@ -130,7 +137,8 @@ std::string status_json(const StatusSnapshot& s) {
         {"fills", fills}}},
       {"upstreams", upstreams},
       {"top_repositories", top},
-      {"recent_errors", problems}};
+      {"recent_errors", problems},
+      {"details_hidden", s.details_hidden}};
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -238,7 +246,10 @@ std::string status_html(const StatusSnapshot& s) {
   }
   h += "</table>\n";
   h += "<h2>Most requested repositories</h2>\n";
-  if (s.top_repositories.empty()) {
+  const std::string hidden = "hidden: users or access rules are configured (the log has them)";
+  if (s.details_hidden) {
+    h += "<p id=\"top-repositories\">" + hidden + "</p>\n";
+  } else if (s.top_repositories.empty()) {
     h += "<p id=\"top-repositories\">none yet</p>\n";
   } else {
     h += "<table id=\"top-repositories\">\n<tr><th>Repository</th><th>Manifest requests</th></tr>\n";
@@ -247,7 +258,9 @@ std::string status_html(const StatusSnapshot& s) {
     h += "</table>\n";
   }
   h += "<h2>Recent errors</h2>\n";
-  if (s.recent_errors.empty()) {
+  if (s.details_hidden) {
+    h += "<p id=\"recent-errors\">" + hidden + "</p>\n";
+  } else if (s.recent_errors.empty()) {
     h += "<p id=\"recent-errors\">none</p>\n";
   } else {
     h += "<table id=\"recent-errors\">\n<tr><th>When</th><th>Level</th><th>Message</th></tr>\n";

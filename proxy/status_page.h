@@ -79,6 +79,10 @@ struct StatusSnapshot {
   std::vector<Problem> recent_errors;  // newest first
   bool ready = true;
   std::vector<std::pair<std::string, std::string>> failing_checks;  // name, why
+  // The parts that name other callers' repositories, addresses and user
+  // names (top repositories, recent errors, upstreams' last failures) were
+  // left out: see hide_caller_details.
+  bool details_hidden = false;
 
   // hits / (hits + misses); nullopt before the first cacheable request.
   std::optional<double> hit_ratio() const;
@@ -86,6 +90,14 @@ struct StatusSnapshot {
 
 // "https://user:pass@host:5000" -> "https://host:5000".
 std::string url_without_userinfo(const std::string& url);
+
+// With users or access rules, every authenticated caller may read the page,
+// though a caller may pull only some repositories: the page must not tell
+// them other repositories' names, other clients' addresses or the user names
+// they tried (recent errors carry "authentication failed from ADDR: ...",
+// request paths, file paths). Clears those parts and sets details_hidden;
+// the operator has them in the log.
+void hide_caller_details(StatusSnapshot& s);
 
 std::string status_json(const StatusSnapshot& s);
 std::string status_html(const StatusSnapshot& s);

@@ -183,6 +183,34 @@ TEST_CASE("client auth: anonymous push gets 401 with the token challenge - a use
   CHECK(http_request("GET", regcache.url() + "/v2/local/app/manifests/v1", manifest_accept_headers()).status == 200);
 }
 
+TEST_CASE("client auth: the status page does not show a user other repositories' names or other clients' failed logins") {
+  TempDir tmp("regcache-it-auth-status");
+  RegcacheServer regcache(tmp / "regcache", {"http://127.0.0.1:9", team_config(make_users(tmp, kTeam)), {}});
+  const std::string url = regcache.url();
+  // alice's private repository, pulled (the top repositories count it).
+  REQUIRE(push_image(url, "local/secret", "v1", basic("alice", "alice-pw")).status == 201);
+  HttpHeaders pull = basic("alice", "alice-pw");
+  for (const auto& h : manifest_accept_headers()) pull.push_back(h);
+  REQUIRE(http_request("GET", url + "/v2/local/secret/manifests/v1", pull).status == 200);
+  // Someone's failed login (warn: "authentication failed from ADDR: ... 'mallory'").
+  REQUIRE(http_request("GET", url + "/v2/", basic("mallory", "Summer2026")).status == 401);
+
+  // bob may not pull local/secret: the page he may read does not name it,
+  // nor mallory, nor the address she came from.
+  auto page = http_request("GET", url + "/_regcache/status.json", basic("bob", "bob-pw"));
+  REQUIRE(page.status == 200);
+  CHECK_MESSAGE(page.body.find("local/secret") == std::string::npos, page.body);
+  CHECK_MESSAGE(page.body.find("mallory") == std::string::npos, page.body);
+  CHECK_MESSAGE(page.body.find("authentication failed") == std::string::npos, page.body);
+  CHECK(json::parse(page.body)["details_hidden"] == true);
+  auto html = http_request("GET", url + "/_regcache/", basic("bob", "bob-pw"));
+  REQUIRE(html.status == 200);
+  CHECK(html.body.find("local/secret") == std::string::npos);
+  CHECK(html.body.find("mallory") == std::string::npos);
+  // The counters stay.
+  CHECK(json::parse(page.body)["since_start"]["requests"].get<double>() > 0);
+}
+
 TEST_CASE("client auth: token flow - scopes limit actions - tampered or expired or foreign or mis-issued tokens are refused") {
   TempDir tmp("regcache-it-auth-token");
   RegcacheServer regcache(tmp / "regcache", {"http://127.0.0.1:9", team_config(make_users(tmp, kTeam)), {}});

@@ -72,6 +72,17 @@ TEST_CASE("config metadata: a password in the DSN is refused without echoing it"
   CHECK(error_key(R"({"metadata": {"backend": "postgres", "dsn": "postgresql://u:hunter2@h/db"}})") == "metadata.dsn");
 }
 
+TEST_CASE("config metadata: a DSN libpq cannot parse is refused without echoing its password") {
+  // libpq's parse errors quote the offending text, for some URI mistakes the
+  // whole URI: the config error (stderr, the journal) must not carry it.
+  for (const char* dsn : {"postgresql://u:hunter2@[h/db", "postgresql://u:hunter2@h/db?bogus=1",
+                          "postgresql://u:hunter2%zz@h/db", "host=h password='hunter2"}) {
+    std::string why = error_text(std::string(R"({"metadata": {"backend": "postgres", "dsn": ")") + dsn + "\"}}");
+    CHECK_MESSAGE(why.find("metadata.dsn") == 0, why);
+    CHECK_MESSAGE(why.find("hunter2") == std::string::npos, why);
+  }
+}
+
 TEST_CASE("config metadata: the password comes from a private file") {
   std::string dir = (std::filesystem::temp_directory_path() / "regcache-cfgmeta-XXXXXX").string();
   REQUIRE(::mkdtemp(dir.data()));
