@@ -591,21 +591,17 @@ class PostgresMetadataStore final : public MetadataStore {
     }
   }
 
-  void check_readable() override {
-    run("check_readable", [&](Connection& c) { return exec_prepared(c, kCheckReadable, "check_readable", {}); });
-  }
+  void check_readable() override { read(kCheckReadable, "check_readable", {}); }
 
   std::optional<BlobRecord> find_blob(const Digest& digest) override {
-    Rows rows = run("find_blob", [&](Connection& c) { return exec_prepared(c, kFindBlob, "find_blob", Params().add(digest)); });
+    Rows rows = read(kFindBlob, "find_blob", Params().add(digest));
     if (rows.empty()) return std::nullopt;
     return read_blob(rows, 0);
   }
 
   void put_blob(const BlobRecord& r) override {
-    run("put_blob", [&](Connection& c) {
-      return exec_prepared(c, kPutBlob, "put_blob",
-                           Params().add(r.digest).add(to_sql_size(r.size, "put_blob")).add(r.media_type).add(r.created).add(r.last_access));
-    });
+    write(kPutBlob, "put_blob",
+          Params().add(r.digest).add(to_sql_size(r.size, "put_blob")).add(r.media_type).add(r.created).add(r.last_access));
   }
 
   void touch_blob(const Digest& digest, std::int64_t now) override {
@@ -614,12 +610,7 @@ class PostgresMetadataStore final : public MetadataStore {
 
   void delete_blob(const Digest& digest) override { write(kDeleteBlob, "delete_blob", Params().add(digest)); }
 
-  std::vector<BlobRecord> list_blobs() override {
-    Rows rows = read(kListBlobs, "list_blobs", {});
-    std::vector<BlobRecord> out;
-    for (int i = 0; i < rows.count(); ++i) out.push_back(read_blob(rows, i));
-    return out;
-  }
+  std::vector<BlobRecord> list_blobs() override { return blobs(read(kListBlobs, "list_blobs", {})); }
 
   void record_accesses(const std::vector<AccessRecord>& accesses) override {
     if (accesses.empty()) return;
@@ -810,11 +801,8 @@ class PostgresMetadataStore final : public MetadataStore {
   }
 
   std::vector<BlobRecord> list_unlinked_blobs(std::int64_t accessed_before, std::size_t limit) override {
-    Rows rows = read(kListUnlinkedBlobs, "list_unlinked_blobs",
-                     Params().add(accessed_before).add(to_sql_size(limit, "list_unlinked_blobs")));
-    std::vector<BlobRecord> out;
-    for (int i = 0; i < rows.count(); ++i) out.push_back(read_blob(rows, i));
-    return out;
+    return blobs(read(kListUnlinkedBlobs, "list_unlinked_blobs",
+                      Params().add(accessed_before).add(to_sql_size(limit, "list_unlinked_blobs"))));
   }
 
   std::vector<RepositoryUsage> usage_by_repository() override {
@@ -865,8 +853,7 @@ class PostgresMetadataStore final : public MetadataStore {
   // found dead on its first use (the server restarted while it was idle) is
   // replaced once: the statement never reached a live server.
   template <class Body>
-  auto run(std::string_view what, Body&& body) -> decltype(body(std::declval<Connection&>())) {
-    (void)what;
+  auto run(Body&& body) -> decltype(body(std::declval<Connection&>())) {
     if (unit_) return body(*unit_);
     for (int attempt = 1;; ++attempt) {
       Lease lease(*pool_);
@@ -881,14 +868,19 @@ class PostgresMetadataStore final : public MetadataStore {
   }
 
   Rows read(const char* sql, std::string_view what, const Params& params) {
-    return run(what, [&](Connection& c) { return exec_prepared(c, sql, what, params); });
+    return run([&](Connection& c) { return exec_prepared(c, sql, what, params); });
   }
   std::int64_t write(const char* sql, std::string_view what, const Params& params) {
-    return run(what, [&](Connection& c) { return exec_prepared(c, sql, what, params).affected(); });
+    return run([&](Connection& c) { return exec_prepared(c, sql, what, params).affected(); });
   }
 
   static BlobRecord read_blob(const Rows& r, int i) {
     return BlobRecord{r.digest(i, 0), r.uint64(i, 1), r.text(i, 2), r.int64(i, 3), r.int64(i, 4)};
+  }
+  static std::vector<BlobRecord> blobs(const Rows& r) {
+    std::vector<BlobRecord> out;
+    for (int i = 0; i < r.count(); ++i) out.push_back(read_blob(r, i));
+    return out;
   }
   static UploadRecord read_upload(const Rows& r, int i) {
     return UploadRecord{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.int64(i, 3), r.int64(i, 4), r.text(i, 5)};
