@@ -6,7 +6,8 @@
 // connection, connect_timeout, prepared statements per connection — and a
 // wrapper would only hide them behind its own exception types we would have
 // to map back. The RAII needed (results, connections, pool leases) is a few
-// dozen lines here.
+// dozen lines: the libpq layer in db/postgres_connection.{h,cpp}; this file
+// is the store's schema and queries on top of it.
 //
 // What this class promises (the SQLite store's promises, and how they hold here):
 //  - Thread-safe: a bounded pool of connections (PostgresSettings::max_connections);
@@ -40,22 +41,19 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdlib>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <cstring>
+#include <cstdlib>
+#include <functional>
 #include <limits>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "db/postgres_connection.h"
 #include "db/store_errors.h"
 
 namespace regcache::db {
@@ -65,9 +63,20 @@ namespace {
 // "rcmigr" in ASCII, so they do not collide with another application's small numbers.
 constexpr std::int64_t kUnitLock = 0x72636e756e6974;
 constexpr std::int64_t kMigrationLock = 0x72636d69677200;
-constexpr auto kPoolWait = std::chrono::seconds(10);
 // A statement aborted as a serialization failure or deadlock is retried this often.
 constexpr int kStatementAttempts = 5;
+
+using pg::check_result;
+using pg::Connection;
+using pg::exec_prepared;
+using pg::exec_simple;
+using pg::Lease;
+using pg::Params;
+using pg::Pool;
+using pg::ResultPtr;
+using pg::retryable_state;
+using pg::Rows;
+using pg::StatementError;
 
 // kMigrations[i] takes the schema from version i to i + 1. Append only: never
 // edit a step that has shipped. Version 1 is the SQLite store's schema 5.
@@ -249,73 +258,6 @@ constexpr const char* kCheckReadable =
     "SELECT (SELECT version FROM regcache_schema), (SELECT 1 FROM blobs LIMIT 1)";
 constexpr const char* kLockUnit = "SELECT pg_advisory_xact_lock($1)";
 
-struct ResultFree {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultFree>;
-
-struct ConnFree {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnFree>;
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// The server is gone or not serving: connection exceptions (08xxx),
-// admin/crash shutdown, cannot connect now (57P01-57P03), too many
-// connections (53300).
-bool unavailable_state(std::string_view state) {
-  return state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" || state == "57P03" || state == "53300";
-}
-bool retryable_state(std::string_view state) { return state == "40001" || state == "40P01"; }
-
-// One connection and the statements prepared on it.
-struct Connection {
-  ConnPtr conn;
-  std::unordered_map<const char*, std::string> prepared;  // SQL literal -> statement name
-  std::uint64_t generation = 0;  // the pool's generation when it was opened
-  bool broken = false;           // saw the server go away: never reused
-};
-
-class StatementError : public std::runtime_error {
- public:
-  StatementError(const std::string& what, std::string state) : std::runtime_error(what), state(std::move(state)) {}
-  std::string state;
-};
-
-// Text parameters of one statement; a value may also be sent as bytes (bytea).
-class Params {
- public:
-  Params& add(std::string_view text) {
-    values_.emplace_back(text);
-    formats_.push_back(0);
-    return *this;
-  }
-  Params& add(const Digest& digest) { return add(digest.str()); }
-  Params& add(std::int64_t n) { return add(std::to_string(n)); }
-  Params& add_bytes(std::string_view bytes) {
-    values_.emplace_back(bytes);
-    formats_.push_back(1);
-    return *this;
-  }
-  int size() const { return static_cast<int>(values_.size()); }
-  // Pointers into values_: valid while this Params lives unchanged.
-  void views(std::vector<const char*>& ptrs, std::vector<int>& lengths) const {
-    for (const auto& v : values_) {
-      ptrs.push_back(v.c_str());
-      lengths.push_back(static_cast<int>(v.size()));
-    }
-  }
-  const int* formats() const { return formats_.data(); }
-
- private:
-  std::vector<std::string> values_;
-  std::vector<int> formats_;
-};
-
 // A text[] literal of digests (lowercase algorithm:hex: nothing to quote).
 std::string digest_array(const std::vector<Digest>& digests) {
   std::string out = "{";
@@ -328,207 +270,6 @@ std::int64_t to_sql_size(std::uint64_t size, std::string_view what) {
     throw std::runtime_error("postgres: " + std::string(what) + ": size out of range");
   return static_cast<std::int64_t>(size);
 }
-
-// The rows of one statement's answer (text format).
-class Rows {
- public:
-  Rows(ResultPtr result, std::string_view what) : result_(std::move(result)), what_(what) {}
-  int count() const { return PQntuples(result_.get()); }
-  bool empty() const { return count() == 0; }
-  std::string text(int row, int col) const {
-    return std::string(PQgetvalue(result_.get(), row, col), static_cast<std::size_t>(PQgetlength(result_.get(), row, col)));
-  }
-  bool null(int row, int col) const { return PQgetisnull(result_.get(), row, col) != 0; }
-  std::int64_t int64(int row, int col) const {
-    if (null(row, col)) return 0;
-    const char* v = PQgetvalue(result_.get(), row, col);
-    // SUM() answers numeric: whole numbers here, possibly beyond int64 in theory.
-    errno = 0;
-    char* end = nullptr;
-    long long n = std::strtoll(v, &end, 10);
-    if (end == v || errno == ERANGE) throw std::runtime_error("postgres: " + what_ + ": not an integer: " + v);
-    return n;
-  }
-  std::uint64_t uint64(int row, int col) const { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, int64(row, col))); }
-  bool boolean(int row, int col) const { return text(row, col) == "t"; }
-  std::string bytes(int row, int col) const {
-    std::size_t n = 0;
-    unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(result_.get(), row, col)), &n);
-    if (!raw) throw std::runtime_error("postgres: " + what_ + ": cannot decode bytea");
-    std::string out(reinterpret_cast<const char*>(raw), n);
-    PQfreemem(raw);
-    return out;
-  }
-  // Digests are only written from valid Digest values; anything else was edited in.
-  Digest digest(int row, int col) const {
-    std::string s = text(row, col);
-    auto d = Digest::parse(s);
-    if (!d) throw std::runtime_error("postgres: " + what_ + ": invalid digest in database: " + s);
-    return *d;
-  }
-  std::int64_t affected() const {
-    const char* n = PQcmdTuples(result_.get());
-    return (n && *n) ? std::strtoll(n, nullptr, 10) : 0;
-  }
-
- private:
-  ResultPtr result_;
-  std::string what_;
-};
-
-// Throws for a failed result (or none): StoreUnavailable when the server is
-// gone (and marks the connection broken), StatementError otherwise.
-void check_result(Connection& c, PGresult* r, std::string_view what) {
-  ExecStatusType status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
-  std::string state;
-  if (r) {
-    const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (s) state = s;
-  }
-  std::string message = trimmed(r ? PQresultErrorMessage(r) : "");
-  if (message.empty()) message = trimmed(PQerrorMessage(c.conn.get()));
-  if (PQstatus(c.conn.get()) == CONNECTION_BAD || unavailable_state(state) || (state.empty() && !r)) {
-    c.broken = true;
-    throw StoreUnavailable("postgres: " + std::string(what) + ": database unavailable: " + message);
-  }
-  throw StatementError("postgres: " + std::string(what) + ": " + message, state);
-}
-
-// Runs a statement without parameters through the simple protocol (BEGIN, DDL).
-void exec_simple(Connection& c, const std::string& sql, std::string_view what) {
-  ResultPtr r(PQexec(c.conn.get(), sql.c_str()));
-  check_result(c, r.get(), what);
-}
-
-Rows exec_prepared(Connection& c, const char* sql, std::string_view what, const Params& params) {
-  auto it = c.prepared.find(sql);
-  if (it == c.prepared.end()) {
-    std::string name = "s" + std::to_string(c.prepared.size());
-    ResultPtr r(PQprepare(c.conn.get(), name.c_str(), sql, params.size(), nullptr));
-    check_result(c, r.get(), std::string("prepare ") + std::string(what));
-    it = c.prepared.emplace(sql, std::move(name)).first;
-  }
-  std::vector<const char*> ptrs;
-  std::vector<int> lengths;
-  params.views(ptrs, lengths);
-  ResultPtr r(PQexecPrepared(c.conn.get(), it->second.c_str(), params.size(), ptrs.data(), lengths.data(),
-                             params.formats(), 0));
-  check_result(c, r.get(), what);
-  return Rows(std::move(r), what);
-}
-
-// The connection pool, shared by the store and the units of work it opens.
-class Pool {
- public:
-  explicit Pool(PostgresSettings settings) : settings_(std::move(settings)) {}
-
-  // A new connection; a clear message when the server is unreachable, refuses
-  // the credentials or lacks the database.
-  std::unique_ptr<Connection> connect() {
-    std::string timeout = std::to_string(settings_.connect_timeout_s);
-    std::vector<const char*> keys = {"dbname", "connect_timeout", "fallback_application_name"};
-    std::vector<const char*> values = {settings_.dsn.c_str(), timeout.c_str(), "regcache"};
-    if (!settings_.password.empty()) {
-      keys.push_back("password");
-      values.push_back(settings_.password.c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    // expand_dbname: "dbname" holds the whole DSN; its keys win over the later
-    // defaults only where given, so the DSN's own connect_timeout stays.
-    auto c = std::make_unique<Connection>();
-    c->conn.reset(PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1));
-    if (!c->conn) throw StoreUnavailable("postgres: cannot connect: out of memory");
-    if (PQstatus(c->conn.get()) != CONNECTION_OK)
-      throw StoreUnavailable("postgres: cannot connect to " + postgres_dsn_for_log(settings_.dsn) + ": " +
-                             trimmed(PQerrorMessage(c->conn.get())));
-    // NOTICEs ("relation already exists, skipping") are not for our log.
-    exec_simple(*c, "SET client_encoding = 'UTF8'; SET client_min_messages = warning", "set session");
-    return c;
-  }
-
-  // Takes an idle connection, or opens one while fewer than the bound are
-  // open, or waits up to kPoolWait for one to come back. `reused` tells the
-  // caller whether it may have gone stale while idle.
-  std::unique_ptr<Connection> acquire(bool& reused) {
-    std::unique_lock lock(mutex_);
-    if (!cv_.wait_for(lock, kPoolWait, [&] { return !idle_.empty() || open_ < settings_.max_connections; }))
-      throw StoreUnavailable("postgres: no database connection free within " +
-                             std::to_string(kPoolWait.count()) + " s (metadata.max_connections = " +
-                             std::to_string(settings_.max_connections) + ")");
-    if (!idle_.empty()) {
-      auto c = std::move(idle_.back());
-      idle_.pop_back();
-      reused = true;
-      return c;
-    }
-    ++open_;
-    std::uint64_t generation = generation_;
-    lock.unlock();
-    try {
-      auto c = connect();
-      c->generation = generation;
-      reused = false;
-      return c;
-    } catch (...) {
-      lock.lock();
-      --open_;
-      cv_.notify_one();
-      throw;
-    }
-  }
-
-  void release(std::unique_ptr<Connection> c) {
-    std::vector<std::unique_ptr<Connection>> closing;  // closed after the lock is let go
-    {
-      std::lock_guard lock(mutex_);
-      if (c->broken) {
-        // The server went away: the other idle connections are most likely
-        // dead too. Drop them all; later calls connect afresh.
-        ++generation_;
-        open_ -= idle_.size();
-        for (auto& idle : idle_) closing.push_back(std::move(idle));
-        idle_.clear();
-      }
-      if (c->broken || c->generation != generation_ || PQstatus(c->conn.get()) != CONNECTION_OK ||
-          PQtransactionStatus(c->conn.get()) != PQTRANS_IDLE) {
-        --open_;
-        closing.push_back(std::move(c));
-      } else {
-        idle_.push_back(std::move(c));
-      }
-    }
-    cv_.notify_all();
-  }
-
-  const PostgresSettings& settings() const { return settings_; }
-
- private:
-  PostgresSettings settings_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  std::size_t open_ = 0;  // idle + leased
-  std::uint64_t generation_ = 0;
-};
-
-// A connection taken from the pool for one call (or one unit), given back on
-// destruction.
-class Lease {
- public:
-  explicit Lease(Pool& pool) : pool_(pool), conn_(pool.acquire(reused_)) {}
-  ~Lease() { pool_.release(std::move(conn_)); }
-  Lease(const Lease&) = delete;
-  Lease& operator=(const Lease&) = delete;
-  Connection& operator*() { return *conn_; }
-  bool reused() const { return reused_; }
-
- private:
-  Pool& pool_;
-  bool reused_ = false;
-  std::unique_ptr<Connection> conn_;
-};
 
 void migrate(Connection& c) {
   const auto known = static_cast<std::int64_t>(kMigrations.size());
@@ -591,21 +332,17 @@ class PostgresMetadataStore final : public MetadataStore {
     }
   }
 
-  void check_readable() override {
-    run("check_readable", [&](Connection& c) { return exec_prepared(c, kCheckReadable, "check_readable", {}); });
-  }
+  void check_readable() override { read(kCheckReadable, "check_readable", {}); }
 
   std::optional<BlobRecord> find_blob(const Digest& digest) override {
-    Rows rows = run("find_blob", [&](Connection& c) { return exec_prepared(c, kFindBlob, "find_blob", Params().add(digest)); });
+    Rows rows = read(kFindBlob, "find_blob", Params().add(digest));
     if (rows.empty()) return std::nullopt;
     return read_blob(rows, 0);
   }
 
   void put_blob(const BlobRecord& r) override {
-    run("put_blob", [&](Connection& c) {
-      return exec_prepared(c, kPutBlob, "put_blob",
-                           Params().add(r.digest).add(to_sql_size(r.size, "put_blob")).add(r.media_type).add(r.created).add(r.last_access));
-    });
+    write(kPutBlob, "put_blob",
+          Params().add(r.digest).add(to_sql_size(r.size, "put_blob")).add(r.media_type).add(r.created).add(r.last_access));
   }
 
   void touch_blob(const Digest& digest, std::int64_t now) override {
@@ -614,12 +351,7 @@ class PostgresMetadataStore final : public MetadataStore {
 
   void delete_blob(const Digest& digest) override { write(kDeleteBlob, "delete_blob", Params().add(digest)); }
 
-  std::vector<BlobRecord> list_blobs() override {
-    Rows rows = read(kListBlobs, "list_blobs", {});
-    std::vector<BlobRecord> out;
-    for (int i = 0; i < rows.count(); ++i) out.push_back(read_blob(rows, i));
-    return out;
-  }
+  std::vector<BlobRecord> list_blobs() override { return blobs(read(kListBlobs, "list_blobs", {})); }
 
   void record_accesses(const std::vector<AccessRecord>& accesses) override {
     if (accesses.empty()) return;
@@ -810,11 +542,8 @@ class PostgresMetadataStore final : public MetadataStore {
   }
 
   std::vector<BlobRecord> list_unlinked_blobs(std::int64_t accessed_before, std::size_t limit) override {
-    Rows rows = read(kListUnlinkedBlobs, "list_unlinked_blobs",
-                     Params().add(accessed_before).add(to_sql_size(limit, "list_unlinked_blobs")));
-    std::vector<BlobRecord> out;
-    for (int i = 0; i < rows.count(); ++i) out.push_back(read_blob(rows, i));
-    return out;
+    return blobs(read(kListUnlinkedBlobs, "list_unlinked_blobs",
+                      Params().add(accessed_before).add(to_sql_size(limit, "list_unlinked_blobs"))));
   }
 
   std::vector<RepositoryUsage> usage_by_repository() override {
@@ -865,8 +594,7 @@ class PostgresMetadataStore final : public MetadataStore {
   // found dead on its first use (the server restarted while it was idle) is
   // replaced once: the statement never reached a live server.
   template <class Body>
-  auto run(std::string_view what, Body&& body) -> decltype(body(std::declval<Connection&>())) {
-    (void)what;
+  auto run(Body&& body) -> decltype(body(std::declval<Connection&>())) {
     if (unit_) return body(*unit_);
     for (int attempt = 1;; ++attempt) {
       Lease lease(*pool_);
@@ -881,14 +609,19 @@ class PostgresMetadataStore final : public MetadataStore {
   }
 
   Rows read(const char* sql, std::string_view what, const Params& params) {
-    return run(what, [&](Connection& c) { return exec_prepared(c, sql, what, params); });
+    return run([&](Connection& c) { return exec_prepared(c, sql, what, params); });
   }
   std::int64_t write(const char* sql, std::string_view what, const Params& params) {
-    return run(what, [&](Connection& c) { return exec_prepared(c, sql, what, params).affected(); });
+    return run([&](Connection& c) { return exec_prepared(c, sql, what, params).affected(); });
   }
 
   static BlobRecord read_blob(const Rows& r, int i) {
     return BlobRecord{r.digest(i, 0), r.uint64(i, 1), r.text(i, 2), r.int64(i, 3), r.int64(i, 4)};
+  }
+  static std::vector<BlobRecord> blobs(const Rows& r) {
+    std::vector<BlobRecord> out;
+    for (int i = 0; i < r.count(); ++i) out.push_back(read_blob(r, i));
+    return out;
   }
   static UploadRecord read_upload(const Rows& r, int i) {
     return UploadRecord{r.text(i, 0), r.text(i, 1), r.text(i, 2), r.int64(i, 3), r.int64(i, 4), r.text(i, 5)};
@@ -919,39 +652,6 @@ class PostgresMetadataStore final : public MetadataStore {
 };
 
 }  // namespace
-
-std::string postgres_dsn_problem(const std::string& dsn) {
-  char* err = nullptr;
-  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &err);
-  if (!options) {
-    // libpq quotes what it could not parse, for some URI mistakes the whole
-    // URI with its password: keep only its words before the first quote.
-    std::string why = err ? trimmed(std::string(err).substr(0, std::string(err).find('"'))) : "";
-    PQfreemem(err);
-    while (!why.empty() && (why.back() == ':' || why.back() == ' ')) why.pop_back();
-    if (why.empty()) why = "cannot be parsed";
-    return "is not a libpq connection string: " + why;
-  }
-  std::string problem;
-  for (PQconninfoOption* o = options; o->keyword; ++o)
-    if (std::strcmp(o->keyword, "password") == 0 && o->val && *o->val)
-      problem = "must not contain a password (it would show in logs): put it in metadata.password_file";
-  PQconninfoFree(options);
-  return problem;
-}
-
-std::string postgres_dsn_for_log(const std::string& dsn) {
-  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), nullptr);
-  if (!options) return "(unparsable DSN)";
-  std::string out;
-  for (PQconninfoOption* o = options; o->keyword; ++o) {
-    if (!o->val || !*o->val || std::strcmp(o->keyword, "password") == 0) continue;
-    if (!out.empty()) out += ' ';
-    out += std::string(o->keyword) + "=" + o->val;
-  }
-  PQconninfoFree(options);
-  return out.empty() ? "(libpq defaults)" : out;
-}
 
 std::unique_ptr<MetadataStore> open_postgres_store(const PostgresSettings& settings) {
   if (std::string why = postgres_dsn_problem(settings.dsn); !why.empty())

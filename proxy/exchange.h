@@ -39,6 +39,7 @@ struct Exchange {
   // For metrics and the access log: the resource the path named (set by
   // RegistryApi::handle) and when the response head went out.
   Resource resource = Resource::Unknown;
+  std::string repository;  // the repository name the path named, with `resource`
   std::optional<std::chrono::steady_clock::time_point> head_sent;
   void mark_head_sent() {
     if (!head_sent) head_sent = std::chrono::steady_clock::now();

@@ -22,19 +22,12 @@ constexpr std::array<const char*, static_cast<std::size_t>(MethodKind::Count)> k
     "GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "other"};
 constexpr std::array<const char*, static_cast<std::size_t>(CacheResult::Count)> kResultNames = {
     "hit", "miss", "revalidated", "stale", "local", "pass-through", "none"};
-constexpr std::array<const char*, 5> kClassNames = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 // From a manifest answered from memory (well under a millisecond) to a
 // multi-GiB cold blob (tens of minutes).
 prometheus::Histogram::BucketBoundaries duration_buckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
           2.5,    5,     10,     30,    60,   120,   300,  900, 1800, 3600};
-}
-
-std::size_t status_class(int status) {
-  if (status < 200) return 0;
-  if (status >= 500) return 4;
-  return static_cast<std::size_t>(status / 100 - 1);
 }
 
 prometheus::MetricFamily scalar_family(std::string name, std::string help, prometheus::MetricType type, double value,
@@ -72,6 +65,12 @@ void append_grouped(std::vector<prometheus::MetricFamily>& families, const std::
 }
 
 }  // namespace
+
+std::size_t status_class(int status) {
+  if (status < 200) return 0;
+  if (status >= 500) return 4;
+  return static_cast<std::size_t>(status / 100 - 1);
+}
 
 RouteKind route_kind(Resource resource) {
   switch (resource) {
@@ -147,7 +146,7 @@ prometheus::Counter& Metrics::request_counter(std::size_t route, std::size_t met
   // so two threads racing here get the same counter.
   prometheus::Counter& c = requests_->Add({{"route", kRouteNames[route]},
                                            {"method", kMethodNames[method]},
-                                           {"status_class", kClassNames[cls]},
+                                           {"status_class", kStatusClasses[cls]},
                                            {"cache", kResultNames[result]}});
   slot.store(&c, std::memory_order_release);
   return c;

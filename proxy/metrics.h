@@ -49,6 +49,12 @@ RouteKind route_kind(Resource resource);
 MethodKind method_kind(std::string_view method);
 CacheResult cache_result(std::string_view cache_status);  // the X-Cache-Status word
 
+// The status_class label of an HTTP status, as an index into kStatusClasses:
+// below 200 counts as 1xx, 500 and above as 5xx. Upstream metrics
+// (proxy/upstream_monitor.cpp) label their answers the same way.
+inline constexpr std::array<const char*, 5> kStatusClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+std::size_t status_class(int status);
+
 // What one completed request contributes.
 struct RequestSample {
   RouteKind route = RouteKind::Other;
@@ -115,7 +121,7 @@ class Metrics {
   static constexpr std::size_t kRoutes = static_cast<std::size_t>(RouteKind::Count);
   static constexpr std::size_t kMethods = static_cast<std::size_t>(MethodKind::Count);
   static constexpr std::size_t kResults = static_cast<std::size_t>(CacheResult::Count);
-  static constexpr std::size_t kClasses = 5;  // 1xx..5xx
+  static constexpr std::size_t kClasses = kStatusClasses.size();
 
   prometheus::Counter& request_counter(std::size_t route, std::size_t method, std::size_t cls, std::size_t result);
 

@@ -66,6 +66,7 @@ void RegistryApi::handle(Exchange& ex) {
     if (ex.path == kTokenPath) return token_endpoint(ex);
     Route r = route(ex.path);
     ex.resource = r.resource;
+    ex.repository = r.name;
     dispatch(ex, r, authorize(ex, r));
   } catch (const ClientGone&) {
     throw;

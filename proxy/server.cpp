@@ -156,9 +156,8 @@ void handle_request(RegistryApi& api, Metrics* metrics, TopRepositories& top, co
   // repositories). After the request's metrics, which a client may look for
   // as soon as it has the answer.
   if (ex.resource == Resource::Manifest && status >= 200 && status < 300 && !ex.aborted) {
-    std::string repo = route(ex.path).name;
     const std::string ns = resp.get("OCI-Namespace", "");
-    top.count(ns.empty() ? repo : ns + "/" + repo);
+    top.count(ns.empty() ? ex.repository : ns + "/" + ex.repository);
   }
   --in_flight;
 }

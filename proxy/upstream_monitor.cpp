@@ -5,18 +5,14 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "proxy/metrics.h"
+
 namespace regcache::proxy {
 namespace {
 
 constexpr std::array<const char*, 3> kMethods = {"GET", "HEAD", "other"};
-constexpr std::array<const char*, 5> kClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 std::size_t method_index(std::string_view m) { return m == "GET" ? 0 : m == "HEAD" ? 1 : 2; }
-std::size_t class_index(int status) {
-  if (status < 200) return 0;
-  if (status >= 500) return 4;
-  return static_cast<std::size_t>(status / 100 - 1);
-}
 
 // From a registry on the same host to a slow one across the world.
 prometheus::Histogram::BucketBoundaries upstream_buckets() {
@@ -27,7 +23,7 @@ prometheus::Histogram::BucketBoundaries upstream_buckets() {
 
 struct UpstreamMonitor::Entry {
   std::string name;
-  std::array<prometheus::Counter*, kMethods.size() * kClasses.size()> requests{};  // resolved on first use
+  std::array<prometheus::Counter*, kMethods.size() * kStatusClasses.size()> requests{};  // resolved on first use
   prometheus::Histogram* duration = nullptr;
   prometheus::Counter* timeouts = nullptr;
   prometheus::Counter* connection_errors = nullptr;
@@ -101,11 +97,11 @@ void UpstreamMonitor::exchanged(const upstream::ExchangeRecord& x) noexcept {
     Entry& e = entry(std::string(x.upstream));
     if (requests_) {
       if (answered) {
-        const std::size_t slot = method_index(x.method) * kClasses.size() + class_index(x.status);
+        const std::size_t slot = method_index(x.method) * kStatusClasses.size() + status_class(x.status);
         if (!e.requests[slot])
           e.requests[slot] = &requests_->Add({{"upstream", e.name},
                                               {"method", kMethods[method_index(x.method)]},
-                                              {"status_class", kClasses[class_index(x.status)]}});
+                                              {"status_class", kStatusClasses[status_class(x.status)]}});
         e.requests[slot]->Increment();
         e.duration->Observe(x.seconds);
       } else if (x.outcome == upstream::ExchangeOutcome::Timeout) {

@@ -252,27 +252,12 @@ void PostgresCluster::drop_database(const std::string& database) {
   execute("postgres", "DROP DATABASE IF EXISTS " + database + " WITH (FORCE)");
 }
 
-void PostgresCluster::execute(const std::string& database, const std::string& sql) const {
-  auto c = connect_or_throw(dsn(database));
-  PGresult* r = PQexec(c.get(), sql.c_str());
-  ExecStatusType status = PQresultStatus(r);
-  std::string message = PQresultErrorMessage(r);
-  PQclear(r);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
-    throw std::runtime_error("postgres_cluster: " + sql + ": " + message);
-}
+void PostgresCluster::execute(const std::string& database, const std::string& sql) const { query_column(database, sql); }
 
 std::optional<std::string> PostgresCluster::query_value(const std::string& database, const std::string& sql) const {
-  auto c = connect_or_throw(dsn(database));
-  PGresult* r = PQexec(c.get(), sql.c_str());
-  std::optional<std::string> out;
-  ExecStatusType status = PQresultStatus(r);
-  std::string message = PQresultErrorMessage(r);
-  if (status == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
-  PQclear(r);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
-    throw std::runtime_error("postgres_cluster: " + sql + ": " + message);
-  return out;
+  auto column = query_column(database, sql);
+  if (column.empty()) return std::nullopt;
+  return column.front();
 }
 
 std::vector<std::string> PostgresCluster::query_column(const std::string& database, const std::string& sql) const {

@@ -81,12 +81,8 @@ nlohmann::json metadata_config(PostgresCluster& cluster, const std::filesystem::
 }  // namespace
 
 void RegcacheServer::use_test_metadata() {
-  PostgresCluster* cluster = test_metadata_cluster();
-  if (!cluster) return;
-  nlohmann::json config = options_.config ? *options_.config : nlohmann::json::object();
-  if (config.contains("metadata")) return;
-  config["metadata"] = metadata_config(*cluster, data_dir_);
-  options_.config = std::move(config);
+  if (!test_metadata_cluster()) return;  // SQLite: the config stays as given (none: regcache's defaults)
+  options_.config = config_with_test_metadata(options_.config.value_or(nlohmann::json::object()), data_dir_);
 }
 
 std::optional<std::vector<std::string>> postgres_metadata_column(const std::filesystem::path& data_dir,

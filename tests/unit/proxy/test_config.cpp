@@ -5,23 +5,15 @@
 #include <filesystem>
 #include <string>
 
+#include "config_errors.h"
 #include "proxy/config.h"
 
 using namespace regcache::proxy;
+using namespace regcache::proxy::test;
 using namespace std::chrono_literals;
 using regcache::log::Level;
 
 namespace {
-
-// The key of the ConfigError that parsing `json` throws, or "(no error)".
-std::string error_key(const std::string& json) {
-  try {
-    parse_config(json);
-  } catch (const ConfigError& e) {
-    return e.key();
-  }
-  return "(no error)";
-}
 
 // A document with one upstream whose entry has `extra` added.
 std::string with_upstream(const std::string& extra) {

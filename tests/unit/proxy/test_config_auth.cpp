@@ -5,23 +5,12 @@
 #include <fstream>
 #include <random>
 
+#include "config_errors.h"
 #include "proxy/config.h"
 
 using namespace regcache::proxy;
+using namespace regcache::proxy::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-std::string error_of(const std::string& json) {
-  try {
-    parse_config(json);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 TEST_CASE("config auth: defaults — no users, no rules, token challenges") {
   Config c = parse_config("{}");
@@ -62,21 +51,21 @@ TEST_CASE("config auth: rules, groups and options parse") {
 }
 
 TEST_CASE("config auth: mistakes name their key") {
-  CHECK(error_of(R"({"auth": {"bogus": 1}})") == "auth.bogus: unknown key");
-  CHECK(error_of(R"({"auth": {"challenge": "digest"}})").find("auth.challenge:") == 0);
-  CHECK(error_of(R"({"auth": {"token_ttl_s": 5}})").find("auth.token_ttl_s:") == 0);
-  CHECK(error_of(R"({"auth": {"token_realm": "ftp://x/token"}})").find("auth.token_realm:") == 0);
-  CHECK(error_of(R"({"auth": {"htpasswd": "/nonexistent/htpasswd"}})").find("auth.htpasswd:") == 0);
-  CHECK(error_of(R"({"auth": {"token_key": "/nonexistent/key.pem"}})").find("auth.token_key:") == 0);
-  CHECK(error_of(R"({"access": {}})").find("access: must be a list") == 0);
-  CHECK(error_of(R"({"access": [{"users": ["a"], "actions": ["pull"]}]})").find("access[0].repositories:") == 0);
-  CHECK(error_of(R"({"access": [{"repositories": "x", "actions": ["pull"]}]})").find("access[0].users:") == 0);
-  CHECK(error_of(R"({"access": [{"repositories": "x", "users": ["a"], "actions": ["admin"]}]})")
+  CHECK(error_text(R"({"auth": {"bogus": 1}})") == "auth.bogus: unknown key");
+  CHECK(error_text(R"({"auth": {"challenge": "digest"}})").find("auth.challenge:") == 0);
+  CHECK(error_text(R"({"auth": {"token_ttl_s": 5}})").find("auth.token_ttl_s:") == 0);
+  CHECK(error_text(R"({"auth": {"token_realm": "ftp://x/token"}})").find("auth.token_realm:") == 0);
+  CHECK(error_text(R"({"auth": {"htpasswd": "/nonexistent/htpasswd"}})").find("auth.htpasswd:") == 0);
+  CHECK(error_text(R"({"auth": {"token_key": "/nonexistent/key.pem"}})").find("auth.token_key:") == 0);
+  CHECK(error_text(R"({"access": {}})").find("access: must be a list") == 0);
+  CHECK(error_text(R"({"access": [{"users": ["a"], "actions": ["pull"]}]})").find("access[0].repositories:") == 0);
+  CHECK(error_text(R"({"access": [{"repositories": "x", "actions": ["pull"]}]})").find("access[0].users:") == 0);
+  CHECK(error_text(R"({"access": [{"repositories": "x", "users": ["a"], "actions": ["admin"]}]})")
             .find("access[0].actions: must be pull, push, delete or *, not 'admin'") == 0);
-  CHECK(error_of(R"({"access": [{"repositories": "x", "users": ["a"]}]})").find("access[0].actions:") == 0);
-  CHECK(error_of(R"({"access": [{"repositories": "x", "users": ["a"], "actions": [], "who": 1}]})") ==
+  CHECK(error_text(R"({"access": [{"repositories": "x", "users": ["a"]}]})").find("access[0].actions:") == 0);
+  CHECK(error_text(R"({"access": [{"repositories": "x", "users": ["a"], "actions": [], "who": 1}]})") ==
         "access[0].who: unknown key");
-  CHECK(error_of(R"({"access": [{"repositories": "x", "groups": ["ghosts"], "actions": []}]})").find("ghosts") !=
+  CHECK(error_text(R"({"access": [{"repositories": "x", "groups": ["ghosts"], "actions": []}]})").find("ghosts") !=
         std::string::npos);
 }
 
@@ -84,7 +73,7 @@ TEST_CASE("config auth: an htpasswd file with a non-bcrypt line is refused namin
   std::random_device rd;
   auto path = std::filesystem::temp_directory_path() / ("regcache-unit-htpasswd-" + std::to_string(rd()));
   std::ofstream(path) << "carol:$apr1$oX9bI9e3$HkTPhKKus.Bt2JYrslUP5.\n";
-  std::string e = error_of(R"({"auth": {"htpasswd": ")" + path.string() + R"("}})");
+  std::string e = error_text(R"({"auth": {"htpasswd": ")" + path.string() + R"("}})");
   std::filesystem::remove(path);
   CHECK(e.find("auth.htpasswd: " + path.string() + ":1: user 'carol' has MD5") == 0);
 }

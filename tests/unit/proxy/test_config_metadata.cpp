@@ -9,32 +9,12 @@
 #include <fstream>
 #include <string>
 
+#include "config_errors.h"
 #include "proxy/config.h"
 
 using namespace regcache::proxy;
+using namespace regcache::proxy::test;
 using regcache::db::MetadataBackend;
-
-namespace {
-
-std::string error_key(const std::string& json) {
-  try {
-    parse_config(json);
-  } catch (const ConfigError& e) {
-    return e.key();
-  }
-  return "(no error)";
-}
-
-std::string error_text(const std::string& json) {
-  try {
-    parse_config(json);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 TEST_CASE("config metadata: SQLite is the default") {
   Config c = parse_config("{}");

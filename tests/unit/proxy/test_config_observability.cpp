@@ -2,21 +2,12 @@
 
 #include <filesystem>
 
+#include "config_errors.h"
 #include "proxy/config.h"
 
 using namespace regcache;
 using namespace regcache::proxy;
-
-namespace {
-std::string key_of_error(const std::string& json) {
-  try {
-    parse_config(json);
-  } catch (const ConfigError& e) {
-    return e.key();
-  }
-  return "(accepted)";
-}
-}  // namespace
+using namespace regcache::proxy::test;
 
 TEST_CASE("config observability: log_format - metrics_listen - metrics_enabled") {
   Config d = default_config();
@@ -31,11 +22,11 @@ TEST_CASE("config observability: log_format - metrics_listen - metrics_enabled")
   CHECK(c.metrics_port == 9150);
   CHECK_FALSE(c.metrics_enabled);
 
-  CHECK(key_of_error(R"({"log_format": "xml"})") == "log_format");
-  CHECK(key_of_error(R"({"log_format": ""})") == "log_format");
-  CHECK(key_of_error(R"({"metrics_listen": "nocolon"})") == "metrics_listen");
-  CHECK(key_of_error(R"({"metrics_listen": "127.0.0.1:99999"})") == "metrics_listen");
-  CHECK(key_of_error(R"({"metrics_enabled": "yes"})") == "metrics_enabled");
+  CHECK(error_key(R"({"log_format": "xml"})") == "log_format");
+  CHECK(error_key(R"({"log_format": ""})") == "log_format");
+  CHECK(error_key(R"({"metrics_listen": "nocolon"})") == "metrics_listen");
+  CHECK(error_key(R"({"metrics_listen": "127.0.0.1:99999"})") == "metrics_listen");
+  CHECK(error_key(R"({"metrics_enabled": "yes"})") == "metrics_enabled");
 }
 
 TEST_CASE("config observability: etc/regcache.json documents the defaults of the new keys") {

@@ -4,23 +4,12 @@
 
 #include <filesystem>
 
+#include "config_errors.h"
 #include "proxy/config.h"
 
 using namespace regcache::proxy;
+using namespace regcache::proxy::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-std::string error_key(const std::string& json) {
-  try {
-    parse_config(json);
-  } catch (const ConfigError& e) {
-    return e.key();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 TEST_CASE("config: scrub_interval_s and scrub_rate_bytes_per_s are read, bounded and documented") {
   Config d = default_config();

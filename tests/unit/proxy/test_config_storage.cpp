@@ -5,22 +5,11 @@
 #include <filesystem>
 #include <string>
 
+#include "config_errors.h"
 #include "proxy/config.h"
 
 using namespace regcache::proxy;
-
-namespace {
-
-std::string error_key(const std::string& json) {
-  try {
-    parse_config(json);
-  } catch (const ConfigError& e) {
-    return e.key();
-  }
-  return "(no error)";
-}
-
-}  // namespace
+using namespace regcache::proxy::test;
 
 TEST_CASE("config storage: defaults are no cap, an automatic floor, 0.95/0.90, no pins; the example documents them") {
   Config d = default_config();

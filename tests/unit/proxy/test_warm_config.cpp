@@ -8,24 +8,13 @@
 #include <unistd.h>
 #include <string>
 
+#include "config_errors.h"
 #include "proxy/config.h"
 #include "proxy/warm_scheduler.h"
 
 using namespace regcache::proxy;
+using namespace regcache::proxy::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-std::string warm_error_key(const std::string& json) {
-  try {
-    parse_config(json);
-  } catch (const ConfigError& e) {
-    return e.key();
-  }
-  return "(accepted)";
-}
-
-}  // namespace
 
 TEST_CASE("warm config: defaults, and every field read") {
   Config d = parse_config("{}");
@@ -51,23 +40,23 @@ TEST_CASE("warm config: credentials for the own listener, the password read from
   Config c = parse_config(R"({"warm": {"username": "warmer", "password_file": ")" + (dir / "pw").string() + R"("}})");
   CHECK(c.warm.username == "warmer");
   CHECK(c.warm.password == "s3cret");
-  CHECK(warm_error_key(R"({"warm": {"username": "warmer"}})") == "warm.password_file");
-  CHECK(warm_error_key(R"({"warm": {"password_file": ")" + (dir / "pw").string() + R"("}})") == "warm.username");
-  CHECK(warm_error_key(R"({"warm": {"username": "a:b", "password_file": ")" + (dir / "pw").string() + R"("}})") ==
+  CHECK(error_key(R"({"warm": {"username": "warmer"}})") == "warm.password_file");
+  CHECK(error_key(R"({"warm": {"password_file": ")" + (dir / "pw").string() + R"("}})") == "warm.username");
+  CHECK(error_key(R"({"warm": {"username": "a:b", "password_file": ")" + (dir / "pw").string() + R"("}})") ==
         "warm.username");
-  CHECK(warm_error_key(R"({"warm": {"username": "warmer", "password_file": ")" + (dir / "absent").string() + R"("}})") ==
+  CHECK(error_key(R"({"warm": {"username": "warmer", "password_file": ")" + (dir / "absent").string() + R"("}})") ==
         "warm.password_file");
   std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("warm config: bad values are refused naming the key") {
-  CHECK(warm_error_key(R"({"warm": []})") == "warm");
-  CHECK(warm_error_key(R"({"warm": {"references": ["ok:1", "Bad/Name:1"]}})") == "warm.references[1]");
-  CHECK(warm_error_key(R"({"warm": {"references": "alpine"}})") == "warm.references");
-  CHECK(warm_error_key(R"({"warm": {"platforms": ["linux"]}})") == "warm.platforms[0]");
-  CHECK(warm_error_key(R"({"warm": {"platforms": ["linux/amd64,linux/arm64"]}})") == "warm.platforms[0]");
-  CHECK(warm_error_key(R"({"warm": {"interval_s": -1}})") == "warm.interval_s");
-  CHECK(warm_error_key(R"({"warm": {"every": 1}})") == "warm.every");
+  CHECK(error_key(R"({"warm": []})") == "warm");
+  CHECK(error_key(R"({"warm": {"references": ["ok:1", "Bad/Name:1"]}})") == "warm.references[1]");
+  CHECK(error_key(R"({"warm": {"references": "alpine"}})") == "warm.references");
+  CHECK(error_key(R"({"warm": {"platforms": ["linux"]}})") == "warm.platforms[0]");
+  CHECK(error_key(R"({"warm": {"platforms": ["linux/amd64,linux/arm64"]}})") == "warm.platforms[0]");
+  CHECK(error_key(R"({"warm": {"interval_s": -1}})") == "warm.interval_s");
+  CHECK(error_key(R"({"warm": {"every": 1}})") == "warm.every");
 }
 
 TEST_CASE("warm config: etc/regcache.json documents the warm defaults") {
