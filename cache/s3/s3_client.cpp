@@ -21,6 +21,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -484,11 +485,16 @@ ListPage Client::list_objects(const std::string& prefix, const std::optional<std
 }
 
 void Client::for_each_object(const std::string& prefix, const std::function<void(const ListedObject&)>& fn) const {
+  // A token seen before would start the same pages again, forever (list_objects
+  // only compares with the token it was given).
+  std::set<std::string> seen;
   std::optional<std::string> token;
   do {
     auto page = list_objects(prefix, token);
     for (const auto& o : page.objects) fn(o);
     token = std::move(page.next_token);
+    if (token && !seen.insert(*token).second)
+      throw S3Error("s3 list: hostile answer: continuation token '" + token->substr(0, 80) + "' came back", 0, "");
   } while (token);
 }
 
@@ -544,6 +550,7 @@ void Client::abort_multipart_upload(const std::string& key, const std::string& u
 std::vector<IncompleteUpload> Client::list_multipart_uploads(const std::string& prefix) const {
   std::vector<IncompleteUpload> out;
   std::optional<std::pair<std::string, std::string>> marker;
+  std::set<std::pair<std::string, std::string>> seen;  // markers given out: one seen again would loop
   for (;;) {
     Params q{{"uploads", ""}, {"prefix", prefix}, {"max-uploads", "1000"}};
     if (marker) {
@@ -560,7 +567,7 @@ std::vector<IncompleteUpload> Client::list_multipart_uploads(const std::string& 
     if (Xml::text(x.root(), "IsTruncated").value_or("false") != "true") break;
     std::pair<std::string, std::string> next{Xml::text(x.root(), "NextKeyMarker").value_or(""),
                                              Xml::text(x.root(), "NextUploadIdMarker").value_or("")};
-    if (next.first.empty() || (marker && next == *marker))
+    if (next.first.empty() || !seen.insert(next).second)
       throw S3Error("s3 list multipart uploads: hostile answer: truncated without a new marker", a.status, "");
     marker = std::move(next);
   }

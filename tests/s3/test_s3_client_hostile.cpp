@@ -327,6 +327,36 @@ TEST_CASE("s3 client: listings that would loop or overflow the page are refused"
   }
 }
 
+// Tokens (markers) that cycle, a b a b ...: each differs from the one before, so
+// only remembering every token given out ends the walk. The fake gives up after
+// 50 requests so that a client without the check fails instead of hanging.
+TEST_CASE("s3 client: listings whose continuation tokens or markers cycle are refused") {
+  SUBCASE("objects") {
+    FakeS3 fake([](int n, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) {
+      if (n > 50) return send(r, 403, error_xml("AccessDenied"));
+      send(r, 200,
+           "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>" + std::string(n % 2 ? "a" : "b") +
+               "</NextContinuationToken></ListBucketResult>");
+    });
+    const auto e = expect_s3_error([&] { fake.client(1).for_each_object("", [](const s3::ListedObject&) {}); });
+    CHECK(std::string(e.what()).find("hostile answer") != std::string::npos);
+    CHECK(fake.requests() == 3);
+  }
+  SUBCASE("multipart uploads") {
+    FakeS3 fake([](int n, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) {
+      if (n > 50) return send(r, 403, error_xml("AccessDenied"));
+      const std::string m = n % 2 ? "a" : "b";
+      send(r, 200,
+           "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated><NextKeyMarker>" + m +
+               "</NextKeyMarker><NextUploadIdMarker>" + m + "</NextUploadIdMarker><Upload><Key>" + m +
+               "</Key><UploadId>u</UploadId></Upload></ListMultipartUploadsResult>");
+    });
+    const auto e = expect_s3_error([&] { (void)fake.client(1).list_multipart_uploads(""); });
+    CHECK(std::string(e.what()).find("hostile answer") != std::string::npos);
+    CHECK(fake.requests() == 3);
+  }
+}
+
 TEST_CASE("s3 client: CompleteMultipartUpload answering 200 with an <Error> is an error") {
   FakeS3 fake([](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) {
     send(r, 200, error_xml("InvalidPart"));
