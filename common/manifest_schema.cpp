@@ -20,6 +20,19 @@ void optional_string(const json& object, const char* key, const std::string& whe
     invalid(where + "." + key + " must be a string");
 }
 
+// A media type (RFC 6838 token): no control bytes, NUL above all, which one
+// metadata store would cut the value at and another would keep.
+bool has_control_byte(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
+// A field that, when present, must be a string fit for a media type.
+void optional_media_type(const json& object, const char* key, const std::string& where) {
+  optional_string(object, key, where);
+  if (auto it = object.find(key); it != object.end() && has_control_byte(it->get_ref<const std::string&>()))
+    invalid(where + "." + key + " holds a control byte");
+}
+
 void check_annotations(const json& object, const std::string& where) {
   auto it = object.find("annotations");
   if (it == object.end()) return;
@@ -33,6 +46,7 @@ void check_descriptor(const json& d, const std::string& where) {
   auto media_type = d.find("mediaType");
   if (media_type == d.end() || !media_type->is_string() || media_type->get_ref<const std::string&>().empty())
     invalid(where + ".mediaType must be a non-empty string");
+  if (has_control_byte(media_type->get_ref<const std::string&>())) invalid(where + ".mediaType holds a control byte");
   auto digest = d.find("digest");
   if (digest == d.end() || !digest->is_string() || !Digest::parse(digest->get_ref<const std::string&>()))
     invalid(where + ".digest must be a valid digest");
@@ -44,7 +58,7 @@ void check_descriptor(const json& d, const std::string& where) {
     for (const auto& u : *urls)
       if (!u.is_string()) invalid(where + ".urls must be a list of strings");
   }
-  optional_string(d, "artifactType", where);
+  optional_media_type(d, "artifactType", where);
   optional_string(d, "data", where);
   if (auto platform = d.find("platform"); platform != d.end()) {
     if (!platform->is_object()) invalid(where + ".platform must be an object");
@@ -128,7 +142,7 @@ std::string validate_manifest(const json& doc, std::string_view content_type) {
               declared->get_ref<const std::string&>());
   }
 
-  optional_string(doc, "artifactType", "manifest");
+  optional_media_type(doc, "artifactType", "manifest");
   check_annotations(doc, "manifest");
   if (auto subject = doc.find("subject"); subject != doc.end()) check_descriptor(*subject, "subject");
   if (is_index_media_type(media_type)) {

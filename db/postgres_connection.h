@@ -57,6 +57,9 @@ class StatementError : public std::runtime_error {
 class Params {
  public:
   Params& add(std::string_view text) {
+    // libpq sends a text parameter up to its first NUL: refused, never cut.
+    if (text.find('\0') != std::string_view::npos)
+      throw std::invalid_argument("postgres: a text value holds a NUL byte");
     values_.emplace_back(text);
     formats_.push_back(0);
     return *this;

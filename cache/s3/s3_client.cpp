@@ -21,6 +21,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -80,13 +81,67 @@ ContentRange parse_content_range(const std::string& cr, const std::string& what)
   return r;
 }
 
+// S3 answers nest a few levels and hold some thousand elements (a listing page of
+// 1000 keys); the DOM is freed recursively, so depth must be bounded before parsing.
+constexpr std::size_t kMaxXmlDepth = 64;
+constexpr std::size_t kMaxXmlElements = 100'000;
+
+// Whether the elements of `text` nest deeper than kMaxXmlDepth or number more than
+// kMaxXmlElements. Comments, CDATA and processing instructions are skipped (they
+// may hold '<'); a start tag's '>' is looked for outside quotes. Only called on
+// UTF-8 without a DTD, where every other '<' starts a tag; an unclosed or odd tag
+// counts as a start tag, so the count errs towards refusing.
+bool xml_too_big(const std::string& text) {
+  std::size_t depth = 0, elements = 0;
+  const auto after = [&](std::size_t from, std::string_view end) {
+    const auto p = text.find(end, from);
+    return p == std::string::npos ? text.size() : p + end.size();
+  };
+  for (std::size_t i = text.find('<'); i < text.size(); i = text.find('<', i)) {
+    if (text.compare(i, 4, "<!--") == 0) {
+      i = after(i + 4, "-->");
+    } else if (text.compare(i, 9, "<![CDATA[") == 0) {
+      i = after(i + 9, "]]>");
+    } else if (text.compare(i, 2, "<?") == 0) {
+      i = after(i + 2, "?>");
+    } else if (text.compare(i, 2, "</") == 0) {
+      if (depth > 0) --depth;
+      i += 2;
+    } else {
+      char quote = 0;
+      std::size_t j = i + 1;
+      for (; j < text.size(); ++j) {
+        const char c = text[j];
+        if (quote) {
+          if (c == quote) quote = 0;
+        } else if (c == '"' || c == '\'') {
+          quote = c;
+        } else if (c == '>') {
+          break;
+        }
+      }
+      if (++elements > kMaxXmlElements) return true;
+      if ((j >= text.size() || text[j - 1] != '/') && ++depth > kMaxXmlDepth) return true;
+      i = j;
+    }
+  }
+  return false;
+}
+
 // A parsed XML answer. S3 never sends a DTD, so one is refused outright (no entity
-// expansion, no external entities); the size was capped while reading.
+// expansion, no external entities); the size was capped while reading. Answers are
+// UTF-8: a NUL byte (UTF-16, which expat would read, hiding "<!DOCTYPE" between
+// NULs) is refused, as is nesting or an element count no S3 answer has.
 class Xml {
  public:
   explicit Xml(const std::string& text) {
+    if (text.find('\0') != std::string::npos) throw S3Error("s3: hostile answer: XML not in UTF-8", 0, "");
     if (text.find("<!DOCTYPE") != std::string::npos || text.find("<!ENTITY") != std::string::npos)
       throw S3Error("s3: hostile answer: XML with a DTD", 0, "");
+    if (xml_too_big(text))
+      throw S3Error("s3: hostile answer: XML nested deeper than " + std::to_string(kMaxXmlDepth) + " or over " +
+                        std::to_string(kMaxXmlElements) + " elements",
+                    0, "");
     Poco::XML::DOMParser parser;
     parser.setFeature(Poco::XML::XMLReader::FEATURE_EXTERNAL_GENERAL_ENTITIES, false);
     parser.setFeature(Poco::XML::XMLReader::FEATURE_EXTERNAL_PARAMETER_ENTITIES, false);
@@ -430,11 +485,16 @@ ListPage Client::list_objects(const std::string& prefix, const std::optional<std
 }
 
 void Client::for_each_object(const std::string& prefix, const std::function<void(const ListedObject&)>& fn) const {
+  // A token seen before would start the same pages again, forever (list_objects
+  // only compares with the token it was given).
+  std::set<std::string> seen;
   std::optional<std::string> token;
   do {
     auto page = list_objects(prefix, token);
     for (const auto& o : page.objects) fn(o);
     token = std::move(page.next_token);
+    if (token && !seen.insert(*token).second)
+      throw S3Error("s3 list: hostile answer: continuation token '" + token->substr(0, 80) + "' came back", 0, "");
   } while (token);
 }
 
@@ -490,6 +550,7 @@ void Client::abort_multipart_upload(const std::string& key, const std::string& u
 std::vector<IncompleteUpload> Client::list_multipart_uploads(const std::string& prefix) const {
   std::vector<IncompleteUpload> out;
   std::optional<std::pair<std::string, std::string>> marker;
+  std::set<std::pair<std::string, std::string>> seen;  // markers given out: one seen again would loop
   for (;;) {
     Params q{{"uploads", ""}, {"prefix", prefix}, {"max-uploads", "1000"}};
     if (marker) {
@@ -506,7 +567,7 @@ std::vector<IncompleteUpload> Client::list_multipart_uploads(const std::string& 
     if (Xml::text(x.root(), "IsTruncated").value_or("false") != "true") break;
     std::pair<std::string, std::string> next{Xml::text(x.root(), "NextKeyMarker").value_or(""),
                                              Xml::text(x.root(), "NextUploadIdMarker").value_or("")};
-    if (next.first.empty() || (marker && next == *marker))
+    if (next.first.empty() || !seen.insert(next).second)
       throw S3Error("s3 list multipart uploads: hostile answer: truncated without a new marker", a.status, "");
     marker = std::move(next);
   }

@@ -406,6 +406,29 @@ REGCACHE_MC_CASE(mc_referrers, "referrers replace by subject and digest list sor
   CHECK(store->list_referrers("", "repo", s2).empty());
 }
 
+// A manifest's artifactType is any JSON string, and JSON's "\u0000" is a NUL
+// byte: a backend keeps such a value whole or refuses it, never stores a cut one
+// (libpq's text parameters end at the first NUL).
+REGCACHE_MC_CASE(mc_text_with_nul, "a text value with a NUL byte is kept whole or refused never cut") {
+  B backend;
+  auto store = backend.open();
+  const Digest s = mc::d("s"), r = mc::d("r");
+  const std::string hostile("a/sig\0tail", 10);
+  bool refused = false;
+  try {
+    store->put_referrer("", "repo", db::ReferrerRecord{s, r, mc::kManifestType, hostile, 1, "{}"});
+  } catch (const std::exception&) {
+    refused = true;
+  }
+  const auto list = store->list_referrers("", "repo", s);
+  if (refused) {
+    CHECK(list.empty());
+  } else {
+    REQUIRE(list.size() == 1);
+    CHECK(list[0].artifact_type == hostile);
+  }
+}
+
 // --- UploadSessions ----------------------------------------------------------------
 
 REGCACHE_MC_CASE(mc_uploads, "upload sessions round-trip touch forward only and delete once") {
@@ -901,6 +924,7 @@ REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database
   TEST_CASE_TEMPLATE_INVOKE(mc_delete_tags_for, Backend);                                      \
   TEST_CASE_TEMPLATE_INVOKE(mc_manifest_refs, Backend);                                        \
   TEST_CASE_TEMPLATE_INVOKE(mc_referrers, Backend);                                            \
+  TEST_CASE_TEMPLATE_INVOKE(mc_text_with_nul, Backend);                                        \
   TEST_CASE_TEMPLATE_INVOKE(mc_uploads, Backend);                                              \
   TEST_CASE_TEMPLATE_INVOKE(mc_uploads_idle, Backend);                                         \
   TEST_CASE_TEMPLATE_INVOKE(mc_documents_round_trip, Backend);                                 \

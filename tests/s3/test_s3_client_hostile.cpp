@@ -44,12 +44,13 @@ class FakeS3 {
   ~FakeS3() { server_->stopAll(true); }
 
   int requests() const { return count_.load(); }
+  int port() const { return port_; }
   std::vector<std::string> bodies() {
     std::lock_guard lock(mutex_);
     return bodies_;
   }
 
-  s3::Client client(int attempts = 4) const {
+  s3::Client client(int attempts = 4, std::size_t max_xml_bytes = 64 * 1024) const {
     s3::ClientConfig c;
     c.endpoint = "http://127.0.0.1:" + std::to_string(port_);
     c.bucket = "bucket";
@@ -58,7 +59,7 @@ class FakeS3 {
     c.backoff_base = std::chrono::milliseconds(1);
     c.backoff_max = std::chrono::milliseconds(5);
     c.timeout = std::chrono::seconds(10);
-    c.max_xml_bytes = 64 * 1024;
+    c.max_xml_bytes = max_xml_bytes;
     return s3::Client(c);
   }
 
@@ -208,6 +209,87 @@ TEST_CASE("s3 client: XML with a DTD is refused (no entity expansion)") {
   CHECK(std::string(e.what()).find("DTD") != std::string::npos);
 }
 
+// The DTD refusal looked for the bytes "<!DOCTYPE"; expat also reads UTF-16 (BOM or
+// declaration), where those bytes are interleaved with NULs and a DTD passed.
+TEST_CASE("s3 client: XML with a DTD in UTF-16 is refused too") {
+  const std::string doc =
+      "<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE x [<!ENTITY a \"p/injected\">]>"
+      "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>&a;</Key><Size>1</Size></Contents>"
+      "</ListBucketResult>";
+  for (const bool bom : {true, false}) {
+    std::string utf16 = bom ? std::string("\xff\xfe") : std::string();
+    for (char c : doc) {
+      utf16 += c;
+      utf16 += '\0';
+    }
+    FakeS3 fake([&](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) { send(r, 200, utf16); });
+    const auto e = expect_s3_error([&] { (void)fake.client().list_objects("p/"); });
+    CHECK(std::string(e.what()).find("hostile answer") != std::string::npos);
+  }
+}
+
+// Expat does not recurse, but the DOM it builds is freed (and its text gathered)
+// recursively: a deeply nested answer under the size cap must not exhaust the stack.
+TEST_CASE("s3 client: deeply nested XML under the size cap is refused") {
+  const std::size_t depth = 1'000'000;
+  std::string doc = "<ListBucketResult>";
+  for (std::size_t i = 0; i < depth; ++i) doc += "<a>";
+  for (std::size_t i = 0; i < depth; ++i) doc += "</a>";
+  doc += "</ListBucketResult>";
+  FakeS3 fake([&](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) { send(r, 200, doc); });
+  const auto e = expect_s3_error([&] { (void)fake.client(1, 8u << 20).list_objects(""); });
+  CHECK(std::string(e.what()).find("hostile answer") != std::string::npos);
+}
+
+// A DOM node costs some hundred bytes: 8 MiB of empty elements would be ~2 million.
+TEST_CASE("s3 client: an XML answer with more elements than any S3 answer is refused") {
+  std::string doc = "<ListBucketResult><IsTruncated>false</IsTruncated>";
+  for (int i = 0; i < 200'000; ++i) doc += "<a/>";
+  doc += "</ListBucketResult>";
+  FakeS3 fake([&](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) { send(r, 200, doc); });
+  const auto e = expect_s3_error([&] { (void)fake.client(1, 8u << 20).list_objects(""); });
+  CHECK(std::string(e.what()).find("hostile answer") != std::string::npos);
+}
+
+TEST_CASE("s3 client: the depth count is not fooled by comments, CDATA, attributes or self-closing tags") {
+  SUBCASE("an end tag hidden in a comment, CDATA or an attribute does not lower the depth") {
+    for (const std::string step : {"<a><!--</a>-->", "<a><![CDATA[</a>]]>", "<a x='/'>", "<a x=\"/>\">"}) {
+      std::string doc = "<ListBucketResult>";
+      for (int i = 0; i < 1000; ++i) doc += step;
+      FakeS3 fake([&](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) { send(r, 200, doc); });
+      const auto e = expect_s3_error([&] { (void)fake.client(1).list_objects(""); });
+      CHECK(std::string(e.what()).find("nested deeper") != std::string::npos);
+    }
+  }
+  SUBCASE("a real listing page of 1000 keys with self-closing tags and comments parses") {
+    std::string doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                      "<!-- a <comment> --><Name>bucket</Name><Prefix/><IsTruncated>false</IsTruncated>";
+    for (int i = 0; i < 1000; ++i)
+      doc += "<Contents><Key>p/" + std::to_string(i) + "</Key><Size>1</Size><ETag>&quot;e&quot;</ETag>"
+             "<Owner><ID>o</ID><DisplayName/></Owner><StorageClass>STANDARD</StorageClass></Contents>";
+    doc += "</ListBucketResult>";
+    FakeS3 fake([&](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) { send(r, 200, doc); });
+    const auto page = fake.client(1, 8u << 20).list_objects("p/", std::nullopt, 1000);
+    CHECK(page.objects.size() == 1000);
+  }
+}
+
+TEST_CASE("s3 client: a redirect from the endpoint is not followed") {
+  std::atomic<int> other{0};
+  FakeS3 elsewhere([&](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) {
+    ++other;
+    send(r, 200, "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>");
+  });
+  const std::string location = "http://127.0.0.1:" + std::to_string(elsewhere.port()) + "/bucket";
+  FakeS3 fake([&](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) {
+    r.set("Location", location);
+    send(r, 307, "");
+  });
+  const auto e = expect_s3_error([&] { (void)fake.client(1).list_objects(""); });
+  CHECK(e.status() == 307);
+  CHECK(other.load() == 0);
+}
+
 TEST_CASE("s3 client: an XML answer over the cap is refused") {
   FakeS3 fake([](int, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) {
     send(r, 200, "<ListBucketResult>" + std::string(100 * 1024, ' ') + "</ListBucketResult>");
@@ -242,6 +324,36 @@ TEST_CASE("s3 client: listings that would loop or overflow the page are refused"
       });
       (void)expect_s3_error([&] { (void)fake.client().list_objects("p/", std::nullopt, 1); });
     }
+  }
+}
+
+// Tokens (markers) that cycle, a b a b ...: each differs from the one before, so
+// only remembering every token given out ends the walk. The fake gives up after
+// 50 requests so that a client without the check fails instead of hanging.
+TEST_CASE("s3 client: listings whose continuation tokens or markers cycle are refused") {
+  SUBCASE("objects") {
+    FakeS3 fake([](int n, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) {
+      if (n > 50) return send(r, 403, error_xml("AccessDenied"));
+      send(r, 200,
+           "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>" + std::string(n % 2 ? "a" : "b") +
+               "</NextContinuationToken></ListBucketResult>");
+    });
+    const auto e = expect_s3_error([&] { fake.client(1).for_each_object("", [](const s3::ListedObject&) {}); });
+    CHECK(std::string(e.what()).find("hostile answer") != std::string::npos);
+    CHECK(fake.requests() == 3);
+  }
+  SUBCASE("multipart uploads") {
+    FakeS3 fake([](int n, HTTPServerRequest&, const std::string&, HTTPServerResponse& r) {
+      if (n > 50) return send(r, 403, error_xml("AccessDenied"));
+      const std::string m = n % 2 ? "a" : "b";
+      send(r, 200,
+           "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated><NextKeyMarker>" + m +
+               "</NextKeyMarker><NextUploadIdMarker>" + m + "</NextUploadIdMarker><Upload><Key>" + m +
+               "</Key><UploadId>u</UploadId></Upload></ListMultipartUploadsResult>");
+    });
+    const auto e = expect_s3_error([&] { (void)fake.client(1).list_multipart_uploads(""); });
+    CHECK(std::string(e.what()).find("hostile answer") != std::string::npos);
+    CHECK(fake.requests() == 3);
   }
 }
 

@@ -173,3 +173,26 @@ TEST_CASE("manifest schema: is_servable_manifest_media_type - vendor types only,
                           "application/vnd.X", "", "application/vnd.x\n"})
     CHECK_MESSAGE(!is_servable_manifest_media_type(bad), bad);
 }
+
+// Media types are tokens (RFC 6838): a control byte, NUL above all (JSON's
+// "\u0000"), is refused before it reaches a metadata store that would cut the
+// value at the NUL (PostgreSQL text) while another keeps it (SQLite).
+TEST_CASE("manifest schema: a media type or artifactType with a control byte is refused") {
+  const std::string nul("application/vnd.example\0tail", 28);
+  json doc = image();
+  doc["artifactType"] = nul;
+  CHECK(refusal(doc, kOciManifest).find("manifest.artifactType") != std::string::npos);
+  doc = image();
+  doc["config"]["mediaType"] = nul;
+  CHECK(refusal(doc, kOciManifest).find("config.mediaType") != std::string::npos);
+  doc = image();
+  doc["layers"][0]["artifactType"] = "application/x\r\nX-Injected: 1";
+  CHECK(refusal(doc, kOciManifest) != "(valid)");
+  doc = image();
+  doc["subject"] = descriptor(kOciManifest);
+  doc["subject"]["mediaType"] = std::string("application/x\x7f", 14);
+  CHECK(refusal(doc, kOciManifest) != "(valid)");
+  doc = image();
+  doc["artifactType"] = "application/vnd.example.sbom+json";
+  CHECK(refusal(doc, kOciManifest) == "(valid)");
+}
