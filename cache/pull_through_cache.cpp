@@ -504,7 +504,9 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   // Bytes are handed to readers in batches: the upstream stream yields a few
   // KiB per read, and each hand-over costs a write, a wake-up of every reader
   // and their sends. The first bytes go at once (time to first byte), later
-  // ones when a batch is full or has waited long enough.
+  // ones when a batch is full or has waited long enough, and before a read
+  // would block past that: an upstream that pauses never holds back bytes
+  // it already sent.
   constexpr std::size_t kBatch = 128 << 10;
   constexpr auto kMaxHold = std::chrono::milliseconds(20);
   std::vector<char> buffer(2 * kBatch);
@@ -529,7 +531,14 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   auto need = [&] { return response.content_length.value_or(writer->size() + held + 1); };
   const auto deadline = std::chrono::steady_clock::now() + options_.fill_timeout;
   try {
-    while (std::size_t n = body->read(buffer.data() + held, buffer.size() - held)) {
+    for (;;) {
+      if (held > 0) {
+        auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - held_since);
+        if (!body->readable_within(std::max(kMaxHold - waited, std::chrono::milliseconds(0))) && !hand_over())
+          return give_up_storing(*store_error, need());
+      }
+      std::size_t n = body->read(buffer.data() + held, buffer.size() - held);
+      if (n == 0) break;
       auto now_time = std::chrono::steady_clock::now();
       if (held == 0) held_since = now_time;
       held += n;

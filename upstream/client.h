@@ -99,6 +99,10 @@ class BodyStream {
   // Reads up to `n` bytes of the body; returns 0 at its end. Throws
   // TransportError on a reset, a timeout or a body shorter than Content-Length.
   virtual std::size_t read(char* buf, std::size_t n) = 0;
+  // True when read() has bytes (or the end) to give without blocking, or gets
+  // them within `wait`; false when the upstream stays silent that long. A
+  // caller holding bytes back uses it to hand them on before it blocks.
+  virtual bool readable_within(std::chrono::milliseconds wait) = 0;
 };
 
 class Client {

@@ -22,6 +22,13 @@ class DirectSession final : public Session, public SessionBodyReader {
  public:
   using Session::Session;
   int read_body(char* buffer, std::streamsize n) override { return this->read(buffer, n); }
+  bool readable_within(std::chrono::milliseconds wait) override {
+    if (this->buffered() > 0) return true;
+    auto& socket = this->socket();
+    return socket.available() > 0 ||
+           socket.poll(Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(wait).count()),
+                       Poco::Net::Socket::SELECT_READ);
+  }
   void choose_address_with(Endpoint endpoint, AddressChooser chooser) {
     endpoint_ = std::move(endpoint);
     chooser_ = std::move(chooser);

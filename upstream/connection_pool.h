@@ -86,6 +86,9 @@ class SessionBodyReader {
   // Like recv(2): up to `n` bytes, 0 at the end of the connection. Throws
   // Poco exceptions (timeout, reset) as the session's streams would.
   virtual int read_body(char* buffer, std::streamsize n) = 0;
+  // True when read_body() would not block: bytes buffered here or in TLS,
+  // or the socket becomes readable within `wait`.
+  virtual bool readable_within(std::chrono::milliseconds wait) = 0;
 
  protected:
   ~SessionBodyReader() = default;

@@ -114,6 +114,18 @@ std::size_t PooledBodyStream::read_some(char* buf, std::size_t n) {
   return got;
 }
 
+bool PooledBodyStream::readable_within(std::chrono::milliseconds wait) {
+  // Ended or failed: read() answers at once (0 or the failure).
+  if (failure_ || !lease_) return true;
+  if (!direct_ && body_->rdbuf()->in_avail() > 0) return true;
+  auto* session = dynamic_cast<SessionBodyReader*>(&lease_->session());
+  try {
+    return !session || session->readable_within(wait);
+  } catch (...) {
+    return true;  // read() meets the same trouble and reports it
+  }
+}
+
 void PooledBodyStream::finish() {
   direct_ = nullptr;
   // Without a length or chunking the body ended with the connection.

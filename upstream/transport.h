@@ -46,6 +46,7 @@ class PooledBodyStream final : public BodyStream {
 
   const Response& response() const override { return response_; }
   std::size_t read(char* buf, std::size_t n) override;
+  bool readable_within(std::chrono::milliseconds wait) override;
 
   // A response header verbatim, empty when absent.
   std::string header(const std::string& name) const { return http_->get(name, ""); }

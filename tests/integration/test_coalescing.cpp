@@ -317,3 +317,43 @@ TEST_CASE("coalescing: concurrent requests for one tag share one upstream reques
     CHECK(fake.count("", digest_path) == 0);
   }
 }
+
+TEST_CASE("coalescing: while the upstream pauses, the clients already have every byte it sent") {
+  TempDir tmp;
+  FakeUpstream fake;
+  const std::string repo = "coalesce/paused";
+  const std::size_t size = 2 * MiB;
+  // Not a multiple of anything the fill reads or hands on in: the last bytes
+  // before the pause are a part batch.
+  const std::size_t paused_at = 300 * KiB + 5;
+  const std::string digest = fake.add_blob(repo, pseudo_random_bytes(size, 21));
+  const std::string path = FakeUpstream::blob_path(repo, digest);
+  auto gate = std::make_shared<Gate>();
+  Behavior held;
+  held.body_gate = gate;
+  held.body_gate_at = paused_at;
+  fake.set_behavior(path, held);
+  OpenOnExit release_on_exit{gate};
+  // The upstream read timeout (60 s) is far beyond the wait below: the bytes
+  // must come because they were sent, not because the fill gave up.
+  RegcacheServer regcache(tmp / "regcache", {fake.url(), coalescing_config(fake.url(), 3600), {}});
+
+  RawHttpGet first(regcache.port(), path);
+  REQUIRE_MESSAGE(first.read_head(30s), first.error());
+  REQUIRE(first.status() == 200);
+  REQUIRE(gate->wait_for_waiting(1, 30s));
+  RawHttpGet joiner(regcache.port(), path);
+  REQUIRE_MESSAGE(joiner.read_head(30s), joiner.error());
+  REQUIRE(joiner.status() == 200);
+  CHECK_MESSAGE(wait_until([&] { first.read_some(100ms); joiner.read_some(100ms);
+                                 return first.body_bytes() == paused_at && joiner.body_bytes() == paused_at; }, 10s),
+                "first has " << first.body_bytes() << ", joiner " << joiner.body_bytes() << " of the " << paused_at
+                             << " bytes sent before the pause");
+  CHECK(gate->waiting() == 1);  // still paused: nothing above came from the rest of the body
+  gate->open();
+  CHECK_MESSAGE(first.read_to_end(30s), first.error());
+  CHECK_MESSAGE(joiner.read_to_end(30s), joiner.error());
+  CHECK(first.body_digest() == digest);
+  CHECK(joiner.body_digest() == digest);
+  CHECK(fake.count("GET", path) == 1);
+}
