@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -285,15 +286,36 @@ std::unique_ptr<PostgresCluster> PostgresCluster::attach(const std::filesystem::
 }
 
 void PostgresCluster::stop_fixture(const std::filesystem::path& dir) {
+  // Each step is reported at once (stderr, unbuffered): a stop that hangs
+  // under CTest's timeout shows where.
+  const auto began = std::chrono::steady_clock::now();
+  auto say = [&](const std::string& what) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began).count();
+    std::cerr << "postgres_fixture: +" << ms << " ms " << what << std::endl;
+  };
   std::ifstream in(dir / "fixture");
   int port = 0;
   pid_t pid = -1;
   if (in >> port >> pid && pid > 0) {
-    ::kill(pid, SIGKILL);
-    wait_gone(pid, std::chrono::seconds(10));
+    // Only the postmaster of this data dir: after a reboot or a long gap the
+    // recorded PID may belong to another process by now.
+    std::string cmdline;
+    try {
+      cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+    } catch (...) {
+    }
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find((dir / "data").string()) != std::string::npos) {
+      say("killing postmaster " + std::to_string(pid) + " on port " + std::to_string(port));
+      ::kill(pid, SIGKILL);
+      say(wait_gone(pid, std::chrono::seconds(10)) ? "postmaster gone" : "postmaster still there after 10 s");
+    } else {
+      say("postmaster " + std::to_string(pid) + " already gone");
+    }
   }
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  say("removed " + dir.string() + (ec ? " (" + ec.message() + ")" : ""));
 }
 
 PostgresCluster& shared_test_cluster() {
