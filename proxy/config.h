@@ -72,7 +72,8 @@ struct Config {
   std::chrono::seconds client_timeout{60};
   std::chrono::seconds keep_alive_timeout{15};
   std::chrono::seconds header_timeout{20};  // a whole request head must arrive within this
-  std::uint64_t min_body_rate = 1024;       // bytes/s a request body averages after 10 s; 0: no minimum
+  std::uint64_t min_body_rate = 1024;       // bytes/s a request body averages after 10 s, and a response over the
+                                            // time spent waiting for its client; 0: no minimum
   std::chrono::seconds shutdown_grace{10};
   std::chrono::seconds fill_timeout{3600};
   std::string tls_cert;  // PEM certificate (chain) to serve HTTPS with; empty: plain HTTP

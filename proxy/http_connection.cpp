@@ -75,7 +75,10 @@ Connection::Io Connection::write_some(const char* data, std::size_t size) {
   if (ssl_) {
     ERR_clear_error();
     int n = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1 << 30)));
-    if (n > 0) return {Io::Data, static_cast<std::size_t>(n)};
+    if (n > 0) {
+      response_sent_ += static_cast<std::uint64_t>(n);
+      return {Io::Data, static_cast<std::size_t>(n)};
+    }
     int err = SSL_get_error(ssl_, n);
     if (err == SSL_ERROR_WANT_READ) return {Io::WantRead};
     if (err == SSL_ERROR_WANT_WRITE) return {Io::WantWrite};
@@ -84,7 +87,10 @@ Connection::Io Connection::write_some(const char* data, std::size_t size) {
   }
   for (;;) {
     ssize_t n = ::send(fd_, data, size, MSG_NOSIGNAL);
-    if (n >= 0) return {Io::Data, static_cast<std::size_t>(n)};
+    if (n >= 0) {
+      response_sent_ += static_cast<std::uint64_t>(n);
+      return {Io::Data, static_cast<std::size_t>(n)};
+    }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return {Io::WantWrite};
     broken = true;
@@ -142,12 +148,25 @@ void Connection::write_all(const char* data, std::size_t size, std::chrono::mill
         throw ClientGone("sending to client failed");
       case Io::WantRead:
       case Io::WantWrite:
-        if (!wait_for(fd_, io.kind == Io::WantRead ? POLLIN : POLLOUT, Clock::now() + timeout)) {
+        if (!wait_for_client(io.kind == Io::WantRead ? POLLIN : POLLOUT, timeout)) {
           broken = true;
           throw ClientGone("client stalled while receiving");
         }
     }
   }
+}
+
+bool Connection::wait_for_client(short events, std::chrono::milliseconds timeout) {
+  const auto now = Clock::now();
+  auto deadline = now + timeout;
+  if (pace_rate_ > 0) {
+    auto allowed = pace_grace_ + std::chrono::milliseconds(
+                                     std::min<std::uint64_t>(response_sent_, std::uint64_t{1} << 50) * 1000 / pace_rate_);
+    deadline = std::min(deadline, now + (allowed - response_waited_));
+  }
+  bool ready = wait_for(fd_, events, deadline);
+  response_waited_ += Clock::now() - now;
+  return ready;
 }
 
 PendingSend::~PendingSend() {
@@ -206,13 +225,14 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
       if (n > 0) {
         offset += static_cast<std::uint64_t>(n);
         count -= static_cast<std::uint64_t>(n);
+        response_sent_ += static_cast<std::uint64_t>(n);
         progress(static_cast<std::uint64_t>(n));
         continue;
       }
       int err = SSL_get_error(ssl_, static_cast<int>(n));
       if (err == SSL_ERROR_WANT_WRITE && may_defer && defer({}, false)) return;
       if ((err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) &&
-          wait_for(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, Clock::now() + timeout))
+          wait_for_client(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, timeout))
         continue;
       broken = true;
       throw ClientGone("sending to client failed (kTLS)");
@@ -246,7 +266,7 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
         }
         if (io.kind == Io::WantWrite && may_defer && defer(std::string_view(buffer.data() + pos, size - pos), false))
           return;
-        if (!wait_for(fd_, io.kind == Io::WantRead ? POLLIN : POLLOUT, Clock::now() + timeout)) {
+        if (!wait_for_client(io.kind == Io::WantRead ? POLLIN : POLLOUT, timeout)) {
           broken = true;
           throw ClientGone("client stalled while receiving");
         }
@@ -276,7 +296,7 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
         uncork.armed = false;
         return;
       }
-      if (!wait_for(fd_, POLLOUT, Clock::now() + timeout)) {
+      if (!wait_for_client(POLLOUT, timeout)) {
         broken = true;
         throw ClientGone("client stalled while receiving");
       }
@@ -293,6 +313,7 @@ void Connection::send_file(int file, std::uint64_t offset, std::uint64_t count, 
       throw ClientGone("blob file ended early");
     }
     count -= static_cast<std::uint64_t>(n);
+    response_sent_ += static_cast<std::uint64_t>(n);
     progress(static_cast<std::uint64_t>(n));
   }
 }
@@ -779,6 +800,8 @@ After serve_requests(Connection& c, const ServeContext& ctx) {
     c.in.erase(0, parsed.consumed);
     ++c.requests;
 
+    c.pace_responses(ctx.limits.min_body_rate, ctx.limits.body_rate_grace);
+    c.begin_response();
     EngineResponse response(c, ctx.limits);
     response.setVersion(Poco::Net::HTTPMessage::HTTP_1_1);
     response.setDate(Poco::Timestamp());

@@ -96,8 +96,23 @@ class Connection {
   // Waits until `deadline` for bytes: returns how many (0 at end of stream).
   // Throws ClientGone on timeout or a broken connection.
   std::size_t read_wait(char* buffer, std::size_t size, Clock::time_point deadline);
-  // Writes everything, waiting at most `timeout` for each bit of progress.
+  // Writes everything, waiting at most `timeout` for each bit of progress
+  // and within the response's pace (pace_responses).
   void write_all(const char* data, std::size_t size, std::chrono::milliseconds timeout);
+  // A worker writing a response waits for the client to take bytes; after
+  // `grace` of such waiting, one response's waits may add up to at most
+  // grace + sent / min_rate (bytes/s), or the client is dropped: a reader that
+  // takes a few bytes now and then cannot hold a worker for a whole blob.
+  // Time spent waiting for the body's source (a slow upstream) is not
+  // counted. 0: only the per-wait timeout.
+  void pace_responses(std::uint64_t min_rate, std::chrono::milliseconds grace) {
+    pace_rate_ = min_rate;
+    pace_grace_ = grace;
+  }
+  void begin_response() {
+    response_sent_ = 0;
+    response_waited_ = {};
+  }
   // Copies `count` bytes at `offset` of `file` to the client: sendfile(2) with
   // TCP_CORK on plain connections, through the TLS session otherwise. With
   // `may_defer`, the first time the socket would block the rest goes into
@@ -133,6 +148,13 @@ class Connection {
   std::atomic<std::size_t>* sending_count = nullptr;  // counts live `pending`s (graceful shutdown waits for them)
 
  private:
+  // Waits for the client to be ready for `events`, at most `timeout` and
+  // within the response's pace; counts the time waited.
+  bool wait_for_client(short events, std::chrono::milliseconds timeout);
+  std::uint64_t pace_rate_ = 0;
+  std::chrono::milliseconds pace_grace_{0};
+  std::uint64_t response_sent_ = 0;
+  Clock::duration response_waited_{};
   int fd_;
   SSL* ssl_;
   Poco::Net::SocketAddress peer_;

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -95,6 +97,14 @@ class RawConnection {
     while (receive(deadline)) {
     }
     return eof_;
+  }
+  // Non-blocking: takes at most `n` bytes that have arrived and drops them;
+  // false once the server has closed the connection.
+  bool sip(std::size_t n) {
+    char c[4096];
+    ssize_t got = ::recv(fd_, c, std::min(n, sizeof c), MSG_DONTWAIT);
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) eof_ = true;
+    return !eof_;
   }
   // Non-blocking: has the server closed the connection?
   bool closed_now() {
@@ -537,6 +547,34 @@ TEST_CASE("http framing: a client that stops reading a large blob is cut at clie
   // Never reads: the kernel buffers fill, sendfile stalls, the worker gives up.
   CHECK(wait_until([&] { return registry.server->stderr_text().find(digest + " 200") != std::string::npos; }, 60s));
   CHECK(registry.server->stderr_text().find(" aborted") != std::string::npos);
+  CHECK(http_request("GET", registry.server->url() + "/v2/", {}, {}, 10s).status == 200);
+}
+
+TEST_CASE("http framing: a client that takes a blob a few bytes at a time is dropped at the minimum rate and frees its worker") {
+  TempDir dir("regcache-it-slow-read");
+  // sendfile off: the worker writes the whole body (no hand-off to the loop).
+  // The per-wait timeout stays at 60 s: the reader below never stalls that long.
+  Registry registry(dir, {{"workers", 1}, {"sendfile", false}, {"client_timeout_s", 60},
+                          {"min_body_bytes_per_s", 1 << 20}});
+  std::string blob(64 << 20, '\0');
+  for (std::size_t i = 0; i < blob.size(); i += 4096) blob[i] = static_cast<char>(i >> 12);
+  std::string digest = sha256_digest(blob);
+  REQUIRE(http_request("POST", registry.server->url() + "/v2/local/app/blobs/uploads/?digest=" + digest,
+                       {{"Content-Type", "application/octet-stream"}}, blob)
+              .status == 201);
+  RawConnection reader(registry.server->port(), 16 << 10);
+  REQUIRE(reader.send("GET /v2/local/app/blobs/" + digest + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  // 1 KiB per poll (every 20 ms at most: ~50 KiB/s) keeps every single wait
+  // short, far below 1 MiB/s: cut once the 10 s grace and the sent bytes'
+  // allowance are used up, long before the 64 MiB could go at this pace.
+  // (The client still has the socket buffers' megabytes to read before it
+  // would see the close: the server's access line tells.)
+  const std::string line = "GET /v2/local/app/blobs/" + digest + " 200";
+  bool ended = wait_until([&] { reader.sip(1024);
+                                return registry.server->stderr_text().find(line) != std::string::npos; }, 60s);
+  CHECK_MESSAGE(ended, "the slow reader still held its worker after 60 s");
+  CHECK(registry.server->stderr_text().find(" aborted") != std::string::npos);
+  // The only worker is free again.
   CHECK(http_request("GET", registry.server->url() + "/v2/", {}, {}, 10s).status == 200);
 }
 
