@@ -242,3 +242,68 @@ TEST_CASE("regcache on s3: two replicas on one PostgreSQL and one bucket: push t
   CHECK(b.stop() == 0);
   pg.drop_database(database);
 }
+
+TEST_CASE("regcache on s3: radosgw stopped gives a clear 503 and no corruption; service resumes without a restart") {
+  TempDir tmp("regcache-s3-outage");
+  Bucket bucket(tmp / "keys", "outage");
+  FakeUpstream upstream;
+  const std::string bytes = pattern(500 * 1024 + 11, 4);
+  const std::string digest = upstream.add_blob("library/app", bytes);
+  const std::string other = pattern(300 * 1024 + 5, 5);
+  const std::string other_digest = upstream.add_blob("library/app", other);
+  json config = regcache_config(upstream.url());
+  config["blobs"] = bucket.blobs_config();
+  config["hosted"] = {"local"};
+  RegcacheServer regcache(tmp / "r", {upstream.url(), config, {}});
+  const std::string url = regcache.url() + "/v2/library/app/blobs/" + digest;
+  REQUIRE(http_request("GET", url).body == bytes);
+  REQUIRE(wait_until([&] { return bucket.object(digest).has_value(); }, std::chrono::seconds(30)));
+
+  auto& rgw = CephRgw::shared();
+  struct Restart {  // RGW comes back on every path out of this test
+    CephRgw& rgw;
+    ~Restart() {
+      if (!rgw.rgw_answers()) rgw.start_rgw();
+    }
+  } restart{rgw};
+  rgw.stop_rgw();
+
+  // A cached blob: 503 with an OCI error body, never a short or empty 200.
+  auto during = http_request("GET", url);
+  CAPTURE(during.summary());
+  CHECK(during.status == 503);
+  json error = json::parse(during.body, nullptr, false);
+  REQUIRE(error.is_object());
+  CHECK(error["errors"][0]["code"] == "UNAVAILABLE");
+  CHECK(http_request("HEAD", url).status == 503);
+  // A hosted push cannot be stored: 503, not a 201 for bytes that are nowhere.
+  const std::string pushed = pattern(64 * 1024, 6);
+  auto push = http_request("POST", regcache.url() + "/v2/local/app/blobs/uploads/?digest=" + sha256_digest(pushed),
+                           {}, pushed);
+  CHECK(push.status == 503);
+  // A cold blob requested now: the upstream is fine, so its client gets it whole,
+  // passed through (the commit to the bucket fails; the upstream is not blamed).
+  auto cold = http_request("GET", regcache.url() + "/v2/library/app/blobs/" + other_digest);
+  CAPTURE(cold.summary());
+  CHECK(cold.status == 200);
+  CHECK(cold.complete);
+  CHECK(cold.body == other);
+  CHECK(regcache.stderr_text().find("sent wrong bytes") == std::string::npos);
+
+  rgw.start_rgw();
+  // Back without restarting regcache: the cached blob whole, the push accepted.
+  REQUIRE(wait_until([&] { return http_request("GET", url).status == 200; }, std::chrono::seconds(30)));
+  auto after = http_request("GET", url);
+  CHECK(after.header("X-Cache-Status") == "hit");
+  CHECK(after.body == bytes);
+  CHECK(*bucket.object(digest) == bytes);
+  auto again = http_request("POST", regcache.url() + "/v2/local/app/blobs/uploads/?digest=" + sha256_digest(pushed),
+                            {}, pushed);
+  CHECK(again.status == 201);
+  CHECK(bucket.object(sha256_digest(pushed)) == pushed);
+  auto cold_after = http_request("GET", regcache.url() + "/v2/library/app/blobs/" + other_digest);
+  CHECK(cold_after.status == 200);
+  CHECK(cold_after.body == other);
+  CHECK(upstream.count("GET", "/v2/library/app/blobs/" + digest) == 1);
+  CHECK(regcache.stop() == 0);
+}
