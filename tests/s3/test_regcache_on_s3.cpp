@@ -387,6 +387,18 @@ TEST_CASE("regcache on s3: the operator commands work on the bucket through --co
   auto exported = run_regcache(tmp.path(), "export", {"export", "--config", cfg, "--data-dir", data, "local/app:v1", "--output",
                                                       (tmp / "export").string()});
   CHECK_MESSAGE(exported.exit_code == 0, std::string(exported.out + exported.err));
+  auto imported = run_regcache(tmp.path(), "import", {"import", "--config", cfg, "--data-dir", data, "--into",
+                                                      "local/copy:v1", (tmp / "export").string()});
+  CHECK_MESSAGE(imported.exit_code == 0, std::string(imported.out + imported.err));
+  {
+    RegcacheServer regcache(tmp / "r", {upstream.url(), config, {}});
+    auto copy = http_request("GET", regcache.url() + "/v2/local/copy/manifests/v1", manifest_accept_headers());
+    CHECK(copy.status == 200);
+    CHECK(copy.header("Docker-Content-Digest") ==
+          http_request("GET", regcache.url() + "/v2/local/app/manifests/v1", manifest_accept_headers())
+              .header("Docker-Content-Digest"));
+    CHECK(regcache.stop() == 0);
+  }
   // The mirrored blob is still in the bucket, whole.
   CHECK(bucket.object(digest) == bytes);
 }
