@@ -63,6 +63,9 @@ namespace {
 bool store_trouble(const RegistryError& e) {
   return e.code() == ErrorCode::InsufficientStorage || e.code() == ErrorCode::Internal;
 }
+// A blob store's commit can also fail because the store is unreachable (an
+// object store: RegistryError(Unavailable)); the bytes themselves were fine.
+bool commit_trouble(const RegistryError& e) { return store_trouble(e) || e.code() == ErrorCode::Unavailable; }
 }  // namespace
 
 bool PullThroughCache::admit(std::uint64_t length) {
@@ -560,7 +563,7 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   try {
     writer->commit(digest);
   } catch (const RegistryError& e) {
-    if (store_trouble(e)) return give_up_storing(e, need());
+    if (commit_trouble(e)) return give_up_storing(e, need());
     throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent wrong bytes: " + e.what());
   }
   if (!adopt_stored(origin, repo, digest, writer->size(), ""))

@@ -1,5 +1,7 @@
 #include "proxy/cmd_common.h"
 
+#include "cache/open_blob_store.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,7 +70,7 @@ DataDir open_data_dir(const Config& config, bool must_exist) {
   DataDir d;
   d.config = config;
   d.meta = db::open_metadata_store(config.metadata, config.data_dir);
-  d.blobs = std::make_unique<cache::LocalBlobStore>(config.data_dir);
+  d.blobs = cache::open_blob_store(config.blobs, config.data_dir);
   return d;
 }
 

@@ -64,7 +64,7 @@ bool parse_flags(const std::vector<std::string>& args, const std::set<std::strin
 
 Target resolve(const Flags& flags) {
   Config config = flags.config ? load_config(*flags.config) : default_config();
-  Target t{config.data_dir, config.scrub_rate, config.metadata};
+  Target t{config.data_dir, config.scrub_rate, config.metadata, config.blobs};
   if (flags.data_dir) t.data_dir = *flags.data_dir;
   return t;
 }
@@ -81,14 +81,18 @@ Stores open_stores(const std::filesystem::path& data_dir) {
 }
 
 Stores open_stores(const Target& target) {
-  if (target.metadata.backend == db::MetadataBackend::Sqlite) return open_stores(target.data_dir);
+  if (target.metadata.backend == db::MetadataBackend::Sqlite) {
+    Stores s = open_stores(target.data_dir);
+    if (target.blobs.backend != cache::BlobBackend::Local) s.blobs = cache::open_blob_store(target.blobs, target.data_dir);
+    return s;
+  }
   std::error_code ec;
   if (!std::filesystem::is_directory(target.data_dir, ec))
     throw std::runtime_error("no regcache data dir " + target.data_dir.string());
   Stores s;
   s.backend = target.metadata.backend;
   s.meta = db::open_metadata_store(target.metadata, target.data_dir);
-  s.blobs = std::make_unique<cache::LocalBlobStore>(target.data_dir);
+  s.blobs = cache::open_blob_store(target.blobs, target.data_dir);
   return s;
 }
 

@@ -14,6 +14,7 @@
 #include "cache/blob_store.h"
 #include "cache/store_maintenance.h"
 #include "db/metadata_store.h"
+#include "cache/open_blob_store.h"
 #include "db/open_metadata_store.h"
 
 namespace regcache::proxy::maintenance {
@@ -42,6 +43,7 @@ struct Target {
   std::filesystem::path data_dir;
   std::uint64_t scrub_rate = 0;
   db::MetadataSettings metadata;  // the config's `metadata` (SQLite in data_dir by default)
+  cache::BlobSettings blobs;      // the config's `blobs` (the local store in data_dir by default)
 };
 Target resolve(const Flags& flags);
 
@@ -54,8 +56,8 @@ struct Stores {
   std::unique_ptr<cache::BlobStore> blobs;
 };
 Stores open_stores(const std::filesystem::path& data_dir);
-// The same for the target's metadata backend (a PostgreSQL database must
-// exist and answer; the data dir must exist either way).
+// The same for the target's metadata and blob backends (a PostgreSQL database
+// must exist and answer; the data dir must exist either way).
 Stores open_stores(const Target& target);
 
 // Progress on stderr: one rewritten line on a terminal, at most a plain line

@@ -318,6 +318,66 @@ db::MetadataSettings read_metadata(const json& object) {
   return m;
 }
 
+// `blobs`: where blob bytes live. With s3, every key the S3 client needs is
+// required, the endpoint is checked like an upstream URL, and the secret comes
+// from a file (never from the config itself, never printed).
+cache::BlobSettings read_blobs(const json& object) {
+  ObjectReader r(object, "blobs");
+  cache::BlobSettings b;
+  std::string backend = "local", addressing = "path", secret_key_file;
+  auto& s3 = b.s3;
+  r.read("backend", backend);
+  r.read("endpoint", s3.endpoint);
+  r.read("bucket", s3.bucket);
+  r.read("region", s3.region);
+  r.read("access_key", s3.credentials.access_key);
+  r.read("secret_key_file", secret_key_file);
+  r.read("addressing", addressing);
+  r.read("multipart_threshold_bytes", b.multipart_threshold, 5LL << 20, 5LL << 30);
+  r.read("part_size_bytes", b.part_size, 5LL << 20, 5LL << 30);
+  r.refuse_unknown();
+  if (backend == "local") {
+    // The documented defaults (etc/regcache.json shows them all) are fine;
+    // anything else is a setting meant for s3.
+    const cache::BlobSettings d;
+    const std::pair<const char*, bool> set[] = {
+        {"endpoint", !s3.endpoint.empty()},
+        {"bucket", !s3.bucket.empty()},
+        {"region", s3.region != d.s3.region},
+        {"access_key", !s3.credentials.access_key.empty()},
+        {"secret_key_file", !secret_key_file.empty()},
+        {"addressing", addressing != "path"},
+        {"multipart_threshold_bytes", b.multipart_threshold != d.multipart_threshold},
+        {"part_size_bytes", b.part_size != d.part_size}};
+    for (const auto& [key, differs] : set)
+      if (differs) throw ConfigError(r.key(key), "only for backend s3 (local keeps blobs in data_dir)");
+    return b;
+  }
+  if (backend != "s3") throw ConfigError(r.key("backend"), "must be local or s3; not '" + backend + "'");
+  b.backend = cache::BlobBackend::S3;
+  if (s3.endpoint.empty()) throw ConfigError(r.key("endpoint"), "is required for backend s3 (e.g. \"https://s3.example.com\")");
+  check_url(r.key("endpoint"), s3.endpoint);
+  if (s3.bucket.empty()) throw ConfigError(r.key("bucket"), "is required for backend s3");
+  if (s3.bucket.size() < 3 || s3.bucket.size() > 63 ||
+      s3.bucket.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos)
+    throw ConfigError(r.key("bucket"), "must be 3-63 characters of a-z 0-9 . -; not '" + s3.bucket + "'");
+  if (s3.region.empty() || s3.region.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+    throw ConfigError(r.key("region"), "must be a region name of a-z 0-9 - (e.g. us-east-1); not '" + s3.region + "'");
+  if (s3.credentials.access_key.empty()) throw ConfigError(r.key("access_key"), "is required for backend s3");
+  if (s3.credentials.access_key.find_first_of(" \t\r\n/") != std::string::npos)
+    throw ConfigError(r.key("access_key"), "must not contain spaces or '/'");
+  if (secret_key_file.empty())
+    throw ConfigError(r.key("secret_key_file"), "is required for backend s3 (a file holding the secret key, chmod 600)");
+  s3.credentials.secret_key = read_secret(r.key("secret_key_file"), secret_key_file);
+  if (s3.credentials.secret_key.find_first_of("\r\n") != std::string::npos)
+    throw ConfigError(r.key("secret_key_file"), "'" + secret_key_file + "' must hold the secret key on one line");
+  if (addressing == "virtual") s3.addressing = s3::Addressing::virtual_host;
+  else if (addressing != "path") throw ConfigError(r.key("addressing"), "must be path or virtual; not '" + addressing + "'");
+  if (b.multipart_threshold < b.part_size)
+    throw ConfigError(r.key("multipart_threshold_bytes"), "must be at least part_size_bytes");
+  return b;
+}
+
 WarmSettings read_warm(const json& object) {
   ObjectReader r(object, "warm");
   WarmSettings w;
@@ -677,6 +737,7 @@ Config parse_config(const std::string& json_text) {
       if (!c.auth.groups.count(group)) throw ConfigError("access", "names group '" + group + "', not in auth.groups");
   if (auto w = r.find("warm")) c.warm = read_warm(*w);
   if (auto m = r.find("metadata")) c.metadata = read_metadata(*m);
+  if (auto b = r.find("blobs")) c.blobs = read_blobs(*b);
   read_storage_lifecycle(r, c);
   r.refuse_unknown();
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream

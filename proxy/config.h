@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "cache/open_blob_store.h"
 #include "cache/pins.h"
 #include "db/open_metadata_store.h"
 #include "proxy/auth/settings.h"
@@ -57,6 +58,9 @@ struct Config {
   // Where metadata lives (`metadata`): SQLite in data_dir (default) or a
   // PostgreSQL server several replicas share. Not reloaded by SIGHUP.
   db::MetadataSettings metadata;
+  // Where blob bytes live (`blobs`): the local store in data_dir (default) or
+  // an S3 bucket several replicas share. Not reloaded by SIGHUP.
+  cache::BlobSettings blobs;
   log::Level log_level = log::Level::Info;
   log::Format log_format = log::Format::Text;  // reloadable
   // /metrics, /healthz and /readyz on a listener of their own too; empty

@@ -22,6 +22,7 @@
 #include "cache/scrub_scheduler.h"
 #include "common/log.h"
 #include "common/thread_name.h"
+#include "cache/open_blob_store.h"
 #include "db/metadata_store.h"
 #include "db/open_metadata_store.h"
 #include "db/postgres_metadata_store.h"
@@ -198,6 +199,16 @@ cache::EvictionSettings eviction_settings(const Config& config) {
   return s;
 }
 
+// What eviction reads as the store's free space. The local store: its file
+// system. A bucket has no free space to measure: it reports itself unbounded, so
+// only max_cache_bytes and the watermarks evict from it (min_free_bytes and the
+// disk floor do not apply; the data dir then holds only spools).
+cache::SpaceProbe blob_space_probe(const Config& config) {
+  if (config.blobs.backend == cache::BlobBackend::S3)
+    return [] { return cache::FsSpace{std::uint64_t{1} << 62, std::uint64_t{1} << 62}; };
+  return [dir = config.data_dir] { return cache::statvfs_space(dir); };
+}
+
 // The metrics listener serves small answers to scrapers: short timeouts.
 http::EngineLimits options_limits_for_metrics(const Config& config) {
   http::EngineLimits l;
@@ -223,7 +234,9 @@ Server::Server(Config config) : config_(std::move(config)) {
   meta_ = db::open_metadata_store(config_.metadata, config_.data_dir);
   if (config_.metadata.backend == db::MetadataBackend::Postgres)
     log::info("metadata: postgres (" + db::postgres_dsn_for_log(config_.metadata.dsn) + ")");
-  blobs_ = std::make_unique<cache::LocalBlobStore>(config_.data_dir);
+  blobs_ = cache::open_blob_store(config_.blobs, config_.data_dir);
+  if (config_.blobs.backend == cache::BlobBackend::S3)
+    log::info("blobs: s3 (" + config_.blobs.s3.endpoint + ", bucket " + config_.blobs.s3.bucket + ")");
   if (!config_.sendfile) blobs_ = cache::without_native_fds(std::move(blobs_));
 
   manifests_ = std::make_unique<cache::ManifestMemo>(*blobs_, *meta_, config_.max_manifest_bytes,
@@ -246,7 +259,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   cache_->set_access_log(accesses_.get());
   eviction_ = std::make_unique<cache::EvictionWorker>(
       *blobs_, *meta_, *manifests_, *accesses_,
-      [dir = config_.data_dir] { return cache::statvfs_space(dir); }, eviction_settings(config_),
+      blob_space_probe(config_), eviction_settings(config_),
       config_.max_manifest_bytes);
   accesses_->on_filled([worker = eviction_.get()](std::uint64_t) { worker->wake(); });
   eviction_->set_events(&store_events_);
@@ -347,8 +360,10 @@ cache::ReconcilePolicy Server::reconcile_policy() const {
   // auto: the SQLite database lives in the data dir beside the blobs it
   // describes, so whoever shares it shares this store too. A PostgreSQL
   // database is there to be shared, by replicas whose stores may differ.
-  return config_.metadata.backend == db::MetadataBackend::Sqlite ? cache::ReconcilePolicy::DropMissing
-                                                                   : cache::ReconcilePolicy::AdoptOnly;
+  // A bucket, like PostgreSQL, is there to be shared.
+  return config_.metadata.backend == db::MetadataBackend::Sqlite && config_.blobs.backend == cache::BlobBackend::Local
+             ? cache::ReconcilePolicy::DropMissing
+             : cache::ReconcilePolicy::AdoptOnly;
 }
 
 void Server::reconcile_in_background() {
@@ -481,6 +496,14 @@ void Server::reload(Config fresh) {
            fresh.metadata.password != config_.metadata.password ||
            fresh.metadata.max_connections != config_.metadata.max_connections,
        "metadata");
+  note(fresh.blobs.backend != config_.blobs.backend || fresh.blobs.s3.endpoint != config_.blobs.s3.endpoint ||
+           fresh.blobs.s3.bucket != config_.blobs.s3.bucket || fresh.blobs.s3.region != config_.blobs.s3.region ||
+           fresh.blobs.s3.credentials.access_key != config_.blobs.s3.credentials.access_key ||
+           fresh.blobs.s3.credentials.secret_key != config_.blobs.s3.credentials.secret_key ||
+           fresh.blobs.s3.addressing != config_.blobs.s3.addressing ||
+           fresh.blobs.multipart_threshold != config_.blobs.multipart_threshold ||
+           fresh.blobs.part_size != config_.blobs.part_size,
+       "blobs");
   note(fresh.tls_cert != config_.tls_cert || fresh.tls_key != config_.tls_key, "tls_cert/tls_key");
   note(fresh.max_connections != config_.max_connections, "max_connections");
   note(fresh.client_timeout != config_.client_timeout, "client_timeout_s");

@@ -1,0 +1,25 @@
+#include "cache/open_blob_store.h"
+
+#include "cache/s3/s3_blob_store.h"
+
+namespace regcache::cache {
+
+BlobStorePtr open_blob_store(const BlobSettings& settings, const std::filesystem::path& data_dir) {
+  switch (settings.backend) {
+    case BlobBackend::S3: {
+      S3BlobStoreOptions o;
+      o.client = settings.s3;
+      o.spool_dir = data_dir / "s3-spool";
+      o.multipart_threshold = settings.multipart_threshold;
+      o.part_size = settings.part_size;
+      return std::make_unique<S3BlobStore>(std::move(o));
+    }
+    case BlobBackend::Local:
+      break;
+  }
+  return std::make_unique<LocalBlobStore>(data_dir);
+}
+
+const char* backend_name(BlobBackend backend) { return backend == BlobBackend::S3 ? "s3" : "local"; }
+
+}  // namespace regcache::cache
