@@ -230,6 +230,11 @@ constexpr const char* kListMirrored =
 constexpr const char* kMirroredBytes =
     "SELECT COALESCE(SUM(b.size), 0)"
     " FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '')";
+constexpr const char* kBlobTotals =
+    "SELECT COALESCE(SUM(CASE WHEN x.hosted THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN x.hosted THEN x.size ELSE 0 END), 0), COUNT(*), COALESCE(SUM(x.size), 0)"
+    " FROM (SELECT b.size, EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '') AS hosted"
+    " FROM blobs b) x";
 constexpr const char* kListLinks = "SELECT digest FROM repo_blobs WHERE ns = $1 AND repo = $2 ORDER BY digest";
 constexpr const char* kListUnreferencedLinks =
     "SELECT r.ns, r.repo, r.digest FROM repo_blobs r JOIN blobs b ON b.digest = r.digest "
@@ -379,6 +384,17 @@ class PostgresMetadataStore final : public MetadataStore {
   std::uint64_t mirrored_bytes() override {
     Rows rows = read(kMirroredBytes, "mirrored_bytes", {});
     return rows.empty() ? 0 : rows.uint64(0, 0);
+  }
+
+  BlobTotals blob_totals() override {
+    Rows rows = read(kBlobTotals, "blob_totals", {});
+    BlobTotals t;
+    if (rows.empty()) return t;
+    t.hosted_objects = rows.uint64(0, 0);
+    t.hosted_bytes = rows.uint64(0, 1);
+    t.mirrored_objects = rows.uint64(0, 2) - std::min(rows.uint64(0, 2), t.hosted_objects);
+    t.mirrored_bytes = rows.uint64(0, 3) - std::min(rows.uint64(0, 3), t.hosted_bytes);
+    return t;
   }
 
   std::vector<Digest> list_links(const std::string& ns, const std::string& repo) override {

@@ -336,6 +336,11 @@ constexpr const char* kListMirrored =
 constexpr const char* kMirroredBytes =
     "SELECT COALESCE(SUM(b.size), 0)"
     " FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '')";
+constexpr const char* kBlobTotals =
+    "SELECT COALESCE(SUM(CASE WHEN x.hosted THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN x.hosted THEN x.size ELSE 0 END), 0), COUNT(*), COALESCE(SUM(x.size), 0)"
+    " FROM (SELECT b.size, EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '') AS hosted"
+    " FROM blobs b) x";
 constexpr const char* kListLinks = "SELECT digest FROM repo_blobs WHERE ns = ?1 AND repo = ?2 ORDER BY digest";
 // Store maintenance (regcache gc / du / fsck).
 constexpr const char* kListUnreferencedLinks =
@@ -462,6 +467,19 @@ class SqliteMetadataStore final : public MetadataStore {
     std::lock_guard lock(mutex_);
     Query q = query(kMirroredBytes, "mirrored_bytes");
     return q.step() ? static_cast<std::uint64_t>(std::max<std::int64_t>(0, q.int64(0))) : 0;
+  }
+
+  BlobTotals blob_totals() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kBlobTotals, "blob_totals");
+    BlobTotals t;
+    if (!q.step()) return t;
+    auto n = [&](int col) { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, q.int64(col))); };
+    t.hosted_objects = n(0);
+    t.hosted_bytes = n(1);
+    t.mirrored_objects = n(2) - std::min(n(2), t.hosted_objects);
+    t.mirrored_bytes = n(3) - std::min(n(3), t.hosted_bytes);
+    return t;
   }
 
   std::vector<Digest> list_links(const std::string& ns, const std::string& repo) override {

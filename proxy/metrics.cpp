@@ -208,8 +208,6 @@ std::string Metrics::render() const {
         MetricType::Counter);
     add(v.free_disk_bytes, "regcache_store_free_bytes", "Free space for new content on the data directory's file system",
         MetricType::Gauge);
-    add(v.store_blobs, "regcache_store_objects", "Objects (blobs and manifests) in the store", MetricType::Gauge);
-    add(v.store_bytes, "regcache_store_bytes", "Bytes of the objects in the store", MetricType::Gauge);
     add(v.uploads_in_progress, "regcache_uploads_in_progress", "Client upload sessions open", MetricType::Gauge);
     append_grouped(families, v.counters, MetricType::Counter);
     append_grouped(families, v.gauges, MetricType::Gauge);

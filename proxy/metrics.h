@@ -72,8 +72,6 @@ struct ScrapeValues {
   std::optional<double> fills_in_flight;
   std::optional<double> auth_failures_total;
   std::optional<double> free_disk_bytes;
-  std::optional<double> store_blobs;
-  std::optional<double> store_bytes;
   std::optional<double> uploads_in_progress;
   // Counters kept elsewhere (cache/observer.h), exported as they are.
   // Entries with the same name are one family (give them the same help and
@@ -85,7 +83,7 @@ struct ScrapeValues {
     std::vector<std::pair<std::string, std::string>> labels = {};
   };
   std::vector<Counter> counters;
-  // Gauges of the same shape (store bytes by kind).
+  // Gauges of the same shape (store objects and bytes by kind).
   std::vector<Counter> gauges;
 };
 using ScrapeSource = std::function<ScrapeValues()>;

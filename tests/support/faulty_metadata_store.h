@@ -59,6 +59,7 @@ class FaultyMetadataStore final : public db::MetadataStore {
     return hit("list_mirrored_blobs"), inner_.list_mirrored_blobs();
   }
   std::uint64_t mirrored_bytes() override { return hit("mirrored_bytes"), inner_.mirrored_bytes(); }
+  db::BlobTotals blob_totals() override { return hit("blob_totals"), inner_.blob_totals(); }
 
   // RepositoryLinks
   void link(const std::string& ns, const std::string& repo, const Digest& d,
