@@ -339,6 +339,8 @@ class PostgresMetadataStore final : public MetadataStore {
 
   void check_readable() override { read(kCheckReadable, "check_readable", {}); }
 
+  std::uint64_t contention_retries() const override { return pool_->retries.load(std::memory_order_relaxed); }
+
   std::optional<BlobRecord> find_blob(const Digest& digest) override {
     Rows rows = read(kFindBlob, "find_blob", Params().add(digest));
     if (rows.empty()) return std::nullopt;
@@ -600,6 +602,7 @@ class PostgresMetadataStore final : public MetadataStore {
       } catch (const StatementError& e) {
         if (PQstatus(first.conn.get()) == CONNECTION_OK) PQclear(PQexec(first.conn.get(), "ROLLBACK"));
         if (!retryable_state(e.state) || attempt == kStatementAttempts) throw;
+        pool_->retries.fetch_add(1, std::memory_order_relaxed);
       }
     }
   }
@@ -618,6 +621,7 @@ class PostgresMetadataStore final : public MetadataStore {
         return body(*lease);
       } catch (const StatementError& e) {
         if (!retryable_state(e.state) || attempt == kStatementAttempts) throw;
+        pool_->retries.fetch_add(1, std::memory_order_relaxed);
       } catch (const StoreUnavailable&) {
         if (!lease.reused() || attempt > 1) throw;
       }

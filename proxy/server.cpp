@@ -301,6 +301,11 @@ Server::Server(Config config) : config_(std::move(config)) {
         v.counters.push_back({"regcache_tag_revalidations_total",
                               "Tags whose TTL had run out asked of the upstream again, by outcome",
                               get(store_events_.revalidations[i]), {{"outcome", cache::kRevalidationNames[i]}}});
+      v.counters.push_back({"regcache_metadata_retries_total",
+                            "Metadata statements retried after contention (SQLite busy waits; PostgreSQL "
+                            "serialization failures and deadlocks)",
+                            static_cast<double>(meta_->contention_retries()),
+                            {{"backend", db::backend_name(config_.metadata.backend)}}});
       add_store_usage(v);
       return v;
     });

@@ -934,6 +934,16 @@ REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database
   store->check_readable();
 }
 
+REGCACHE_MC_CASE(mc_contention_retries_quiet, "contention retries stay 0 without contention") {
+  B backend;
+  auto store = backend.open();
+  CHECK(store->contention_retries() == 0);
+  store->put_blob(mc::blob(mc::d("a")));
+  store->transact([&](db::MetadataStore& tx) { tx.put_blob(mc::blob(mc::d("b"))); });
+  CHECK(store->find_blob(mc::d("b")));
+  CHECK(store->contention_retries() == 0);
+}
+
 #undef REGCACHE_MC_CASE
 
 }  // namespace regcache::contract
@@ -980,5 +990,6 @@ REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database
   TEST_CASE_TEMPLATE_INVOKE(mc_delete_upload_once, Backend);                                   \
   TEST_CASE_TEMPLATE_INVOKE(mc_reads_see_other_objects_commits, Backend);                      \
   TEST_CASE_TEMPLATE_INVOKE(mc_check_readable, Backend);                                       \
+  TEST_CASE_TEMPLATE_INVOKE(mc_contention_retries_quiet, Backend);                             \
   }                                                                                            \
   static_assert(true, "")

@@ -520,4 +520,8 @@ TEST_CASE("metrics: store objects and bytes by kind - a mirrored blob - a pinned
   CHECK(value("regcache_store_bytes", "pinned") == pinned_bytes);
   CHECK(value("regcache_store_objects", "hosted") == 1);
   CHECK(value("regcache_store_bytes", "hosted") == 500);
+  // The metadata contention counter is exported for the configured backend
+  // (provoked in tests/unit/db/test_units_of_work.cpp).
+  CHECK(metric_value(text, "regcache_metadata_retries_total",
+                     {{"backend", metadata_is_postgres() ? "postgres" : "sqlite"}}) >= 0);
 }

@@ -45,6 +45,7 @@ class FaultyMetadataStore final : public db::MetadataStore {
     });
   }
   void check_readable() override { hit("check_readable"), inner_.check_readable(); }
+  std::uint64_t contention_retries() const override { return inner_.contention_retries(); }
 
   // BlobIndex
   std::optional<db::BlobRecord> find_blob(const Digest& d) override { return hit("find_blob"), inner_.find_blob(d); }
