@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/recent_window.h"
 #include "proxy/router.h"
 
 namespace prometheus {
@@ -110,6 +111,8 @@ class Metrics {
     double bytes_from_upstream = 0;
   };
   Totals totals() const;
+  // The same over the last hour (RecentWindow: hits, misses, bytes by source).
+  RecentWindow::Sums last_hour() const;
 
   // The Prometheus text exposition (format 0.0.4) of every metric.
   std::string render() const;
@@ -136,6 +139,7 @@ class Metrics {
   std::array<prometheus::Histogram*, kRoutes> first_byte_slots_{};
   ScrapeSource scrape_;
   std::chrono::system_clock::time_point started_;
+  RecentWindow last_hour_;
 };
 
 // Process figures from /proc/self (RSS, open descriptors, threads); 0 when unreadable.

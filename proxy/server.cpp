@@ -441,6 +441,8 @@ StatusSnapshot Server::status_snapshot() const {
     s.server_errors = t.errors;
     s.bytes_from_store = t.bytes_from_store;
     s.bytes_from_upstream = t.bytes_from_upstream;
+    RecentWindow::Sums w = metrics_->last_hour();
+    s.last_hour = StatusSnapshot::Window{w.hits, w.misses, w.bytes_from_store, w.bytes_from_upstream};
   }
   s.requests_in_flight = in_flight_.load();
   s.fills_in_flight = static_cast<double>(cache_->fills_running());

@@ -525,3 +525,38 @@ TEST_CASE("metrics: store objects and bytes by kind - a mirrored blob - a pinned
   CHECK(metric_value(text, "regcache_metadata_retries_total",
                      {{"backend", metadata_is_postgres() ? "postgres" : "sqlite"}}) >= 0);
 }
+
+TEST_CASE("status: the last hour beside since start - hit ratio and bytes saved - exact after 2 cold and 3 warm pulls") {
+  TempDir tmp;
+  FakeUpstream fake;
+  const std::string repo = "window/app";
+  const std::string small = fake.add_blob(repo, pseudo_random_bytes(1000, 11));
+  const std::string large = fake.add_blob(repo, pseudo_random_bytes(4000, 12));
+  RegcacheServer regcache(tmp / "regcache", {fake.url(), regcache_config(fake.url()), {}});
+
+  for (const auto& d : {small, large, small, small, large})  // 2 cold (5000 bytes), 3 warm (1000+1000+4000)
+    REQUIRE(http_request("GET", blob_url(regcache, repo, d)).status == 200);
+
+  // A request is counted once its last byte went out: until all five are in.
+  nlohmann::json status;
+  REQUIRE(wait_until(
+      [&] {
+        status = nlohmann::json::parse(http_request("GET", regcache.url() + "/_regcache/status.json").body);
+        return status["since_start"]["hits"].get<double>() + status["since_start"]["misses"].get<double>() >= 5;
+      },
+      10s));
+  const auto& hour = status["last_hour"];
+  REQUIRE(hour.is_object());
+  CHECK(hour["hits"] == 3);
+  CHECK(hour["misses"] == 2);
+  CHECK(hour["hit_ratio"] == 0.6);
+  CHECK(hour["bytes_from_store"] == 6000);
+  CHECK(hour["bytes_from_upstream"] == 5000);
+  // The same answers since start (nothing older in this process).
+  CHECK(status["since_start"]["bytes_from_store"] == 6000);
+
+  auto page = http_request("GET", regcache.url() + "/_regcache/");
+  REQUIRE(page.status == 200);
+  CHECK(page.body.find(R"(id="last-hour-hit-ratio">60.0%<)") != std::string::npos);
+  CHECK(page.body.find(R"(id="last-hour-bytes-saved">5.9 KiB<)") != std::string::npos);
+}
