@@ -121,6 +121,11 @@ EvictionLimits EvictionWorker::current_limits() {
   return limits_for(settings_, space);
 }
 
+std::vector<PinPattern> EvictionWorker::pins() {
+  std::lock_guard lock(settings_mutex_);
+  return settings_.pins;
+}
+
 std::size_t EvictionWorker::flush_accesses() {
   auto records = accesses_.take();
   if (!records.empty()) meta_.record_accesses(records);

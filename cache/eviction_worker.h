@@ -105,6 +105,8 @@ class EvictionWorker {
   std::size_t flush_accesses();
 
   EvictionLimits current_limits();  // min_free_bytes resolved
+  // The pins in force (the last configure()'s), for the store gauges (cache/store_usage.h).
+  std::vector<PinPattern> pins();
 
  private:
   StoreEvents* events_ = nullptr;

@@ -44,6 +44,16 @@ struct MirroredBlob {
   bool manifest = false;         // some repository links it as a manifest (with a media type)
 };
 
+// Every blob row counted by who keeps it (the store gauges of /metrics):
+// hosted = some hosted repository (namespace "") links it; mirrored = every
+// other row, exactly what list_mirrored_blobs() lists.
+struct BlobTotals {
+  std::uint64_t hosted_objects = 0;
+  std::uint64_t hosted_bytes = 0;  // recorded sizes summed
+  std::uint64_t mirrored_objects = 0;
+  std::uint64_t mirrored_bytes = 0;
+};
+
 class BlobIndex {
  public:
   virtual ~BlobIndex() = default;
@@ -76,6 +86,9 @@ class BlobIndex {
   virtual std::vector<MirroredBlob> list_mirrored_blobs() = 0;
   // The bytes those blobs take (their recorded sizes summed).
   virtual std::uint64_t mirrored_bytes() = 0;
+  // Objects and bytes of every row, hosted and mirrored, from one consistent
+  // snapshot (one aggregate over the rows: callers bound how often they ask).
+  virtual BlobTotals blob_totals() = 0;
 };
 
 }  // namespace regcache::db

@@ -31,6 +31,7 @@
 // another writer may change anything between them, so a read used to decide a
 // write (check-then-write) belongs inside transact(). Reads outside a unit see
 // every write committed before they started.
+#include <cstdint>
 #include <functional>
 
 #include "db/blob_index.h"
@@ -83,6 +84,15 @@ class MetadataStore : public BlobIndex,
   // that a database that became unreadable since start is noticed; throws
   // std::runtime_error saying why. For readiness checks: cheap, read-only.
   virtual void check_readable() = 0;
+
+  // --- statistics ---
+  // How many times since this store was opened a statement or a unit's begin
+  // met contention and was tried again: SQLite, each wait on the database
+  // locked by another connection (busy; one per wait, however long);
+  // PostgreSQL, each statement or unit begin the server aborted as a
+  // serialization failure or deadlock. Includes the retries of the units of
+  // work it ran. Never blocks (for /metrics, read while a call may be waiting).
+  virtual std::uint64_t contention_retries() const = 0;
 };
 
 }  // namespace regcache::db

@@ -9,6 +9,7 @@
 // siblings); any other failed statement throws StatementError with its SQLSTATE.
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -137,6 +138,10 @@ class Pool {
   void release(std::unique_ptr<Connection> c);
 
   const PostgresSettings& settings() const { return settings_; }
+
+  // Statements and unit begins retried after a serialization failure or a
+  // deadlock, by every store object on this pool (contention_retries()).
+  std::atomic<std::uint64_t> retries{0};
 
  private:
   PostgresSettings settings_;

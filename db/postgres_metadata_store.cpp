@@ -230,6 +230,11 @@ constexpr const char* kListMirrored =
 constexpr const char* kMirroredBytes =
     "SELECT COALESCE(SUM(b.size), 0)"
     " FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '')";
+constexpr const char* kBlobTotals =
+    "SELECT COALESCE(SUM(CASE WHEN x.hosted THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN x.hosted THEN x.size ELSE 0 END), 0), COUNT(*), COALESCE(SUM(x.size), 0)"
+    " FROM (SELECT b.size, EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '') AS hosted"
+    " FROM blobs b) x";
 constexpr const char* kListLinks = "SELECT digest FROM repo_blobs WHERE ns = $1 AND repo = $2 ORDER BY digest";
 constexpr const char* kListUnreferencedLinks =
     "SELECT r.ns, r.repo, r.digest FROM repo_blobs r JOIN blobs b ON b.digest = r.digest "
@@ -334,6 +339,8 @@ class PostgresMetadataStore final : public MetadataStore {
 
   void check_readable() override { read(kCheckReadable, "check_readable", {}); }
 
+  std::uint64_t contention_retries() const override { return pool_->retries.load(std::memory_order_relaxed); }
+
   std::optional<BlobRecord> find_blob(const Digest& digest) override {
     Rows rows = read(kFindBlob, "find_blob", Params().add(digest));
     if (rows.empty()) return std::nullopt;
@@ -379,6 +386,17 @@ class PostgresMetadataStore final : public MetadataStore {
   std::uint64_t mirrored_bytes() override {
     Rows rows = read(kMirroredBytes, "mirrored_bytes", {});
     return rows.empty() ? 0 : rows.uint64(0, 0);
+  }
+
+  BlobTotals blob_totals() override {
+    Rows rows = read(kBlobTotals, "blob_totals", {});
+    BlobTotals t;
+    if (rows.empty()) return t;
+    t.hosted_objects = rows.uint64(0, 0);
+    t.hosted_bytes = rows.uint64(0, 1);
+    t.mirrored_objects = rows.uint64(0, 2) - std::min(rows.uint64(0, 2), t.hosted_objects);
+    t.mirrored_bytes = rows.uint64(0, 3) - std::min(rows.uint64(0, 3), t.hosted_bytes);
+    return t;
   }
 
   std::vector<Digest> list_links(const std::string& ns, const std::string& repo) override {
@@ -584,6 +602,7 @@ class PostgresMetadataStore final : public MetadataStore {
       } catch (const StatementError& e) {
         if (PQstatus(first.conn.get()) == CONNECTION_OK) PQclear(PQexec(first.conn.get(), "ROLLBACK"));
         if (!retryable_state(e.state) || attempt == kStatementAttempts) throw;
+        pool_->retries.fetch_add(1, std::memory_order_relaxed);
       }
     }
   }
@@ -602,6 +621,7 @@ class PostgresMetadataStore final : public MetadataStore {
         return body(*lease);
       } catch (const StatementError& e) {
         if (!retryable_state(e.state) || attempt == kStatementAttempts) throw;
+        pool_->retries.fetch_add(1, std::memory_order_relaxed);
       } catch (const StoreUnavailable&) {
         if (!lease.reused() || attempt > 1) throw;
       }

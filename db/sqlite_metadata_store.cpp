@@ -18,6 +18,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
+#include <iterator>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -132,13 +134,32 @@ struct DbCloser {
 };
 using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
 
+// sqlite3_busy_timeout(kBusyTimeoutMs) as a handler of our own, so that the
+// waits are counted: the same back-off as SQLite's default handler, giving
+// up once kBusyTimeoutMs have been slept. `waits` (may be null) counts the
+// waits, one per lock met (the handler's first call for it).
+int busy_wait(void* waits, int count) {
+  static constexpr int kDelays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+  static constexpr int kTotals[] = {0, 1, 3, 8, 18, 33, 53, 78, 103, 128, 178, 228};
+  constexpr int kSteps = static_cast<int>(std::size(kDelays));
+  if (count == 0 && waits) static_cast<std::atomic<std::uint64_t>*>(waits)->fetch_add(1, std::memory_order_relaxed);
+  int delay = kDelays[std::min(count, kSteps - 1)];
+  int prior = count < kSteps ? kTotals[count] : kTotals[kSteps - 1] + kDelays[kSteps - 1] * (count - (kSteps - 1));
+  if (prior + delay > kBusyTimeoutMs) {
+    delay = kBusyTimeoutMs - prior;
+    if (delay <= 0) return 0;
+  }
+  sqlite3_sleep(delay);
+  return 1;
+}
+
 DbPtr open_connection(const std::string& path, int flags) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_FULLMUTEX, nullptr);
   DbPtr db(raw);  // sqlite may hand back a handle even on failure; it must be closed
   if (rc != SQLITE_OK) fail(raw, "open " + path);
   sqlite3_extended_result_codes(db.get(), 1);
-  if (sqlite3_busy_timeout(db.get(), kBusyTimeoutMs) != SQLITE_OK) fail(db.get(), "set busy timeout");
+  if (sqlite3_busy_handler(db.get(), busy_wait, nullptr) != SQLITE_OK) fail(db.get(), "set busy handler");
   return db;
 }
 
@@ -336,6 +357,11 @@ constexpr const char* kListMirrored =
 constexpr const char* kMirroredBytes =
     "SELECT COALESCE(SUM(b.size), 0)"
     " FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '')";
+constexpr const char* kBlobTotals =
+    "SELECT COALESCE(SUM(CASE WHEN x.hosted THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN x.hosted THEN x.size ELSE 0 END), 0), COUNT(*), COALESCE(SUM(x.size), 0)"
+    " FROM (SELECT b.size, EXISTS (SELECT 1 FROM repo_blobs h WHERE h.digest = b.digest AND h.ns = '') AS hosted"
+    " FROM blobs b) x";
 constexpr const char* kListLinks = "SELECT digest FROM repo_blobs WHERE ns = ?1 AND repo = ?2 ORDER BY digest";
 // Store maintenance (regcache gc / du / fsck).
 constexpr const char* kListUnreferencedLinks =
@@ -392,6 +418,8 @@ class SqliteMetadataStore final : public MetadataStore {
     auto mode = rows_of(db, "PRAGMA journal_mode = WAL", "set journal_mode");
     if (mode.empty() || (mode[0] != "wal" && mode[0] != "memory"))
       throw std::runtime_error("sqlite: could not enable WAL mode on " + path);
+    // The store's own connection counts its waits (contention_retries).
+    if (sqlite3_busy_handler(db, busy_wait, &busy_waits_) != SQLITE_OK) fail(db, "set busy handler");
     exec(db, "PRAGMA synchronous = NORMAL", "set synchronous");
     exec(db, "PRAGMA foreign_keys = ON", "enable foreign keys");
     migrate(db);
@@ -464,6 +492,19 @@ class SqliteMetadataStore final : public MetadataStore {
     return q.step() ? static_cast<std::uint64_t>(std::max<std::int64_t>(0, q.int64(0))) : 0;
   }
 
+  BlobTotals blob_totals() override {
+    std::lock_guard lock(mutex_);
+    Query q = query(kBlobTotals, "blob_totals");
+    BlobTotals t;
+    if (!q.step()) return t;
+    auto n = [&](int col) { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, q.int64(col))); };
+    t.hosted_objects = n(0);
+    t.hosted_bytes = n(1);
+    t.mirrored_objects = n(2) - std::min(n(2), t.hosted_objects);
+    t.mirrored_bytes = n(3) - std::min(n(3), t.hosted_bytes);
+    return t;
+  }
+
   std::vector<Digest> list_links(const std::string& ns, const std::string& repo) override {
     std::lock_guard lock(mutex_);
     Query q = query(kListLinks, "list_links");
@@ -477,6 +518,10 @@ class SqliteMetadataStore final : public MetadataStore {
   // connection answers from its page cache and would not notice a file that
   // became unreadable (or was replaced) since start. An in-memory database
   // has no file: its own connection is asked.
+  std::uint64_t contention_retries() const override {
+    return busy_waits_.load(std::memory_order_relaxed) + begin_retries_.load(std::memory_order_relaxed);
+  }
+
   void check_readable() override {
     if (path_.empty() || path_ == ":memory:" || path_.rfind("file::memory:", 0) == 0) {
       std::lock_guard lock(mutex_);
@@ -798,6 +843,7 @@ class SqliteMetadataStore final : public MetadataStore {
       int rc = sqlite3_exec(db_.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
       if (rc == SQLITE_OK) return;
       if ((rc & 0xff) != SQLITE_BUSY || attempt == kBeginAttempts) fail(db_.get(), "begin transaction");
+      begin_retries_.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
@@ -820,6 +866,9 @@ class SqliteMetadataStore final : public MetadataStore {
   // holds it from BEGIN to COMMIT while its body calls the store's methods on
   // the same thread; other threads wait for the whole unit.
   std::recursive_mutex mutex_;
+  // contention_retries(): read without mutex_ (a call holding it may be waiting).
+  std::atomic<std::uint64_t> busy_waits_{0};
+  std::atomic<std::uint64_t> begin_retries_{0};
   bool in_unit_ = false;  // a transact() is open (guarded by mutex_)
   std::string path_;
   DbPtr db_;         // closed after the destructor body has finalized statements_

@@ -152,15 +152,24 @@ prometheus::Counter& Metrics::request_counter(std::size_t route, std::size_t met
   return c;
 }
 
+namespace {
+std::int64_t steady_minute() {
+  return std::chrono::duration_cast<std::chrono::minutes>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 void Metrics::record_request(const RequestSample& s) {
   const auto route = static_cast<std::size_t>(s.route);
   request_counter(route, static_cast<std::size_t>(s.method), status_class(s.status), static_cast<std::size_t>(s.cache))
       .Increment();
   // Content only: answers that touched no cache (/v2/, errors before a
   // lookup, /metrics itself) are neither "from the store" nor "from upstream".
-  if (s.body_bytes && s.cache != CacheResult::None)
-    (s.cache == CacheResult::Miss || s.cache == CacheResult::PassThrough ? bytes_upstream_ : bytes_store_)
-        ->Increment(static_cast<double>(s.body_bytes));
+  const bool miss = s.cache == CacheResult::Miss || s.cache == CacheResult::PassThrough;
+  const bool hit = s.cache == CacheResult::Hit || s.cache == CacheResult::Revalidated || s.cache == CacheResult::Stale;
+  const std::uint64_t content = s.cache != CacheResult::None ? s.body_bytes : 0;
+  if (content) (miss ? bytes_upstream_ : bytes_store_)->Increment(static_cast<double>(content));
+  // The status page's last hour: the same hits, misses and bytes as its "since start".
+  if (hit || miss || content) last_hour_.add(steady_minute(), hit, miss, miss ? 0 : content, miss ? content : 0);
   if (s.first_byte_seconds) first_byte_slots_[route]->Observe(*s.first_byte_seconds);
   // Last: a scrape that counts a request's duration sees the rest of it too.
   duration_slots_[route]->Observe(s.seconds);
@@ -180,6 +189,8 @@ Metrics::Totals Metrics::totals() const {
   t.bytes_from_upstream = bytes_upstream_->Value();
   return t;
 }
+
+RecentWindow::Sums Metrics::last_hour() const { return last_hour_.sum(steady_minute()); }
 
 void Metrics::set_scrape_source(ScrapeSource source) { scrape_ = std::move(source); }
 
@@ -208,8 +219,6 @@ std::string Metrics::render() const {
         MetricType::Counter);
     add(v.free_disk_bytes, "regcache_store_free_bytes", "Free space for new content on the data directory's file system",
         MetricType::Gauge);
-    add(v.store_blobs, "regcache_store_objects", "Objects (blobs and manifests) in the store", MetricType::Gauge);
-    add(v.store_bytes, "regcache_store_bytes", "Bytes of the objects in the store", MetricType::Gauge);
     add(v.uploads_in_progress, "regcache_uploads_in_progress", "Client upload sessions open", MetricType::Gauge);
     append_grouped(families, v.counters, MetricType::Counter);
     append_grouped(families, v.gauges, MetricType::Gauge);

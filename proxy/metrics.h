@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/recent_window.h"
 #include "proxy/router.h"
 
 namespace prometheus {
@@ -72,8 +73,6 @@ struct ScrapeValues {
   std::optional<double> fills_in_flight;
   std::optional<double> auth_failures_total;
   std::optional<double> free_disk_bytes;
-  std::optional<double> store_blobs;
-  std::optional<double> store_bytes;
   std::optional<double> uploads_in_progress;
   // Counters kept elsewhere (cache/observer.h), exported as they are.
   // Entries with the same name are one family (give them the same help and
@@ -85,7 +84,7 @@ struct ScrapeValues {
     std::vector<std::pair<std::string, std::string>> labels = {};
   };
   std::vector<Counter> counters;
-  // Gauges of the same shape (store bytes by kind).
+  // Gauges of the same shape (store objects and bytes by kind).
   std::vector<Counter> gauges;
 };
 using ScrapeSource = std::function<ScrapeValues()>;
@@ -112,6 +111,8 @@ class Metrics {
     double bytes_from_upstream = 0;
   };
   Totals totals() const;
+  // The same over the last hour (RecentWindow: hits, misses, bytes by source).
+  RecentWindow::Sums last_hour() const;
 
   // The Prometheus text exposition (format 0.0.4) of every metric.
   std::string render() const;
@@ -138,6 +139,7 @@ class Metrics {
   std::array<prometheus::Histogram*, kRoutes> first_byte_slots_{};
   ScrapeSource scrape_;
   std::chrono::system_clock::time_point started_;
+  RecentWindow last_hour_;
 };
 
 // Process figures from /proc/self (RSS, open descriptors, threads); 0 when unreadable.

@@ -20,6 +20,7 @@
 #include "cache/no_fd_blob_store.h"
 #include "cache/pull_through_cache.h"
 #include "cache/scrub_scheduler.h"
+#include "cache/store_usage.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "cache/open_blob_store.h"
@@ -280,6 +281,14 @@ Server::Server(Config config) : config_(std::move(config)) {
   // Readiness fails below the same free-space floor eviction keeps.
   health_->set_min_free_bytes(eviction_->current_limits().min_free_bytes);
   if (metrics_) {
+    // The store gauges run an aggregate over the blob rows: at most once per
+    // kStoreUsageMaxAge, however often Prometheus scrapes.
+    constexpr std::chrono::seconds kStoreUsageMaxAge{5};
+    store_usage_ = std::make_unique<cache::StoreUsageMeter>(
+        [this] {
+          return cache::measure_store_usage(*meta_, *blobs_, eviction_->pins(), config_.max_manifest_bytes);
+        },
+        kStoreUsageMaxAge);
     metrics_->set_scrape_source([this] {
       ScrapeValues v;
       v.requests_in_flight = in_flight_.load();
@@ -305,6 +314,12 @@ Server::Server(Config config) : config_(std::move(config)) {
         v.counters.push_back({"regcache_tag_revalidations_total",
                               "Tags whose TTL had run out asked of the upstream again, by outcome",
                               get(store_events_.revalidations[i]), {{"outcome", cache::kRevalidationNames[i]}}});
+      v.counters.push_back({"regcache_metadata_retries_total",
+                            "Metadata statements retried after contention (SQLite busy waits; PostgreSQL "
+                            "serialization failures and deadlocks)",
+                            static_cast<double>(meta_->contention_retries()),
+                            {{"backend", db::backend_name(config_.metadata.backend)}}});
+      add_store_usage(v);
       return v;
     });
   }
@@ -407,6 +422,25 @@ void Server::start() {
             ", data in " + config_.data_dir.string() + ", " + where);
 }
 
+void Server::add_store_usage(ScrapeValues& v) {
+  cache::StoreUsage u;
+  try {
+    u = store_usage_->current();
+  } catch (const std::exception& e) {
+    // The database is in trouble (/readyz says so): the scrape goes on without these.
+    log::warn(std::string("metrics: measuring the store failed: ") + e.what());
+    return;
+  }
+  const std::pair<const char*, const cache::StoreUsage::Kind*> kinds[] = {
+      {"mirrored", &u.mirrored}, {"hosted", &u.hosted}, {"pinned", &u.pinned}};
+  for (const auto& [kind, k] : kinds)
+    v.gauges.push_back({"regcache_store_objects", "Objects (blobs and manifests) in the store, by kind",
+                        static_cast<double>(k->objects), {{"kind", kind}}});
+  for (const auto& [kind, k] : kinds)
+    v.gauges.push_back({"regcache_store_bytes", "Bytes of the objects in the store, by kind",
+                        static_cast<double>(k->bytes), {{"kind", kind}}});
+}
+
 StatusSnapshot Server::status_snapshot() const {
   StatusSnapshot s;
   s.version = REGCACHE_VERSION;
@@ -422,6 +456,8 @@ StatusSnapshot Server::status_snapshot() const {
     s.server_errors = t.errors;
     s.bytes_from_store = t.bytes_from_store;
     s.bytes_from_upstream = t.bytes_from_upstream;
+    RecentWindow::Sums w = metrics_->last_hour();
+    s.last_hour = StatusSnapshot::Window{w.hits, w.misses, w.bytes_from_store, w.bytes_from_upstream};
   }
   s.requests_in_flight = in_flight_.load();
   s.fills_in_flight = static_cast<double>(cache_->fills_running());

@@ -27,6 +27,7 @@ class HostedRegistry;
 class AccessLog;
 class EvictionWorker;
 class ScrubScheduler;
+class StoreUsageMeter;
 enum class ReconcilePolicy;
 }  // namespace cache
 namespace upstream {
@@ -37,6 +38,7 @@ namespace proxy {
 
 class RegistryApi;
 class Metrics;
+struct ScrapeValues;
 class HealthChecks;
 class UpstreamMonitor;
 class RecentErrors;
@@ -93,6 +95,7 @@ class Server {
   std::unique_ptr<cache::PullThroughCache> cache_;
   std::unique_ptr<cache::HostedRegistry> hosted_;
   std::unique_ptr<cache::ScrubScheduler> scrub_;  // scrub_interval_s
+  std::unique_ptr<cache::StoreUsageMeter> store_usage_;  // the store gauges of /metrics
   std::unique_ptr<RegistryApi> api_;
   // Used by request handlers: declared before the engines, so destroyed after them.
   std::chrono::steady_clock::time_point started_;
@@ -104,6 +107,8 @@ class Server {
   std::unique_ptr<http::HttpEngine> metrics_http_;  // metrics_listen; null when not configured
   std::atomic<int> in_flight_{0};
   std::chrono::seconds shutdown_grace_{10};
+  // The regcache_store_objects / _bytes gauges, by kind (cache/store_usage.h).
+  void add_store_usage(ScrapeValues& v);
   // Store reconciliation, started by start() and stopped by stop()/the destructor.
   void reconcile_in_background();
   // store_reconciliation, "auto" resolved for the configured metadata backend.

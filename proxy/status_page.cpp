@@ -41,6 +41,16 @@ std::string bytes_text(double v) {
   return buf;
 }
 
+nlohmann::json last_hour_json(const std::optional<StatusSnapshot::Window>& w) {
+  if (!w) return nullptr;
+  auto ratio = w->hit_ratio();
+  return {{"hits", w->hits},
+          {"misses", w->misses},
+          {"hit_ratio", ratio ? nlohmann::json(*ratio) : nlohmann::json(nullptr)},
+          {"bytes_from_store", w->bytes_from_store},
+          {"bytes_from_upstream", w->bytes_from_upstream}};
+}
+
 std::string duration_text(double seconds) {
   auto s = static_cast<long long>(seconds);
   char buf[64];
@@ -56,6 +66,11 @@ std::optional<double> StatusSnapshot::Upstream::error_rate() const {
 }
 
 std::optional<double> StatusSnapshot::hit_ratio() const {
+  if (hits + misses <= 0) return std::nullopt;
+  return hits / (hits + misses);
+}
+
+std::optional<double> StatusSnapshot::Window::hit_ratio() const {
   if (hits + misses <= 0) return std::nullopt;
   return hits / (hits + misses);
 }
@@ -129,6 +144,7 @@ std::string status_json(const StatusSnapshot& s) {
         {"fill_failures", pairs(s.fill_failures)},
         {"negative_cache_hits", s.negative_hits},
         {"tag_revalidations", pairs(s.revalidations)}}},
+      {"last_hour", last_hour_json(s.last_hour)},
       {"now",
        {{"requests_in_flight", s.requests_in_flight},
         {"fills_in_flight", s.fills_in_flight},
@@ -143,12 +159,13 @@ std::string status_json(const StatusSnapshot& s) {
 }
 
 std::string status_html(const StatusSnapshot& s) {
-  std::string ratio = "n/a";
-  if (auto r = s.hit_ratio()) {
+  auto percent = [](std::optional<double> r) {
+    if (!r) return std::string("n/a");
     char buf[16];
     std::snprintf(buf, sizeof buf, "%.1f%%", *r * 100);
-    ratio = buf;
-  }
+    return std::string(buf);
+  };
+  const std::string ratio = percent(s.hit_ratio());
   auto row = [](const std::string& id, const std::string& label, const std::string& value) {
     return "<tr><th scope=\"row\">" + html_escape(label) + "</th><td id=\"" + id + "\">" + html_escape(value) +
            "</td></tr>\n";
@@ -196,7 +213,18 @@ std::string status_html(const StatusSnapshot& s) {
     for (const auto& [outcome, n] : s.revalidations) outcomes += (outcomes.empty() ? "" : ", ") + outcome + " " + integer(n);
     h += row("revalidations", "Tag revalidations", outcomes);
   }
-  h += "</table>\n<h2>Now</h2>\n<table>\n";
+  h += "</table>\n";
+  if (s.last_hour) {
+    const StatusSnapshot::Window& w = *s.last_hour;
+    h += "<h2>Last hour</h2>\n<table>\n";
+    h += row("last-hour-hits", "Answered from the store (hit, revalidated, stale)", integer(w.hits));
+    h += row("last-hour-misses", "Fetched from an upstream (miss)", integer(w.misses));
+    h += row("last-hour-hit-ratio", "Hit ratio", percent(w.hit_ratio()));
+    h += row("last-hour-bytes-saved", "Bytes served from the store (saved)", bytes_text(w.bytes_from_store));
+    h += row("last-hour-bytes-upstream", "Bytes fetched from upstreams", bytes_text(w.bytes_from_upstream));
+    h += "</table>\n";
+  }
+  h += "<h2>Now</h2>\n<table>\n";
   h += row("requests-in-flight", "Requests in flight", integer(s.requests_in_flight));
   h += row("fills-in-flight", "Upstream fills in progress", integer(s.fills_in_flight));
   h += row("free-disk", "Free disk space", s.free_disk_bytes ? bytes_text(*s.free_disk_bytes) : "unknown");

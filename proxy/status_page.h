@@ -36,6 +36,17 @@ struct StatusSnapshot {
   double negative_hits = 0;
   std::vector<std::pair<std::string, double>> revalidations;
 
+  // The same answers over the last hour (hits and misses counted as above;
+  // bytes from the store are the bytes saved); unset when metrics are off.
+  struct Window {
+    double hits = 0;
+    double misses = 0;
+    double bytes_from_store = 0;
+    double bytes_from_upstream = 0;
+    std::optional<double> hit_ratio() const;  // nullopt without a hit or miss in the window
+  };
+  std::optional<Window> last_hour;
+
   struct Upstream {
     Upstream() = default;
     Upstream(std::string name_, std::string url_) : name(std::move(name_)), url(std::move(url_)) {}

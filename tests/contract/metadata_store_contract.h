@@ -572,6 +572,40 @@ REGCACHE_MC_CASE(mc_mirrored_blobs, "mirrored blobs exclude hosted links and are
   CHECK(store->mirrored_bytes() == 8 + 16 + 4 + 2);
 }
 
+REGCACHE_MC_CASE(mc_blob_totals, "blob totals split every row into hosted and mirrored, objects and bytes") {
+  B backend;
+  auto store = backend.open();
+  CHECK(store->blob_totals().hosted_objects == 0);
+  CHECK(store->blob_totals().mirrored_bytes == 0);
+  const Digest hosted = mc::d("hosted"), both = mc::d("both"), mirror = mc::d("mirror"), unlinked = mc::d("unlinked"),
+               twice = mc::d("twice");
+  store->put_blob(mc::blob(hosted, 1, 10));
+  store->put_blob(mc::blob(both, 2, 20));
+  store->put_blob(mc::blob(mirror, 4, 40));
+  store->put_blob(mc::blob(unlinked, 8, 5));
+  store->put_blob(mc::blob(twice, 16, 30));
+  store->link("", "h", hosted);
+  store->link("", "h", both);
+  store->link("docker.io", "m", both);
+  store->link("docker.io", "m", mirror);
+  store->link("", "h", twice);  // two hosted links: one object
+  store->link("", "h2", twice);
+  db::BlobTotals t = store->blob_totals();
+  CHECK(t.hosted_objects == 3);
+  CHECK(t.hosted_bytes == 1 + 2 + 16);
+  CHECK(t.mirrored_objects == 2);
+  CHECK(t.mirrored_bytes == 4 + 8);
+  CHECK(t.mirrored_bytes == store->mirrored_bytes());
+  CHECK(t.mirrored_objects == store->list_mirrored_blobs().size());
+  store->unlink("", "h", both);
+  store->delete_blob(unlinked);
+  t = store->blob_totals();
+  CHECK(t.hosted_objects == 2);
+  CHECK(t.hosted_bytes == 1 + 16);
+  CHECK(t.mirrored_objects == 2);
+  CHECK(t.mirrored_bytes == 4 + 2);
+}
+
 // --- MaintenanceQueries ----------------------------------------------------------------
 
 REGCACHE_MC_CASE(mc_gc_queries, "gc queries find unreferenced links and unlinked blobs by age in order") {
@@ -900,6 +934,16 @@ REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database
   store->check_readable();
 }
 
+REGCACHE_MC_CASE(mc_contention_retries_quiet, "contention retries stay 0 without contention") {
+  B backend;
+  auto store = backend.open();
+  CHECK(store->contention_retries() == 0);
+  store->put_blob(mc::blob(mc::d("a")));
+  store->transact([&](db::MetadataStore& tx) { tx.put_blob(mc::blob(mc::d("b"))); });
+  CHECK(store->find_blob(mc::d("b")));
+  CHECK(store->contention_retries() == 0);
+}
+
 #undef REGCACHE_MC_CASE
 
 }  // namespace regcache::contract
@@ -931,6 +975,7 @@ REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database
   TEST_CASE_TEMPLATE_INVOKE(mc_documents_prune, Backend);                                      \
   TEST_CASE_TEMPLATE_INVOKE(mc_record_accesses, Backend);                                      \
   TEST_CASE_TEMPLATE_INVOKE(mc_mirrored_blobs, Backend);                                       \
+  TEST_CASE_TEMPLATE_INVOKE(mc_blob_totals, Backend);                                          \
   TEST_CASE_TEMPLATE_INVOKE(mc_gc_queries, Backend);                                           \
   TEST_CASE_TEMPLATE_INVOKE(mc_usage_queries, Backend);                                        \
   TEST_CASE_TEMPLATE_INVOKE(mc_fsck_queries, Backend);                                         \
@@ -945,5 +990,6 @@ REGCACHE_MC_CASE(mc_check_readable, "check_readable passes on a healthy database
   TEST_CASE_TEMPLATE_INVOKE(mc_delete_upload_once, Backend);                                   \
   TEST_CASE_TEMPLATE_INVOKE(mc_reads_see_other_objects_commits, Backend);                      \
   TEST_CASE_TEMPLATE_INVOKE(mc_check_readable, Backend);                                       \
+  TEST_CASE_TEMPLATE_INVOKE(mc_contention_retries_quiet, Backend);                             \
   }                                                                                            \
   static_assert(true, "")

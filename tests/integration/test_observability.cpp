@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/digest.h"
 #include "support/fake_upstream.h"
 #include "support/files.h"
 #include "support/http_client.h"
@@ -455,4 +456,107 @@ TEST_CASE("logs: a stored blob whose file is cut short while it is sent is logge
         return at != std::string::npos && log.find("the file ended early", at) != std::string::npos;
       },
       10s));
+}
+
+TEST_CASE("metrics: store objects and bytes by kind - a mirrored blob - a pinned image - a hosted push - exact") {
+  TempDir tmp;
+  FakeUpstream fake;
+  const std::string mirrored = fake.add_blob("mirror/app", pseudo_random_bytes(1000, 1));
+  const std::string layer_bytes = pseudo_random_bytes(3000, 3);
+  const std::string layer = fake.add_blob("pinned", layer_bytes);
+  const std::string config_bytes = R"({"architecture":"amd64","os":"linux"})";
+  const std::string config = fake.add_blob("pinned", config_bytes);
+  const std::string manifest =
+      nlohmann::json{{"schemaVersion", 2},
+                     {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                     {"config",
+                      {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                       {"digest", config},
+                       {"size", config_bytes.size()}}},
+                     {"layers", nlohmann::json::array({{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+                                                        {"digest", layer},
+                                                        {"size", layer_bytes.size()}}})}}
+          .dump();
+  fake.add_manifest("pinned", "v1", manifest, "application/vnd.oci.image.manifest.v1+json");
+  nlohmann::json config_json = regcache_config(fake.url());
+  config_json["hosted"] = nlohmann::json::array({"local"});
+  config_json["pins"] = nlohmann::json::array({"upstream/pinned:v1"});
+  RegcacheServer regcache(tmp / "regcache", {fake.url(), config_json, {}});
+
+  REQUIRE(http_request("GET", blob_url(regcache, "mirror/app", mirrored)).status == 200);
+  REQUIRE(http_request("GET", manifest_url(regcache, "pinned", "v1"), manifest_accept_headers()).status == 200);
+  REQUIRE(http_request("GET", blob_url(regcache, "pinned", config)).status == 200);
+  REQUIRE(http_request("GET", blob_url(regcache, "pinned", layer)).status == 200);
+  const std::string hosted_bytes = pseudo_random_bytes(500, 5);
+  const std::string hosted = regcache::sha256_of(hosted_bytes).str();
+  auto start = http_request("POST", regcache.url() + "/v2/local/app/blobs/uploads/");
+  REQUIRE(start.status == 202);
+  std::string location = start.header("Location");
+  if (location.rfind("http", 0) != 0) location = regcache.url() + location;
+  REQUIRE(http_request("PUT", location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + hosted,
+                       {{"Content-Type", "application/octet-stream"}}, hosted_bytes)
+              .status == 201);
+
+  // A fill commits its row just after its client has the bytes, and the
+  // gauges are measured at most every few seconds: scrape until they settle.
+  const double pinned_bytes = static_cast<double>(manifest.size() + config_bytes.size() + layer_bytes.size());
+  std::string text;
+  auto value = [&](const std::string& name, const std::string& kind) { return metric_value(text, name, {{"kind", kind}}); };
+  auto settled = [&] {
+    return value("regcache_store_objects", "mirrored") == 1 && value("regcache_store_bytes", "mirrored") == 1000 &&
+           value("regcache_store_objects", "pinned") == 3 && value("regcache_store_bytes", "pinned") == pinned_bytes &&
+           value("regcache_store_objects", "hosted") == 1 && value("regcache_store_bytes", "hosted") == 500;
+  };
+  bool ok = wait_until(
+      [&] {
+        text = http_request("GET", regcache.url() + "/metrics").body;
+        return settled();
+      },
+      30s);
+  CHECK_MESSAGE(ok, text);
+  CHECK(value("regcache_store_objects", "mirrored") == 1);
+  CHECK(value("regcache_store_bytes", "mirrored") == 1000);
+  CHECK(value("regcache_store_objects", "pinned") == 3);
+  CHECK(value("regcache_store_bytes", "pinned") == pinned_bytes);
+  CHECK(value("regcache_store_objects", "hosted") == 1);
+  CHECK(value("regcache_store_bytes", "hosted") == 500);
+  // The metadata contention counter is exported for the configured backend
+  // (provoked in tests/unit/db/test_units_of_work.cpp).
+  CHECK(metric_value(text, "regcache_metadata_retries_total",
+                     {{"backend", metadata_is_postgres() ? "postgres" : "sqlite"}}) >= 0);
+}
+
+TEST_CASE("status: the last hour beside since start - hit ratio and bytes saved - exact after 2 cold and 3 warm pulls") {
+  TempDir tmp;
+  FakeUpstream fake;
+  const std::string repo = "window/app";
+  const std::string small = fake.add_blob(repo, pseudo_random_bytes(1000, 11));
+  const std::string large = fake.add_blob(repo, pseudo_random_bytes(4000, 12));
+  RegcacheServer regcache(tmp / "regcache", {fake.url(), regcache_config(fake.url()), {}});
+
+  for (const auto& d : {small, large, small, small, large})  // 2 cold (5000 bytes), 3 warm (1000+1000+4000)
+    REQUIRE(http_request("GET", blob_url(regcache, repo, d)).status == 200);
+
+  // A request is counted once its last byte went out: until all five are in.
+  nlohmann::json status;
+  REQUIRE(wait_until(
+      [&] {
+        status = nlohmann::json::parse(http_request("GET", regcache.url() + "/_regcache/status.json").body);
+        return status["since_start"]["hits"].get<double>() + status["since_start"]["misses"].get<double>() >= 5;
+      },
+      10s));
+  const auto& hour = status["last_hour"];
+  REQUIRE(hour.is_object());
+  CHECK(hour["hits"] == 3);
+  CHECK(hour["misses"] == 2);
+  CHECK(hour["hit_ratio"] == 0.6);
+  CHECK(hour["bytes_from_store"] == 6000);
+  CHECK(hour["bytes_from_upstream"] == 5000);
+  // The same answers since start (nothing older in this process).
+  CHECK(status["since_start"]["bytes_from_store"] == 6000);
+
+  auto page = http_request("GET", regcache.url() + "/_regcache/");
+  REQUIRE(page.status == 200);
+  CHECK(page.body.find(R"(id="last-hour-hit-ratio">60.0%<)") != std::string::npos);
+  CHECK(page.body.find(R"(id="last-hour-bytes-saved">5.9 KiB<)") != std::string::npos);
 }

@@ -205,6 +205,11 @@ TEST_CASE("status page: headless Chromium renders /_regcache/ with the numbers -
   CHECK(cell("requests") != "(absent)");
   CHECK(cell("hit-ratio").find('%') != std::string::npos);
   CHECK(cell("bytes-saved").find("KiB") != std::string::npos);  // two 50 000-byte hits
+  // The last hour beside since start: the same answers (all within it).
+  CHECK(cell("last-hour-misses") == "3");
+  CHECK(cell("last-hour-hits") == cell("hits"));
+  CHECK(cell("last-hour-hit-ratio") == cell("hit-ratio"));
+  CHECK(cell("last-hour-bytes-saved") == cell("bytes-saved"));
   CHECK(cell("readiness") == "ready");
   CHECK(dom_out.find("<td>upstream</td>") != std::string::npos);
   // Fills, revalidations, upstream health, top repositories and recent errors.

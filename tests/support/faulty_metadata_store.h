@@ -45,6 +45,7 @@ class FaultyMetadataStore final : public db::MetadataStore {
     });
   }
   void check_readable() override { hit("check_readable"), inner_.check_readable(); }
+  std::uint64_t contention_retries() const override { return inner_.contention_retries(); }
 
   // BlobIndex
   std::optional<db::BlobRecord> find_blob(const Digest& d) override { return hit("find_blob"), inner_.find_blob(d); }
@@ -59,6 +60,7 @@ class FaultyMetadataStore final : public db::MetadataStore {
     return hit("list_mirrored_blobs"), inner_.list_mirrored_blobs();
   }
   std::uint64_t mirrored_bytes() override { return hit("mirrored_bytes"), inner_.mirrored_bytes(); }
+  db::BlobTotals blob_totals() override { return hit("blob_totals"), inner_.blob_totals(); }
 
   // RepositoryLinks
   void link(const std::string& ns, const std::string& repo, const Digest& d,

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "cache/eviction_worker.h"
 #include "cache/manifest_memo.h"
 #include "cache/pins.h"
+#include "cache/store_usage.h"
 #include "common/digest.h"
 #include "db/metadata_store.h"
 #include "db/sqlite_metadata_store.h"
@@ -259,4 +262,69 @@ TEST_CASE("eviction worker: stop() writes the access log's last records") {
   REQUIRE(rows.size() == 1);
   CHECK(rows[0].hits == 3);
   CHECK(rows[0].last_access == 60);
+}
+
+TEST_CASE("store usage: hosted, pinned and mirrored split the store, objects and bytes") {
+  Fixture f(capped(0));
+  std::string why;
+  const std::vector<PinPattern> pins = {*parse_pin("docker.io/library/pinned:*", why)};
+  StoreUsage empty = measure_store_usage(*f.meta, f.blobs, pins, 4 << 20);
+  CHECK(empty.mirrored.objects + empty.hosted.objects + empty.pinned.objects == 0);
+
+  f.store(std::string(100, 'm'), "library/mirror", 1);
+  f.store(std::string(10, 'h'), "", 1);
+  f.store(std::string(20, 'i'), "", 1);
+  Digest layer = f.store(std::string(300, 'p'), "library/pinned", 1);
+  Digest manifest = f.store(R"({"schemaVersion":2,"layers":[{"digest":")" + layer.str() + R"("}]})", "library/pinned",
+                            1, "application/vnd.oci.image.manifest.v1+json");
+  f.meta->put_tag("docker.io", "library/pinned", "1", manifest, 1);
+  const std::uint64_t manifest_size = f.meta->find_blob(manifest)->size;
+  // Hosted as well as pinned: hosted (it is counted once).
+  Digest shared = f.store(std::string(7, 's'), "library/pinned", 1);
+  f.meta->link("", "local/app", shared);
+  f.meta->put_tag("docker.io", "library/pinned", "shared", shared, 1);
+
+  StoreUsage u = measure_store_usage(*f.meta, f.blobs, pins, 4 << 20);
+  CHECK(u.mirrored.objects == 1);
+  CHECK(u.mirrored.bytes == 100);
+  CHECK(u.hosted.objects == 3);
+  CHECK(u.hosted.bytes == 10 + 20 + 7);
+  CHECK(u.pinned.objects == 2);
+  CHECK(u.pinned.bytes == 300 + manifest_size);
+
+  // Without the pin, its content is mirrored.
+  StoreUsage unpinned = measure_store_usage(*f.meta, f.blobs, {}, 4 << 20);
+  CHECK(unpinned.pinned.objects == 0);
+  CHECK(unpinned.mirrored.objects == 3);
+  CHECK(unpinned.mirrored.bytes == 100 + 300 + manifest_size);
+}
+
+TEST_CASE("store usage meter: measures at most once per max_age, and again after a failure") {
+  int calls = 0;
+  bool fail = false;
+  StoreUsageMeter cached([&] {
+    ++calls;
+    if (fail) throw std::runtime_error("database gone");
+    StoreUsage u;
+    u.mirrored.objects = static_cast<std::uint64_t>(calls);
+    return u;
+  }, std::chrono::hours(1));
+  CHECK(cached.current().mirrored.objects == 1);
+  CHECK(cached.current().mirrored.objects == 1);
+  CHECK(calls == 1);
+
+  StoreUsageMeter fresh([&] {
+    ++calls;
+    if (fail) throw std::runtime_error("database gone");
+    return StoreUsage{};
+  }, std::chrono::milliseconds(0));
+  calls = 0;
+  fresh.current();
+  fresh.current();
+  CHECK(calls == 2);
+  fail = true;
+  CHECK_THROWS_AS(fresh.current(), std::runtime_error);
+  fail = false;
+  fresh.current();
+  CHECK(calls == 4);
 }

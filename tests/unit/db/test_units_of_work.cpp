@@ -145,6 +145,38 @@ TEST_CASE("transact: two stores on one file (two processes) serialize their unit
   CHECK(first->find_tag("", "counter", "n")->confirmed_at == 2 * kEach);
 }
 
+TEST_CASE("contention: a write that waits on another connection's write lock is counted, then lands") {
+  TempDir dir;
+  auto store = open_sqlite_store(dir.db());
+  store->put_blob(blob(kA));
+  CHECK(store->contention_retries() == 0);
+  // Another process holds the write lock.
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open_v2(dir.db().c_str(), &other, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  std::atomic<bool> written{false};
+  std::thread writer([&] {
+    store->put_blob(blob(kB));
+    written = true;
+  });
+  // The counter moves while the write waits (it is read without the store's
+  // lock); the lock goes as soon as it has, so the write lands.
+  bool counted = false;
+  for (int i = 0; i < 4000 && !counted; ++i) {
+    counted = store->contention_retries() == 1;
+    if (!counted) std::this_thread::yield();
+    if (!counted) sqlite3_sleep(1);
+  }
+  CHECK(counted);
+  CHECK_FALSE(written.load());
+  REQUIRE(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+  writer.join();
+  CHECK(written.load());
+  CHECK(store->find_blob(kB));
+  CHECK(store->contention_retries() == 1);  // one wait, however many times it polled
+}
+
 TEST_CASE("links: media types are per namespace and repository, not per blob") {
   TempDir dir;
   auto store = open_sqlite_store(dir.db());

@@ -110,3 +110,44 @@ TEST_CASE("metrics: scrape-time counters and gauges of one name form one family 
   };
   CHECK(count("# TYPE regcache_fill_failures_total counter") == 1);
 }
+
+TEST_CASE("recent window: the last 60 minutes add up - older buckets drop out and are recycled") {
+  RecentWindow w;
+  w.add(1000, true, false, 100, 0);
+  w.add(1000, false, true, 0, 40);
+  w.add(1030, true, false, 7, 0);
+  w.add(1030, false, false, 0, 0);  // neither: counts nothing
+  RecentWindow::Sums s = w.sum(1059);
+  CHECK(s.hits == 2);
+  CHECK(s.misses == 1);
+  CHECK(s.bytes_from_store == 107);
+  CHECK(s.bytes_from_upstream == 40);
+  // Minute 1000 is 60 minutes before 1060: out of the window.
+  s = w.sum(1060);
+  CHECK(s.hits == 1);
+  CHECK(s.misses == 0);
+  CHECK(s.bytes_from_store == 7);
+  // Minute 1060 shares minute 1000's bucket: recycled, not added to.
+  w.add(1060, false, true, 0, 5);
+  s = w.sum(1060);
+  CHECK(s.misses == 1);
+  CHECK(s.bytes_from_upstream == 5);
+  CHECK(s.hits == 1);
+  // A late add for a minute whose bucket was recycled is dropped.
+  w.add(1000, true, false, 1, 0);
+  CHECK(w.sum(1060).hits == 1);
+  CHECK(w.sum(2000).hits == 0);
+}
+
+TEST_CASE("metrics: the last hour counts hits, misses and their bytes like the totals since start") {
+  Metrics m("test");
+  m.record_request({RouteKind::Blob, MethodKind::Get, 200, CacheResult::Miss, 1000, 0.1, 0.01});
+  m.record_request({RouteKind::Blob, MethodKind::Get, 200, CacheResult::Hit, 1000, 0.1, 0.01});
+  m.record_request({RouteKind::Manifest, MethodKind::Get, 200, CacheResult::Revalidated, 300, 0.1, 0.01});
+  m.record_request({RouteKind::Base, MethodKind::Get, 200, CacheResult::None, 2, 0.1, 0.01});
+  RecentWindow::Sums s = m.last_hour();
+  CHECK(s.hits == 2);
+  CHECK(s.misses == 1);
+  CHECK(s.bytes_from_store == 1300);
+  CHECK(s.bytes_from_upstream == 1000);
+}

@@ -28,6 +28,20 @@ TEST_CASE("status page: upstream URLs lose their userinfo - HTML escapes what it
   CHECK(j["since_start"]["hit_ratio"] == 0.75);
   CHECK(j["upstreams"][0]["url"] == "https://example.org");
   CHECK(status_json(StatusSnapshot{}).find("\"hit_ratio\": null") != std::string::npos);
+  // The last hour, beside "since start"; absent (null, no table) with metrics off.
+  CHECK(j["last_hour"].is_null());
+  CHECK(html.find("last-hour") == std::string::npos);
+  s.last_hour = StatusSnapshot::Window{1, 3, 512, 4096};
+  const std::string with_hour = status_html(s);
+  CHECK(with_hour.find(R"(id="last-hour-hit-ratio">25.0%<)") != std::string::npos);
+  CHECK(with_hour.find(R"(id="last-hour-bytes-saved">512 B<)") != std::string::npos);
+  CHECK(with_hour.find(R"(id="last-hour-bytes-upstream">4.0 KiB<)") != std::string::npos);
+  auto hour = nlohmann::json::parse(status_json(s))["last_hour"];
+  CHECK(hour["hits"] == 1);
+  CHECK(hour["misses"] == 3);
+  CHECK(hour["hit_ratio"] == 0.25);
+  CHECK(hour["bytes_from_store"] == 512);
+  CHECK(hour["bytes_from_upstream"] == 4096);
 }
 
 TEST_CASE("status page: upstream health, fills in progress, top repositories and recent errors - in HTML and JSON") {
