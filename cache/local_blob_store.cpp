@@ -98,19 +98,29 @@ class FileWriter final : public BlobUpload {
     // renamed to spool-*: a spool is never visible as a candidate before its
     // lock is held, so another replica starting on the same data directory
     // (remove_orphan_spools) cannot take a live fill's spool away.
-    std::string tmpl = (tmp_dir / "new-spool-XXXXXX").string();
-    fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
-    if (fd_ < 0) throw_store_errno("create spool file", tmp_dir);
-    fs::path fresh = tmpl;
-    fs::path named = tmp_dir / ("spool-" + fresh.filename().string().substr(sizeof "new-spool-" - 1));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 || ::rename(fresh.c_str(), named.c_str()) != 0) {
+    // Start-up cleanup may also take a new-spool-* in the moment before its
+    // lock is held (it cannot tell it from one a crash left): the name is
+    // then gone or locked by the cleanup, and a fresh one is made.
+    for (int attempt = 1;; ++attempt) {
+      std::string tmpl = (tmp_dir / "new-spool-XXXXXX").string();
+      fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
+      if (fd_ < 0) throw_store_errno("create spool file", tmp_dir);
+      fs::path fresh = tmpl;
+      fs::path named = tmp_dir / ("spool-" + fresh.filename().string().substr(sizeof "new-spool-" - 1));
+      const bool locked = ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+      if (locked && ::rename(fresh.c_str(), named.c_str()) == 0) {
+        path_ = named;
+        return;
+      }
       int err = errno;
-      ::unlink(fresh.c_str());
+      const bool taken = locked ? err == ENOENT : err == EWOULDBLOCK;
+      if (!taken) ::unlink(fresh.c_str());  // a taken name is the cleanup's to remove (it may be reused by now)
       ::close(fd_);
-      errno = err;
-      throw_store_errno("create spool file", tmp_dir);
+      if (!taken || attempt == 3) {
+        errno = err;
+        throw_store_errno("create spool file", tmp_dir);
+      }
     }
-    path_ = named;
   }
   // An upload file, appended to and kept unless committed. Bytes that were
   // there before this writer are not in its running hash.
@@ -354,22 +364,16 @@ std::optional<std::string> LocalBlobStore::quarantine(const Digest& digest) {
 // A spool is an orphan when no process holds its lock: a writer holds it
 // from before the spool gets its spool-* name until the descriptor closes
 // (whoever crashed released it). Spools of live writers, in this process or in
-// another replica on the same data directory, are left alone. A new-spool-*
-// file is a writer between creating and naming its spool; one older than a
-// minute was left by a crash.
+// another replica on the same data directory, are left alone. An unlocked
+// new-spool-* file was left by a crash between creating and naming a spool,
+// or belongs to a writer in the moment before it locks: removing it then makes
+// that writer start over with a fresh name (FileWriter), so it goes at once.
 std::size_t LocalBlobStore::remove_orphan_spools() {
   std::size_t removed = 0;
   std::error_code ec;
-  const auto now = fs::file_time_type::clock::now();
   for (const auto& entry : fs::directory_iterator(tmp_, ec)) {
     const std::string name = entry.path().filename().string();
-    const bool spool = name.rfind("spool-", 0) == 0;
-    if (!spool && name.rfind("new-spool-", 0) != 0) continue;
-    if (!spool) {
-      std::error_code age_ec;
-      auto written = fs::last_write_time(entry.path(), age_ec);
-      if (age_ec || now - written < std::chrono::minutes(1)) continue;
-    }
+    if (name.rfind("spool-", 0) != 0 && name.rfind("new-spool-", 0) != 0) continue;
     int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
       // A symlink or something unreadable in the spool directory: not a live

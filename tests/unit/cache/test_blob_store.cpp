@@ -279,10 +279,13 @@ TEST_CASE("blob store: remove_orphan_spools removes stray spool files only") {
   auto kept = commit_blob(store, kHello);
   write_file(dir.path / "tmp" / "spool-AbC123", "crashed write 1");
   write_file(dir.path / "tmp" / "spool-zzzzzz", "crashed write 2");
+  // Left by a crash between creating and naming a spool, just now: a restart
+  // right after the crash must not keep it.
+  write_file(dir.path / "tmp" / "new-spool-Q1w2E3", "");
   write_file(dir.path / "tmp" / "notes.txt", "not ours");
   write_file(dir.path / "tmp" / "xspool-1", "not a spool either");
 
-  CHECK(store.remove_orphan_spools() == 2);
+  CHECK(store.remove_orphan_spools() == 3);
   CHECK(entries(dir.path / "tmp") == std::vector<std::string>{"notes.txt", "xspool-1"});
   CHECK(store.exists(kept));
   CHECK(read_file(store.blob_path(kept)) == kHello);
