@@ -84,16 +84,6 @@ struct Bucket {
   }
 };
 
-std::string pattern(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
 // True when some regular file under `dir` is exactly `size` bytes long: with the
 // blobs in S3, no blob may stay in the data dir (spools are unlinked files).
 bool has_file_of_size(const fs::path& dir, std::uintmax_t size) {
@@ -118,14 +108,14 @@ TEST_CASE("regcache on s3: a cold blob lands in the bucket, then hits, Range and
   TempDir tmp("regcache-s3-serve");
   Bucket bucket(tmp / "keys", "serve");
   FakeUpstream upstream;
-  const std::string bytes = pattern((3u << 20) + 4321, 1);  // several read-ahead windows
+  const std::string bytes = pseudo_random_bytes((3u << 20) + 4321, 1);  // several read-ahead windows
   const std::string digest = upstream.add_blob("library/app", bytes);
   const std::string upstream_path = "/v2/library/app/blobs/" + digest;
 
   json config = regcache_config(upstream.url());
   config["blobs"] = bucket.blobs_config();
   config["hosted"] = {"local"};
-  const std::string hosted_bytes = pattern(200 * 1024 + 7, 2);
+  const std::string hosted_bytes = pseudo_random_bytes(200 * 1024 + 7, 2);
   std::string hosted_digest, manifest_digest;
   {
     RegcacheServer regcache(tmp / "r", {upstream.url(), config, {}});
@@ -201,7 +191,7 @@ TEST_CASE("regcache on s3: two replicas on one PostgreSQL and one bucket: push t
   PostgresCluster& pg = shared_test_cluster();
   const std::string database = pg.create_database("s3rep");
   FakeUpstream upstream;
-  const std::string mirrored = pattern(700 * 1024 + 3, 3);
+  const std::string mirrored = pseudo_random_bytes(700 * 1024 + 3, 3);
   const std::string mirrored_digest = upstream.add_blob("library/base", mirrored);
 
   json config = regcache_config(upstream.url());
@@ -248,9 +238,9 @@ TEST_CASE("regcache on s3: radosgw stopped gives a clear 503 and no corruption; 
   TempDir tmp("regcache-s3-outage");
   Bucket bucket(tmp / "keys", "outage");
   FakeUpstream upstream;
-  const std::string bytes = pattern(500 * 1024 + 11, 4);
+  const std::string bytes = pseudo_random_bytes(500 * 1024 + 11, 4);
   const std::string digest = upstream.add_blob("library/app", bytes);
-  const std::string other = pattern(300 * 1024 + 5, 5);
+  const std::string other = pseudo_random_bytes(300 * 1024 + 5, 5);
   const std::string other_digest = upstream.add_blob("library/app", other);
   json config = regcache_config(upstream.url());
   config["blobs"] = bucket.blobs_config();
@@ -278,7 +268,7 @@ TEST_CASE("regcache on s3: radosgw stopped gives a clear 503 and no corruption; 
   CHECK(error["errors"][0]["code"] == "UNAVAILABLE");
   CHECK(http_request("HEAD", url).status == 503);
   // A hosted push cannot be stored: 503, not a 201 for bytes that are nowhere.
-  const std::string pushed = pattern(64 * 1024, 6);
+  const std::string pushed = pseudo_random_bytes(64 * 1024, 6);
   auto push = http_request("POST", regcache.url() + "/v2/local/app/blobs/uploads/?digest=" + sha256_digest(pushed),
                            {}, pushed);
   CHECK(push.status == 503);
@@ -334,7 +324,7 @@ TEST_CASE("regcache on s3: the operator commands work on the bucket through --co
   TempDir tmp("regcache-s3-cli");
   Bucket bucket(tmp / "keys", "cli");
   FakeUpstream upstream;
-  const std::string bytes = pattern(150 * 1024 + 1, 7);
+  const std::string bytes = pseudo_random_bytes(150 * 1024 + 1, 7);
   const std::string digest = upstream.add_blob("library/app", bytes);
   json config = regcache_config(upstream.url());
   config["blobs"] = bucket.blobs_config();
