@@ -174,8 +174,8 @@ struct ServeContext {
   const std::atomic<bool>& stopping;
   const Poco::Net::HTTPServerParams& params;
   const Poco::Net::SocketAddress& server_address;
-  // True while a worker may wait briefly for a keep-alive client's next
-  // request without keeping queued work from a worker; empty: never wait.
+  // True when a worker may wait briefly for a keep-alive client's next
+  // request (another worker is free for queued work); empty: never wait.
   std::function<bool()> may_wait_for_next = {};
 };
 
@@ -183,8 +183,8 @@ struct ServeContext {
 // complete (pipelined) head already buffered. A body the handler left unread
 // is drained when small or the connection is closed: body bytes are never
 // parsed as a request. After a keep-alive response with nothing buffered, it
-// waits up to `limits.next_request_wait` for the next request while
-// `may_wait_for_next()` holds: a busy client's next request is then served by
+// waits up to `limits.next_request_wait` for the next request if
+// `may_wait_for_next()` holds then: a busy client's next request is then served by
 // the same worker, without the hand-off to the loop and back (two epoll_ctl,
 // a wake-up and two context switches per request).
 After serve_requests(Connection& c, const ServeContext& ctx);

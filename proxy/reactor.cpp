@@ -503,8 +503,8 @@ void HttpEngine::take_returns() {
 void HttpEngine::work() {
   name_this_thread("regcache-conn");
   ServeContext ctx{options_.limits, handler_, stopping_, *params_, server_address_};
-  // A worker waits for a keep-alive client's next request only while another
-  // worker is idle and nothing is queued, so the wait never delays a request.
+  // A worker waits for a keep-alive client's next request only if another
+  // worker is idle and nothing is queued when it starts.
   ctx.may_wait_for_next = [this] {
     return idle_workers_.load(std::memory_order_relaxed) > 0 && queued_.load(std::memory_order_relaxed) == 0;
   };
