@@ -157,6 +157,7 @@ check "regcache(8) renders without warnings" \
   bash -c "MANWIDTH=80 man --warnings -l $man 2>&1 >/dev/null | { ! grep -q .; }"
 check "copyright is installed" [ -f /usr/share/doc/regcache/copyright ]
 check "changelog is installed" [ -f /usr/share/doc/regcache/changelog.Debian.gz ]
+check "the haproxy example for replicas is installed" [ -f /usr/share/doc/regcache/examples/haproxy-replicas.cfg ]
 has_user() { getent passwd regcache >/dev/null; }
 check "the regcache system user exists" has_user
 uid="$(id -u regcache 2>/dev/null || echo none)"

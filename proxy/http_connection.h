@@ -39,6 +39,10 @@ struct EngineLimits {
   std::uint64_t drain_limit = 64 << 10;                  // unread body bytes drained to keep a connection
   std::chrono::milliseconds drain_timeout{2'000};
   std::chrono::milliseconds linger_timeout{2'000};       // reading and dropping after our side closed
+  // After a keep-alive response, how long a worker waits for the client's
+  // next request itself (when a worker is free for others) before handing the
+  // connection back to the loop; 0: never. See serve_requests().
+  std::chrono::microseconds next_request_wait{1'000};
   std::string server_header;                             // "regcache/x.y.z"
 };
 
@@ -170,12 +174,19 @@ struct ServeContext {
   const std::atomic<bool>& stopping;
   const Poco::Net::HTTPServerParams& params;
   const Poco::Net::SocketAddress& server_address;
+  // True when a worker may wait briefly for a keep-alive client's next
+  // request (another worker is free for queued work); empty: never wait.
+  std::function<bool()> may_wait_for_next = {};
 };
 
 // Serves the complete request head at the start of `c.in`, then every further
 // complete (pipelined) head already buffered. A body the handler left unread
 // is drained when small or the connection is closed: body bytes are never
-// parsed as a request.
+// parsed as a request. After a keep-alive response with nothing buffered, it
+// waits up to `limits.next_request_wait` for the next request if
+// `may_wait_for_next()` holds then: a busy client's next request is then served by
+// the same worker, without the hand-off to the loop and back (two epoll_ctl,
+// a wake-up and two context switches per request).
 After serve_requests(Connection& c, const ServeContext& ctx);
 
 // The 400 (or 505) for a refused head, logged with the reason. One attempt to

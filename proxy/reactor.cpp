@@ -171,6 +171,7 @@ HttpEngine::~HttpEngine() {
   for (auto& t : workers_)
     if (t.joinable()) t.join();
   work_.clear();
+  queued_ = 0;
   returned_.clear();
   parked_.clear();
   if (listen_fd_ >= 0) ::close(listen_fd_);
@@ -447,6 +448,7 @@ void HttpEngine::dispatch(int fd) {
   {
     std::lock_guard lock(work_mutex_);
     work_.push_back(std::move(c));
+    queued_ = work_.size();
   }
   work_ready_.notify_one();
 }
@@ -501,14 +503,22 @@ void HttpEngine::take_returns() {
 void HttpEngine::work() {
   name_this_thread("regcache-conn");
   ServeContext ctx{options_.limits, handler_, stopping_, *params_, server_address_};
+  // A worker waits for a keep-alive client's next request only if another
+  // worker is idle and nothing is queued when it starts.
+  ctx.may_wait_for_next = [this] {
+    return idle_workers_.load(std::memory_order_relaxed) > 0 && queued_.load(std::memory_order_relaxed) == 0;
+  };
   for (;;) {
     std::unique_ptr<Connection> c;
     {
       std::unique_lock lock(work_mutex_);
+      ++idle_workers_;
       work_ready_.wait(lock, [&] { return quit_ || !work_.empty(); });
+      --idle_workers_;
       if (work_.empty()) return;
       c = std::move(work_.front());
       work_.pop_front();
+      queued_ = work_.size();
     }
     {
       std::lock_guard lock(active_mutex_);

@@ -104,6 +104,8 @@ class HttpEngine {
   std::mutex work_mutex_;
   std::condition_variable work_ready_;
   std::deque<std::unique_ptr<Connection>> work_;
+  std::atomic<unsigned> idle_workers_{0};  // waiting for work (changed under work_mutex_)
+  std::atomic<std::size_t> queued_{0};     // work_.size(), readable without the lock
 
   // Workers -> loop.
   std::mutex return_mutex_;
