@@ -31,6 +31,7 @@
 #include "proxy/health.h"
 #include "proxy/metrics.h"
 #include "proxy/reactor.h"
+#include "proxy/sd_notify.h"
 #include "proxy/status_page.h"
 #include "proxy/status_sources.h"
 #include "proxy/registry_api.h"
@@ -339,6 +340,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   options.limits.header_timeout = config_.header_timeout;
   options.limits.min_body_rate = config_.min_body_rate;
   options.limits.server_header = "regcache/" REGCACHE_VERSION;
+  options.on_tick = systemd_watchdog_tick;  // WatchdogSec=: the main listener's loop is the heartbeat
   const bool tls = !config_.tls_cert.empty();
   RegistryApi& api = *api_;
   Metrics* metrics = metrics_.get();
