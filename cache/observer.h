@@ -44,6 +44,12 @@ enum class Revalidation {
 inline constexpr std::array<const char*, static_cast<std::size_t>(Revalidation::Count)> kRevalidationNames = {
     "unchanged", "changed", "stale", "error"};
 
+// A document kept like a tag and revalidated like one once tag_ttl_s has run
+// out (PullThroughCache::kept_document): a tags/list page or a referrers index.
+enum class KeptList { Tags, Referrers, Count };
+inline constexpr std::array<const char*, static_cast<std::size_t>(KeptList::Count)> kKeptListNames = {"tags",
+                                                                                                     "referrers"};
+
 struct StoreEvents {
   std::atomic<std::uint64_t> evictions{0};      // objects removed to stay under the cap / above the floor
   std::atomic<std::uint64_t> evicted_bytes{0};  // their sizes
@@ -52,6 +58,11 @@ struct StoreEvents {
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(FillFailure::Count)> fill_failures{};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Revalidation::Count)> revalidations{};
   std::atomic<std::uint64_t> negative_hits{0};  // requests answered "unknown" from the negative cache
+  // Kept lists asked of the upstream again, by list and outcome (Unchanged: the
+  // same document; Changed: another one, now kept; Stale, Error: as for tags).
+  std::array<std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Revalidation::Count)>,
+             static_cast<std::size_t>(KeptList::Count)>
+      list_revalidations{};
 
   void evicted(std::uint64_t bytes) {
     evictions.fetch_add(1, std::memory_order_relaxed);
@@ -64,6 +75,10 @@ struct StoreEvents {
   }
   void revalidated(Revalidation outcome) {
     revalidations[static_cast<std::size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void list_revalidated(KeptList list, Revalidation outcome) {
+    list_revalidations[static_cast<std::size_t>(list)][static_cast<std::size_t>(outcome)].fetch_add(
+        1, std::memory_order_relaxed);
   }
   void negative_hit() { negative_hits.fetch_add(1, std::memory_order_relaxed); }
 };

@@ -577,13 +577,19 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
 TagListResult PullThroughCache::kept_document(const Origin& origin, const RepoName& repo, const std::string& key,
                                               const std::function<upstream::BufferedResponse()>& fetch,
                                               ObjectKind kind,
-                                              const std::function<std::optional<std::string>()>& fallback_body) {
+                                              const std::function<std::optional<std::string>()>& fallback_body,
+                                              KeptList list) {
   auto stored = meta_.find_document(origin.ns, repo.str(), key);
   auto from_stored = [&](CacheStatus status) {
     return TagListResult{stored->body, status, stored->next_query, stored->filters_applied};
   };
   if (stored && (origin.offline || (stored->fetched_at <= now() && now() - stored->fetched_at < origin.tag_ttl.count())))
     return from_stored(CacheStatus::Hit);
+  // From here on, with a kept document, the upstream is asked again: a
+  // revalidation (without one it is a miss, counted nowhere here).
+  auto revalidated = [&](Revalidation outcome) {
+    if (stored && events_) events_->list_revalidated(list, outcome);
+  };
   auto fallback = [&](const std::string& why) {
     log::warn("serving kept " + key + " of " + repo.str() + ": " + why);
     if (stored) return from_stored(CacheStatus::Stale);
@@ -595,10 +601,15 @@ TagListResult PullThroughCache::kept_document(const Origin& origin, const RepoNa
   try {
     response = fetch();
   } catch (const upstream::TransportError& e) {
+    revalidated(Revalidation::Stale);
     return fallback(unreachable(origin, e).what());
   }
   if (response.status == 200) {
     db::DocumentRecord kept{std::move(response.body), now(), next_page_query(response.link), response.filters_applied};
+    revalidated(stored && stored->body == kept.body && stored->next_query == kept.next_query &&
+                        stored->filters_applied == kept.filters_applied
+                    ? Revalidation::Unchanged
+                    : Revalidation::Changed);
     meta_.transact([&](db::MetadataStore& tx) {
       tx.put_document(origin.ns, repo.str(), key, kept);
       tx.prune_documents(origin.ns, repo.str(), options_.documents_per_repository);
@@ -606,8 +617,11 @@ TagListResult PullThroughCache::kept_document(const Origin& origin, const RepoNa
     return {std::move(kept.body), stored ? CacheStatus::Revalidated : CacheStatus::Miss, std::move(kept.next_query),
             std::move(kept.filters_applied)};
   }
-  if (may_serve_stale(response.status))
+  if (may_serve_stale(response.status)) {
+    revalidated(Revalidation::Stale);
     return fallback("upstream " + origin.ns + " answered " + std::to_string(response.status));
+  }
+  revalidated(Revalidation::Error);
   throw upstream_status_error(response.status, kind, origin.ns, response.retry_after);
 }
 
@@ -620,7 +634,8 @@ TagListResult PullThroughCache::list_tags(const Origin& origin, const RepoName& 
         auto tags = meta_.list_tags(origin.ns, repo.str());
         if (tags.empty()) return std::nullopt;
         return nlohmann::json{{"name", repo.str()}, {"tags", tags}}.dump();
-      });
+      },
+      KeptList::Tags);
 }
 
 TagListResult PullThroughCache::list_referrers(const Origin& origin, const RepoName& repo, const Digest& subject,
@@ -629,7 +644,7 @@ TagListResult PullThroughCache::list_referrers(const Origin& origin, const RepoN
   return kept_document(
       origin, repo, "referrers/" + subject.str() + "?" + query,
       [&] { return origin.upstream->get_referrers(repo.str(), subject.str(), query, options_.max_manifest_bytes); },
-      ObjectKind::Manifest, [] { return std::optional<std::string>(); });
+      ObjectKind::Manifest, [] { return std::optional<std::string>(); }, KeptList::Referrers);
 }
 
 // --- start-up --------------------------------------------------------------

@@ -248,10 +248,11 @@ class PullThroughCache {
   [[noreturn]] void remember_missing(const Origin& origin, const MissingKey& key, const RegistryError& e);
   // Serves the document kept under `key` while fresh, else asks `fetch`, keeps
   // its 200 answer, and falls back to the kept one (or `fallback_body`) when
-  // the upstream is in trouble.
+  // the upstream is in trouble. Asking again about a kept document counts in
+  // events_ as a revalidation of `list`, by outcome.
   TagListResult kept_document(const Origin& origin, const RepoName& repo, const std::string& key,
                               const std::function<upstream::BufferedResponse()>& fetch, ObjectKind kind,
-                              const std::function<std::optional<std::string>()>& fallback_body);
+                              const std::function<std::optional<std::string>()>& fallback_body, KeptList list);
   static std::int64_t now();
 
   BlobStore& blobs_;

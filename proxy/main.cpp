@@ -137,6 +137,8 @@ int serve(const ServeFlags& flags) {
     warm = std::make_unique<proxy::WarmScheduler>(proxy::own_listener_url(config, server->port()));
     warm->configure(config.warm, config.offline);
     proxy::notify_systemd("READY=1\nSTATUS=serving");  // under systemd (Type=notify): the port accepts now
+    if (const long long period = proxy::systemd_watchdog_period_usec(); period > 0)
+      log::info("systemd watchdog on: WATCHDOG=1 every " + std::to_string(period / 1000) + " ms from the event loop");
   } catch (const std::exception& e) {
     std::cerr << "regcache: cannot start: " << e.what() << "\n";
     return 1;
@@ -148,7 +150,7 @@ int serve(const ServeFlags& flags) {
     if (received != SIGHUP) break;
     // SIGHUP: re-read the configuration; a bad one is refused and the running
     // one stays.
-    proxy::notify_systemd("RELOADING=1");
+    proxy::notify_systemd_reloading();
     log::info("received SIGHUP, reloading " + (flags.config ? *flags.config : std::string("the built-in defaults")));
     // Everything is validated (numbers, files) before anything is swapped:
     // build_config throws before the server sees the new configuration, and

@@ -237,6 +237,7 @@ void HttpEngine::loop() {
     }
     if (Clock::now() >= next_sweep) {
       sweep();
+      if (options_.on_tick) options_.on_tick();
       next_sweep = Clock::now() + std::chrono::milliseconds(250);
     }
   }

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +32,10 @@ struct EngineOptions {
   unsigned workers = 64;             // threads running handlers
   std::string tls_cert, tls_key;     // both set: the listener speaks TLS
   EngineLimits limits;
+  // Called by the event loop itself about every 250 ms, however busy or idle
+  // (the systemd watchdog's heartbeat: a wedged loop stops calling it). Must
+  // be quick and must not throw. Empty: nothing.
+  std::function<void()> on_tick;
 };
 
 class HttpEngine {

@@ -31,6 +31,7 @@
 #include "proxy/health.h"
 #include "proxy/metrics.h"
 #include "proxy/reactor.h"
+#include "proxy/sd_notify.h"
 #include "proxy/status_page.h"
 #include "proxy/status_sources.h"
 #include "proxy/registry_api.h"
@@ -314,6 +315,13 @@ Server::Server(Config config) : config_(std::move(config)) {
         v.counters.push_back({"regcache_tag_revalidations_total",
                               "Tags whose TTL had run out asked of the upstream again, by outcome",
                               get(store_events_.revalidations[i]), {{"outcome", cache::kRevalidationNames[i]}}});
+      for (std::size_t l = 0; l < cache::kKeptListNames.size(); ++l)
+        for (std::size_t i = 0; i < cache::kRevalidationNames.size(); ++i)
+          v.counters.push_back({"regcache_list_revalidations_total",
+                                "Kept tag lists and referrers indexes whose TTL had run out asked of the upstream "
+                                "again, by list and outcome",
+                                get(store_events_.list_revalidations[l][i]),
+                                {{"list", cache::kKeptListNames[l]}, {"outcome", cache::kRevalidationNames[i]}}});
       v.counters.push_back({"regcache_metadata_retries_total",
                             "Metadata statements retried after contention (SQLite busy waits; PostgreSQL "
                             "serialization failures and deadlocks)",
@@ -339,6 +347,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   options.limits.header_timeout = config_.header_timeout;
   options.limits.min_body_rate = config_.min_body_rate;
   options.limits.server_header = "regcache/" REGCACHE_VERSION;
+  options.on_tick = systemd_watchdog_tick;  // WatchdogSec=: the main listener's loop is the heartbeat
   const bool tls = !config_.tls_cert.empty();
   RegistryApi& api = *api_;
   Metrics* metrics = metrics_.get();

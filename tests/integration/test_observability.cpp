@@ -560,3 +560,71 @@ TEST_CASE("status: the last hour beside since start - hit ratio and bytes saved 
   CHECK(page.body.find(R"(id="last-hour-hit-ratio">60.0%<)") != std::string::npos);
   CHECK(page.body.find(R"(id="last-hour-bytes-saved">5.9 KiB<)") != std::string::npos);
 }
+
+TEST_CASE("metrics: tag-list and referrers revalidations counted by list and outcome - exact") {
+  TempDir tmp;
+  FakeUpstream fake;
+  auto config = regcache_config(fake.url(), {}, {}, /*tag_ttl_s=*/0);  // every list request revalidates
+  const std::string repo = "obs/lists";
+  const std::string subject = "sha256:" + std::string(64, 'c');
+  const std::string tags_path = "/v2/" + repo + "/tags/list";
+  const std::string referrers_path = "/v2/" + repo + "/referrers/" + subject;
+  const std::string index_type = "application/vnd.oci.image.index.v1+json";
+  auto referrers_index = [&](const std::string& artifact) {
+    nlohmann::json manifests = nlohmann::json::array();
+    if (!artifact.empty())
+      manifests.push_back({{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                           {"digest", "sha256:" + std::string(64, artifact[0])},
+                           {"size", 100},
+                           {"artifactType", "application/" + artifact}});
+    return nlohmann::json{{"schemaVersion", 2}, {"mediaType", index_type}, {"manifests", manifests}}.dump();
+  };
+  fake.add_document(tags_path, R"({"name":"obs/lists","tags":["a"]})");
+  fake.add_document(referrers_path, referrers_index(""), index_type);
+  RegcacheServer regcache(tmp / "regcache", {fake.url(), config, {}});
+
+  // The same script for both lists: a miss, two unchanged revalidations, one
+  // that finds another document, one while the upstream fails (stale), one
+  // passing on an upstream 404 (error), and one unchanged again.
+  struct Script {
+    std::string path, next_body, content_type;
+  };
+  for (const Script& s : {Script{tags_path, R"({"name":"obs/lists","tags":["a","b"]})", "application/json"},
+                          Script{referrers_path, referrers_index("d"), index_type}}) {
+    CAPTURE(s.path);
+    auto get = [&] { return http_request("GET", regcache.url() + s.path); };
+    auto first = get();
+    REQUIRE(first.status == 200);
+    CHECK(first.header("X-Cache-Status") == "miss");
+    CHECK(get().header("X-Cache-Status") == "revalidated");  // unchanged
+    CHECK(get().header("X-Cache-Status") == "revalidated");  // unchanged
+    fake.add_document(s.path, s.next_body, s.content_type);
+    auto changed = get();
+    CHECK(changed.header("X-Cache-Status") == "revalidated");  // changed: the new document kept and served
+    CHECK(changed.body == s.next_body);
+    fake.set_behavior(s.path, Behavior::answer(503));
+    auto stale = get();
+    CHECK(stale.header("X-Cache-Status") == "stale");
+    CHECK(stale.body == s.next_body);
+    fake.set_behavior(s.path, Behavior::answer(404));
+    CHECK(get().status == 404);  // error: passed on
+    fake.clear_behavior(s.path);
+    CHECK(get().header("X-Cache-Status") == "revalidated");  // unchanged
+  }
+
+  const std::string scrape = http_request("GET", regcache.url() + "/metrics").body;
+  auto value = [&](const std::string& list, const std::string& outcome) {
+    return metric_value(scrape, "regcache_list_revalidations_total", {{"list", list}, {"outcome", outcome}});
+  };
+  for (const char* list : {"tags", "referrers"}) {
+    CAPTURE(list);
+    CHECK(value(list, "unchanged") == 3);
+    CHECK(value(list, "changed") == 1);
+    CHECK(value(list, "stale") == 1);
+    CHECK(value(list, "error") == 1);
+  }
+  // Manifests' tag revalidations are a separate count: none here.
+  for (const char* outcome : {"unchanged", "changed", "stale", "error"})
+    CHECK(metric_value(scrape, "regcache_tag_revalidations_total", {{"outcome", outcome}}) == 0);
+  CHECK(scrape.find(repo) == std::string::npos);  // no repository label
+}

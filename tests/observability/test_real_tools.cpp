@@ -228,7 +228,7 @@ TEST_CASE("status page: headless Chromium renders /_regcache/ with the numbers -
   CHECK_MESSAGE(dom_out.find("Failed to load resource") == std::string::npos, dom_out);
 
   auto shot_args = common;
-  shot_args.insert(shot_args.end(), {"--window-size=1000,900", "--hide-scrollbars", "--screenshot=" + shot.string(), url});
+  shot_args.insert(shot_args.end(), {"--window-size=1000,1700", "--hide-scrollbars", "--screenshot=" + shot.string(), url});
   auto [shot_code, shot_out] = run_capture(shot_args, tmp / "shot.out");
   CHECK_MESSAGE(shot_code == 0, shot_out);
   REQUIRE(std::filesystem::exists(shot));

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,10 +15,13 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "proxy/sd_notify.h"
 
 using regcache::proxy::notify_systemd;
+using regcache::proxy::notify_systemd_reloading;
+using regcache::proxy::systemd_watchdog_period_usec;
 
 namespace {
 
@@ -37,6 +41,26 @@ class ScopedNotifySocket {
   ScopedNotifySocket& operator=(const ScopedNotifySocket&) = delete;
 
  private:
+  std::optional<std::string> old_;
+};
+
+// Sets (or unsets) one environment variable for a scope and restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const std::optional<std::string>& value) : name_(std::move(name)) {
+    if (const char* old = std::getenv(name_.c_str())) old_ = old;
+    if (value) ::setenv(name_.c_str(), value->c_str(), 1);
+    else ::unsetenv(name_.c_str());
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_.c_str(), old_->c_str(), 1);
+    else ::unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
   std::optional<std::string> old_;
 };
 
@@ -157,5 +181,45 @@ TEST_CASE("sd_notify: relative paths and over-long paths are refused") {
   {
     ScopedNotifySocket too_long("/" + std::string(200, 'x'));
     CHECK_FALSE(notify_systemd("READY=1"));
+  }
+}
+
+TEST_CASE("sd_notify: RELOADING=1 carries MONOTONIC_USEC, a number of microseconds") {
+  Receiver receiver;
+  ScopedNotifySocket env(receiver.address());
+  REQUIRE(notify_systemd_reloading());
+  auto got = receiver.receive();
+  REQUIRE(got);
+  const std::string prefix = "RELOADING=1\nMONOTONIC_USEC=";
+  REQUIRE(got->rfind(prefix, 0) == 0);
+  const std::string number = got->substr(prefix.size());
+  REQUIRE_FALSE(number.empty());
+  CHECK(number.find_first_not_of("0123456789") == std::string::npos);
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  CHECK(std::stoll(number) <= static_cast<long long>(now.tv_sec) * 1000000 + now.tv_nsec / 1000);
+}
+
+TEST_CASE("sd_notify: the watchdog period is half of WATCHDOG_USEC, for this process only") {
+  ScopedEnv pid("WATCHDOG_PID", std::nullopt);
+  {
+    ScopedEnv usec("WATCHDOG_USEC", std::nullopt);
+    CHECK(systemd_watchdog_period_usec() == 0);  // no watchdog: nothing to send
+  }
+  {
+    ScopedEnv usec("WATCHDOG_USEC", std::string("30000000"));
+    CHECK(systemd_watchdog_period_usec() == 15000000);
+    ScopedEnv ours("WATCHDOG_PID", std::to_string(::getpid()));
+    CHECK(systemd_watchdog_period_usec() == 15000000);
+  }
+  {
+    ScopedEnv usec("WATCHDOG_USEC", std::string("30000000"));
+    ScopedEnv other("WATCHDOG_PID", std::to_string(::getpid() + 1));  // meant for another process
+    CHECK(systemd_watchdog_period_usec() == 0);
+  }
+  for (const char* bad : {"", "0", "-5", "12x", "abc", "99999999999999999999999"}) {
+    CAPTURE(bad);
+    ScopedEnv usec("WATCHDOG_USEC", std::string(bad));
+    CHECK(systemd_watchdog_period_usec() == 0);
   }
 }
