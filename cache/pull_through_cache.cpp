@@ -13,6 +13,31 @@
 namespace regcache::cache {
 namespace {
 
+// A stored blob read like an upstream answer: for a fill that took over from
+// a dead lease holder and finds the blob committed meanwhile by another.
+class StoredBodyStream final : public upstream::BodyStream {
+ public:
+  explicit StoredBodyStream(std::shared_ptr<BlobReader> reader) : reader_(std::move(reader)) {
+    response_.status = 200;
+    response_.content_length = reader_->size();
+  }
+  const upstream::Response& response() const override { return response_; }
+  std::size_t read(char* buf, std::size_t n) override {
+    if (offset_ >= reader_->size()) return 0;
+    n = static_cast<std::size_t>(std::min<std::uint64_t>(n, reader_->size() - offset_));
+    std::size_t got = reader_->read_at(offset_, buf, n);
+    if (got == 0) throw upstream::TransportError("the stored blob ended short at byte " + std::to_string(offset_));
+    offset_ += got;
+    return got;
+  }
+  bool readable_within(std::chrono::milliseconds) override { return true; }
+
+ private:
+  std::shared_ptr<BlobReader> reader_;
+  upstream::Response response_;
+  std::uint64_t offset_ = 0;
+};
+
 RegistryError unreachable(const Origin& origin, const std::exception& e) {
   return RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " is unreachable: " + e.what());
 }
@@ -534,12 +559,20 @@ std::unique_ptr<upstream::BodyStream> PullThroughCache::take_over(const Origin& 
       throw RegistryError(ErrorCode::Unavailable, "nobody continues the fill of " + digest.str() + ": " + why);
     std::unique_ptr<upstream::BodyStream> next;
     db::FillLeases::Claim claim;
-    try {
-      claim = cluster_.leases->claim(key);
-    } catch (const std::exception& e) {
-      why = std::string("fill lease unavailable: ") + e.what();
+    // Another survivor may have taken over and finished while this one waited.
+    if (auto stored = verified_stored(digest); stored && stored->size() == size && namespace_has(origin, digest)) {
+      *from_peer = false;
+      next = std::make_unique<StoredBodyStream>(std::move(stored));
+    } else {
+      try {
+        claim = cluster_.leases->claim(key);
+      } catch (const std::exception& e) {
+        why = std::string("fill lease unavailable: ") + e.what();
+      }
     }
-    if (claim.mine) {
+    if (next) {
+      // read below, from the store
+    } else if (claim.mine) {
       // This replica holds the lease now: the upstream, as any holder.
       *held = true;
       *from_peer = false;

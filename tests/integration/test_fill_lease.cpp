@@ -249,6 +249,9 @@ TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas 
     }
   }
   CHECK_MESSAGE(fake.count("GET", path) == 2, "upstream requests:" << fake.request_log());
+  if (fake.count("GET", path) != 2)
+    for (int i = 0; i < 3; ++i)
+      if (i != holder) MESSAGE("replica " << i << " log:\n" << cluster.replicas[static_cast<std::size_t>(i)]->stderr_text());
   // Stored: a new request through a survivor is a hit.
   const int survivor = (holder + 1) % 3;
   auto again = stream_get(cluster.replicas[static_cast<std::size_t>(survivor)]->port(), path);
