@@ -138,6 +138,12 @@ BlobFillPtr FillCoordinator::join_or_start(const FillKey& key, Transfer transfer
   return fill;
 }
 
+BlobFillPtr FillCoordinator::find(const FillKey& key) const {
+  std::lock_guard lock(mutex_);
+  auto it = running_.find(key);
+  return it == running_.end() ? nullptr : it->second;
+}
+
 bool FillCoordinator::running(const Digest& digest) const {
   std::lock_guard lock(mutex_);
   for (const auto& [key, fill] : running_)

@@ -120,6 +120,8 @@ class FillCoordinator {
   std::size_t running() const;
   // Whether a fill of `digest` (any namespace) is running.
   bool running(const Digest& digest) const;
+  // The running fill for `key`, or null; never starts one.
+  BlobFillPtr find(const FillKey& key) const;
 
  private:
   mutable std::mutex mutex_;

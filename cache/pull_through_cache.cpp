@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -11,6 +12,31 @@
 
 namespace regcache::cache {
 namespace {
+
+// A stored blob read like an upstream answer: for a fill that took over from
+// a dead lease holder and finds the blob committed meanwhile by another.
+class StoredBodyStream final : public upstream::BodyStream {
+ public:
+  explicit StoredBodyStream(std::shared_ptr<BlobReader> reader) : reader_(std::move(reader)) {
+    response_.status = 200;
+    response_.content_length = reader_->size();
+  }
+  const upstream::Response& response() const override { return response_; }
+  std::size_t read(char* buf, std::size_t n) override {
+    if (offset_ >= reader_->size()) return 0;
+    n = static_cast<std::size_t>(std::min<std::uint64_t>(n, reader_->size() - offset_));
+    std::size_t got = reader_->read_at(offset_, buf, n);
+    if (got == 0) throw upstream::TransportError("the stored blob ended short at byte " + std::to_string(offset_));
+    offset_ += got;
+    return got;
+  }
+  bool readable_within(std::chrono::milliseconds) override { return true; }
+
+ private:
+  std::shared_ptr<BlobReader> reader_;
+  upstream::Response response_;
+  std::uint64_t offset_ = 0;
+};
 
 RegistryError unreachable(const Origin& origin, const std::exception& e) {
   return RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " is unreachable: " + e.what());
@@ -370,6 +396,15 @@ BlobResult PullThroughCache::get_blob(const Origin& origin, const RepoName& repo
   return {CacheStatus::Miss, nullptr, std::move(fill)};
 }
 
+BlobResult PullThroughCache::peer_blob(const std::string& ns, const Digest& digest) {
+  if (auto fill = fills_.find({ns, digest})) return {CacheStatus::Miss, nullptr, std::move(fill)};
+  Origin origin;
+  origin.ns = ns;
+  if (namespace_has(origin, digest))
+    if (auto reader = blobs_.open(digest)) return {CacheStatus::Hit, std::move(reader), nullptr};
+  return {CacheStatus::Miss, nullptr, nullptr};
+}
+
 upstream::Response PullThroughCache::confirm_upstream_blob(const Origin& origin, const RepoName& repo,
                                                           const Digest& digest, const MissingKey& missing_key) {
   upstream::Response head;
@@ -439,6 +474,154 @@ std::vector<PullThroughCache::FillInProgress> PullThroughCache::fills_in_progres
   return out;
 }
 
+bool PullThroughCache::fill_from_stored(const Origin& origin, const RepoName& repo, BlobFill& fill,
+                                        const MissingKey& missing_key) {
+  const Digest& digest = fill.digest();
+  std::shared_ptr<BlobReader> stored = verified_stored(digest);
+  if (!stored) return false;
+  bool visible = namespace_has(origin, digest);
+  if (!visible) {
+    upstream::Response head = confirm_upstream_blob(origin, repo, digest, missing_key);
+    if (head.content_length && *head.content_length != stored->size())
+      throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " announces " +
+                                                          std::to_string(*head.content_length) + " bytes for " +
+                                                          digest.str() + ", which has " +
+                                                          std::to_string(stored->size()));
+    visible = adopt_stored(origin, repo, digest, stored->size(), "");
+  }
+  if (!visible) return false;  // removed meanwhile: fetch it like any miss
+  // The committed blob is the spool: a reader, for the same read_at() and
+  // native descriptor (when the store has one) as a stored hit.
+  fill.started(stored, stored->size(), stored);
+  fill.spooled(stored->size());
+  fill.committed();
+  return true;
+}
+
+std::unique_ptr<upstream::BodyStream> PullThroughCache::cluster_source(const Origin& origin, const RepoName& repo,
+                                                                       BlobFill& fill, const MissingKey& missing_key,
+                                                                       bool* held, bool* stored) {
+  const Digest& digest = fill.digest();
+  const std::string key = origin.ns + " " + digest.str();
+  const auto deadline = std::chrono::steady_clock::now() + options_.fill_timeout;
+  auto pause = std::chrono::milliseconds(50);
+  for (;;) {
+    db::FillLeases::Claim claim;
+    try {
+      claim = cluster_.leases->claim(key);
+    } catch (const std::exception& e) {
+      // Without the lease table there is no coordination: fetch, as a lone replica would.
+      log::warn("fill lease of " + key + " unavailable, asking the upstream: " + e.what());
+      return nullptr;
+    }
+    if (claim.mine) {
+      *held = true;
+      return nullptr;
+    }
+    std::string why;
+    try {
+      auto peer = cluster_.peers->get_fill(claim.owner_url, origin.ns, digest.str());
+      const auto& r = peer->response();
+      if (r.status == 200 && r.content_length) {
+        log::debug("streaming " + digest.str() + " from replica " + claim.owner_url + ", which holds its fill lease");
+        return peer;
+      }
+      why = "answered " + std::to_string(r.status);
+    } catch (const upstream::TransportError& e) {
+      why = e.what();
+    }
+    // The holder has no fill of it (ended meanwhile) or is gone: stored by
+    // now, or claim again (a dead holder's lease expires after its ttl).
+    if (fill_from_stored(origin, repo, fill, missing_key)) {
+      *stored = true;
+      return nullptr;
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      throw RegistryError(ErrorCode::Unavailable, "replica " + claim.owner_url + " holds the fill of " + digest.str() +
+                                                      " but does not serve it: " + why);
+    log::debug("replica " + claim.owner_url + " holds the fill lease of " + digest.str() + " but " + why +
+               "; trying again");
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+std::unique_ptr<upstream::BodyStream> PullThroughCache::take_over(const Origin& origin, const RepoName& repo,
+                                                                  const Digest& digest, std::uint64_t size,
+                                                                  std::uint64_t offset,
+                                                                  std::chrono::steady_clock::time_point deadline,
+                                                                  bool* held, bool* from_peer) {
+  const std::string key = origin.ns + " " + digest.str();
+  auto pause = std::chrono::milliseconds(50);
+  std::string why = "no answer yet";
+  for (;;) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw RegistryError(ErrorCode::Unavailable, "nobody continues the fill of " + digest.str() + ": " + why);
+    std::unique_ptr<upstream::BodyStream> next;
+    db::FillLeases::Claim claim;
+    // Another survivor may have taken over and finished while this one waited.
+    if (auto stored = verified_stored(digest); stored && stored->size() == size && namespace_has(origin, digest)) {
+      *from_peer = false;
+      next = std::make_unique<StoredBodyStream>(std::move(stored));
+    } else {
+      try {
+        claim = cluster_.leases->claim(key);
+      } catch (const std::exception& e) {
+        why = std::string("fill lease unavailable: ") + e.what();
+      }
+    }
+    if (next) {
+      // read below, from the store
+    } else if (claim.mine) {
+      // This replica holds the lease now: the upstream, as any holder.
+      *held = true;
+      *from_peer = false;
+      try {
+        next = origin.upstream->get_blob(repo.str(), digest.str());
+      } catch (const upstream::TransportError& e) {
+        throw unreachable(origin, e);
+      }
+      const auto& r = next->response();
+      if (r.status != 200 || r.content_length != size)
+        throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " answered " +
+                                                            std::to_string(r.status) + " (or another length) for " +
+                                                            digest.str() + " when this replica took its fill over");
+    } else if (!claim.owner_url.empty()) {
+      try {
+        next = cluster_.peers->get_fill(claim.owner_url, origin.ns, digest.str());
+        const auto& r = next->response();
+        if (r.status != 200 || r.content_length != size) {
+          why = "replica " + claim.owner_url + " answered " + std::to_string(r.status);
+          next.reset();
+        }
+        *from_peer = true;
+      } catch (const upstream::TransportError& e) {
+        why = e.what();
+        next.reset();
+      }
+    }
+    if (next) {
+      // The bytes before `offset` are spooled already: read and dropped.
+      try {
+        std::vector<char> scratch(64 << 10);
+        for (std::uint64_t left = offset; left > 0;) {
+          std::size_t n = next->read(scratch.data(), static_cast<std::size_t>(std::min<std::uint64_t>(scratch.size(), left)));
+          if (n == 0) throw upstream::TransportError("the stream ended before byte " + std::to_string(offset));
+          left -= n;
+        }
+        return next;
+      } catch (const upstream::TransportError& e) {
+        if (!*from_peer) throw RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " broke off " +
+                                                                         digest.str() + ": " + e.what());
+        why = e.what();
+      }
+    }
+    // A dead holder's lease expires after its ttl; until then, ask again.
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+}
+
 void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill) {
   const Digest& digest = fill.digest();
   const MissingKey missing_key{MissingKey::Kind::Blob, origin.ns, repo.str(), digest.str()};
@@ -446,35 +629,38 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   // just before this one started, or for another namespace or a hosted push.
   // The latter are served only once this upstream confirms it has the digest
   // (HEAD); the bytes themselves are verified content, so they need not move.
-  if (std::shared_ptr<BlobReader> stored = verified_stored(digest)) {
-    bool visible = namespace_has(origin, digest);
-    if (!visible) {
-      upstream::Response head = confirm_upstream_blob(origin, repo, digest, missing_key);
-      if (head.content_length && *head.content_length != stored->size())
-        throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " announces " +
-                                                            std::to_string(*head.content_length) + " bytes for " +
-                                                            digest.str() + ", which has " +
-                                                            std::to_string(stored->size()));
-      visible = adopt_stored(origin, repo, digest, stored->size(), "");
-    }
-    if (visible) {
-      // The committed blob is the spool: a reader, for the same read_at() and
-      // native descriptor (when the store has one) as a stored hit.
-      fill.started(stored, stored->size(), stored);
-      fill.spooled(stored->size());
-      fill.committed();
-      return;
-    }
-    // Removed meanwhile: fetch it like any miss.
-  }
+  if (fill_from_stored(origin, repo, fill, missing_key)) return;
 
+  // Across replicas: only the lease holder asks the upstream; the others
+  // stream from it. The lease is given up when this transfer ends, however.
   std::unique_ptr<upstream::BodyStream> body;
-  try {
-    body = origin.upstream->get_blob(repo.str(), digest.str());
-  } catch (const upstream::TransportError& e) {
-    throw unreachable(origin, e);
+  bool lease_held = false;
+  struct Release {
+    db::FillLeases* leases;
+    std::string key;
+    bool* held;
+    ~Release() {
+      if (*held) leases->release(key);
+    }
+  } release{cluster_.leases, origin.ns + " " + digest.str(), &lease_held};
+  bool from_peer = false;
+  if (cluster_.leases && cluster_.peers) {
+    bool stored = false;
+    body = cluster_source(origin, repo, fill, missing_key, &lease_held, &stored);
+    if (stored) return;
+    from_peer = body != nullptr;
+    // Stored between the first check and the lease: nothing to fetch.
+    if (lease_held && fill_from_stored(origin, repo, fill, missing_key)) return;
   }
-  const auto& response = body->response();
+  if (!body) {
+    try {
+      body = origin.upstream->get_blob(repo.str(), digest.str());
+    } catch (const upstream::TransportError& e) {
+      throw unreachable(origin, e);
+    }
+  }
+  // A copy: a fill that takes over from a dead lease holder replaces `body`.
+  const upstream::Response response = body->response();
   if (response.status != 200)
     remember_missing(origin, missing_key,
                      upstream_status_error(response.status, ObjectKind::Blob, origin.ns, response.retry_after));
@@ -533,27 +719,40 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
   // least what was spooled when the store failed.
   auto need = [&] { return response.content_length.value_or(writer->size() + held + 1); };
   const auto deadline = std::chrono::steady_clock::now() + options_.fill_timeout;
-  try {
-    for (;;) {
-      if (held > 0) {
-        auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - held_since);
-        if (!body->readable_within(std::max(kMaxHold - waited, std::chrono::milliseconds(0))) && !hand_over())
+  for (;;) {
+    try {
+      for (;;) {
+        if (held > 0) {
+          auto waited =
+              std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - held_since);
+          if (!body->readable_within(std::max(kMaxHold - waited, std::chrono::milliseconds(0))) && !hand_over())
+            return give_up_storing(*store_error, need());
+        }
+        std::size_t n = body->read(buffer.data() + held, buffer.size() - held);
+        if (n == 0) break;
+        auto now_time = std::chrono::steady_clock::now();
+        if (held == 0) held_since = now_time;
+        held += n;
+        if ((writer->size() == 0 || held >= kBatch || now_time - held_since >= kMaxHold) && !hand_over())
           return give_up_storing(*store_error, need());
+        if (now_time > deadline)
+          throw RegistryError(ErrorCode::Unavailable, "transfer of " + digest.str() + " from upstream " + origin.ns +
+                                                          " exceeded fill_timeout_s");
       }
-      std::size_t n = body->read(buffer.data() + held, buffer.size() - held);
-      if (n == 0) break;
-      auto now_time = std::chrono::steady_clock::now();
-      if (held == 0) held_since = now_time;
-      held += n;
-      if ((writer->size() == 0 || held >= kBatch || now_time - held_since >= kMaxHold) && !hand_over())
-        return give_up_storing(*store_error, need());
-      if (now_time > deadline)
-        throw RegistryError(ErrorCode::Unavailable, "transfer of " + digest.str() + " from upstream " + origin.ns +
-                                                        " exceeded fill_timeout_s");
+      if (held > 0 && !hand_over()) return give_up_storing(*store_error, need());
+      break;
+    } catch (const upstream::TransportError& e) {
+      if (!from_peer || !response.content_length)
+        throw RegistryError(ErrorCode::Unavailable, (from_peer ? "the replica holding the fill lease" : "upstream " + origin.ns) +
+                                                        " broke off " + digest.str() + ": " + e.what());
+      // The lease holder died or broke off mid-fill: this fill goes on from
+      // the next holder, after what it spooled. Its readers never notice.
+      if (held > 0 && !hand_over()) return give_up_storing(*store_error, need());
+      log::warn("the replica holding the fill lease of " + digest.str() + " broke off at byte " +
+                std::to_string(writer->size()) + " (" + e.what() + "); taking over");
+      body = take_over(origin, repo, digest, *response.content_length, writer->size(), deadline, &lease_held,
+                       &from_peer);
     }
-    if (held > 0 && !hand_over()) return give_up_storing(*store_error, need());
-  } catch (const upstream::TransportError& e) {
-    throw RegistryError(ErrorCode::Unavailable, "upstream " + origin.ns + " broke off " + digest.str() + ": " + e.what());
   }
   if (response.content_length && writer->size() != *response.content_length)
     throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent " + std::to_string(writer->size()) +

@@ -40,8 +40,10 @@
 #include "cache/single_flight.h"
 #include "cache/tag_memo.h"
 #include "common/names.h"
+#include "db/fill_leases.h"
 #include "db/metadata_store.h"
 #include "upstream/client.h"
+#include "upstream/peer_client.h"
 
 namespace regcache::cache {
 
@@ -164,6 +166,21 @@ class PullThroughCache {
 
   std::size_t fills_running() const { return fills_.running(); }
 
+  // Replicas sharing fills (docs/REPLICAS.md): a fill goes to the upstream
+  // only while this replica holds its lease; otherwise it streams the blob
+  // from the lease holder's internal endpoint through `peers`, and spools,
+  // verifies and commits it like upstream bytes. Set once, before serving;
+  // unset (the default): every fill goes to the upstream.
+  struct Cluster {
+    db::FillLeases* leases = nullptr;
+    upstream::PeerClient* peers = nullptr;
+  };
+  void set_cluster(Cluster cluster) { cluster_ = cluster; }
+  // For the internal endpoint: the running fill of (ns, digest), else the
+  // stored blob when namespace `ns` has it, else neither (both null). Never
+  // starts a fill and never asks an upstream.
+  BlobResult peer_blob(const std::string& ns, const Digest& digest);
+
   // The blob fills transferring now, for the status page: at most `limit`,
   // longest running first.
   struct FillInProgress {
@@ -233,6 +250,24 @@ class PullThroughCache {
   std::optional<db::TagRecord> find_tag(const Origin& origin, const RepoName& repo, const std::string& tag);
   void put_tag(const Origin& origin, const RepoName& repo, const std::string& tag, const Digest& digest);
   void transfer_blob(const Origin& origin, const RepoName& repo, BlobFill& fill);
+  // The bytes are stored already and this namespace has (or, the upstream
+  // confirming, now gets) them: the fill completes from the store. False when
+  // they are not stored (or were removed meanwhile).
+  bool fill_from_stored(const Origin& origin, const RepoName& repo, BlobFill& fill, const MissingKey& missing_key);
+  // With a cluster: where the fill's bytes come from. Null when this replica
+  // now holds the lease (`*held` set: it asks the upstream); the lease
+  // holder's stream otherwise. Sets `*stored` (and returns null) when the
+  // blob got stored meanwhile and the fill completed from the store.
+  // A fill streaming from the lease holder lost it mid-way (the holder died
+  // or broke off): claims the lease again until this replica holds it (then
+  // the upstream) or a live replica streams the blob, and returns that stream
+  // with its first `offset` bytes (spooled already) read and dropped.
+  std::unique_ptr<upstream::BodyStream> take_over(const Origin& origin, const RepoName& repo, const Digest& digest,
+                                                  std::uint64_t size, std::uint64_t offset,
+                                                  std::chrono::steady_clock::time_point deadline, bool* held,
+                                                  bool* from_peer);
+  std::unique_ptr<upstream::BodyStream> cluster_source(const Origin& origin, const RepoName& repo, BlobFill& fill,
+                                                       const MissingKey& missing_key, bool* held, bool* stored);
   // transfer_blob(), its failure counted by cause in events_.
   void observed_transfer(const Origin& origin, const RepoName& repo, BlobFill& fill);
   bool admit(std::uint64_t length);
@@ -265,6 +300,7 @@ class PullThroughCache {
   NegativeCache missing_;
   AccessLog* access_log_ = nullptr;
   StoreEvents* events_ = nullptr;
+  Cluster cluster_;
 
   std::mutex not_stored_mutex_;
   std::map<FillKey, std::uint64_t> not_stored_;  // guarded by not_stored_mutex_

@@ -318,6 +318,29 @@ db::MetadataSettings read_metadata(const json& object) {
   return m;
 }
 
+// `cluster`: replicas on one PostgreSQL sharing fills (docs/REPLICAS.md).
+// The secret authenticates replicas to each other's internal endpoint.
+ClusterSettings read_cluster(const json& object, const db::MetadataSettings& metadata) {
+  ObjectReader r(object, "cluster");
+  ClusterSettings c;
+  c.enabled = true;
+  std::string secret_file;
+  r.read("advertise_url", c.advertise_url);
+  r.read("secret_file", secret_file);
+  r.read_seconds("lease_ttl_s", c.lease_ttl, 1, 300);
+  r.refuse_unknown();
+  if (metadata.backend != db::MetadataBackend::Postgres)
+    throw ConfigError("cluster", "needs metadata.backend postgres (the lease lives in the shared database)");
+  if (!c.advertise_url.empty()) check_url(r.key("advertise_url"), c.advertise_url);
+  if (secret_file.empty())
+    throw ConfigError(r.key("secret_file"), "is required (a file holding a shared secret of 16+ characters, chmod 600)");
+  c.secret = read_secret(r.key("secret_file"), secret_file);
+  if (c.secret.find_first_of("\r\n") != std::string::npos || c.secret.size() < 16 ||
+      c.secret.find_first_of(" \t") != std::string::npos)
+    throw ConfigError(r.key("secret_file"), "'" + secret_file + "' must hold one line of at least 16 characters without spaces");
+  return c;
+}
+
 // `blobs`: where blob bytes live. With s3, every key the S3 client needs is
 // required, the endpoint is checked like an upstream URL, and the secret comes
 // from a file (never from the config itself, never printed).
@@ -738,6 +761,7 @@ Config parse_config(const std::string& json_text) {
   if (auto w = r.find("warm")) c.warm = read_warm(*w);
   if (auto m = r.find("metadata")) c.metadata = read_metadata(*m);
   if (auto b = r.find("blobs")) c.blobs = read_blobs(*b);
+  if (auto cl = r.find("cluster")) c.cluster = read_cluster(*cl, c.metadata);
   read_storage_lifecycle(r, c);
   r.refuse_unknown();
   if (!c.upstreams.empty()) c.default_upstream_settings();  // validates default_upstream
@@ -772,6 +796,16 @@ void check_config_files(const Config& config) {
                                         "' cannot be loaded: " + e.displayText());
     }
   }
+}
+
+std::string cluster_advertise_url(const Config& config) {
+  if (!config.cluster.advertise_url.empty()) return config.cluster.advertise_url;
+  const std::string& host = config.listen_host;
+  if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]")
+    throw ConfigError("cluster.advertise_url", "is required when listening on every address (" +
+                                                   (host.empty() ? std::string("*") : host) + ")");
+  std::string h = host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
+  return std::string(config.tls_cert.empty() ? "http" : "https") + "://" + h + ":" + std::to_string(config.listen_port);
 }
 
 Config load_config(const std::filesystem::path& path) {

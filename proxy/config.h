@@ -51,6 +51,16 @@ struct WarmSettings {
   std::string password;                 // read from warm.password_file
 };
 
+// Replicas sharing one PostgreSQL (`cluster`, docs/REPLICAS.md): the fill
+// lease and the internal endpoint other replicas stream a fill from. Not
+// reloaded by SIGHUP.
+struct ClusterSettings {
+  bool enabled = false;                // `cluster` present
+  std::string advertise_url;           // how other replicas reach this one; "" = from the listen address
+  std::string secret;                  // read from cluster.secret_file; never printed
+  std::chrono::seconds lease_ttl{5};   // a lease not renewed for this long is free
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 5000;
@@ -61,6 +71,7 @@ struct Config {
   // Where blob bytes live (`blobs`): the local store in data_dir (default) or
   // an S3 bucket several replicas share. Not reloaded by SIGHUP.
   cache::BlobSettings blobs;
+  ClusterSettings cluster;
   log::Level log_level = log::Level::Info;
   log::Format log_format = log::Format::Text;  // reloadable
   // /metrics, /healthz and /readyz on a listener of their own too; empty
@@ -129,6 +140,11 @@ Config load_config(const std::filesystem::path& path);
 // context); throws ConfigError naming the key of the first that fails. Run at
 // start-up and before a reload is applied, so a bad file is refused up front.
 void check_config_files(const Config& config);
+
+// The URL other replicas reach this one at: cluster.advertise_url, or
+// http(s)://listen_host:listen_port when that names one address. Throws
+// ConfigError("cluster.advertise_url") when listening on every address.
+std::string cluster_advertise_url(const Config& config);
 
 // Command-line overrides; each validates like the file does.
 void set_listen(Config& config, const std::string& host_port);

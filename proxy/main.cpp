@@ -106,6 +106,7 @@ regcache::proxy::Config build_config(const ServeFlags& flags) {
   if (flags.offline) config.offline = true;
   for (const auto& prefix : flags.hosted) proxy::add_hosted_prefix(config, prefix);
   proxy::check_config_files(config);  // CA bundles and the TLS pair load, or the key is named
+  if (config.cluster.enabled) proxy::cluster_advertise_url(config);  // one is known, or the key is named
   return config;
 }
 

@@ -29,6 +29,7 @@
 #include "db/postgres_metadata_store.h"
 #include "db/sqlite_metadata_store.h"
 #include "proxy/health.h"
+#include "proxy/internal_endpoint.h"
 #include "proxy/metrics.h"
 #include "proxy/reactor.h"
 #include "proxy/sd_notify.h"
@@ -116,7 +117,8 @@ bool serve_operator_endpoint(Exchange& ex, Metrics* metrics, const HealthChecks&
 // status, bytes and duration known.
 void handle_request(RegistryApi& api, Metrics* metrics, TopRepositories& top, const HealthChecks& health,
                     const std::function<StatusSnapshot()>& status_page, std::atomic<int>& in_flight, bool tls,
-                    Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
+                    const std::function<bool(Exchange&)>& internal, Poco::Net::HTTPServerRequest& req,
+                    Poco::Net::HTTPServerResponse& resp) {
   auto started = std::chrono::steady_clock::now();
   ++in_flight;
   Exchange ex(req, resp, tls);
@@ -124,7 +126,7 @@ void handle_request(RegistryApi& api, Metrics* metrics, TopRepositories& top, co
   if (!usable_request_id(request_id)) request_id = new_request_id();
   resp.set("X-Request-Id", request_id);
   try {
-    if (!serve_operator_endpoint(ex, metrics, health, &api, status_page)) api.handle(ex);
+    if (!internal(ex) && !serve_operator_endpoint(ex, metrics, health, &api, status_page)) api.handle(ex);
   } catch (const std::exception& e) {  // ClientGone, or the socket failing
     log::debug(std::string("client connection ended: ") + e.what());
     abort_connection(ex);
@@ -223,6 +225,25 @@ http::EngineLimits options_limits_for_metrics(const Config& config) {
 
 }  // namespace
 
+void Server::start_cluster() {
+  // Without a cluster the internal paths still answer (404), never the registry API.
+  if (!config_.cluster.enabled) {
+    internal_ = [this](Exchange& ex) { return serve_internal(ex, *cache_, ""); };
+    return;
+  }
+  const std::string url = cluster_advertise_url(config_);
+  db::PostgresSettings pg;
+  pg.dsn = config_.metadata.dsn;
+  pg.password = config_.metadata.password;
+  fill_leases_ = db::open_postgres_fill_leases(pg, url, config_.cluster.lease_ttl);
+  peers_ = std::make_unique<upstream::PeerClient>(config_.cluster.secret, std::chrono::seconds(10),
+                                                  std::chrono::seconds(120));
+  cache_->set_cluster({fill_leases_.get(), peers_.get()});
+  internal_ = [this](Exchange& ex) { return serve_internal(ex, *cache_, config_.cluster.secret); };
+  log::info("cluster: fill leases in postgres, this replica advertised as " + url + ", lease_ttl_s " +
+            std::to_string(config_.cluster.lease_ttl.count()));
+}
+
 Server::Server(Config config) : config_(std::move(config)) {
   log::set_level(config_.log_level);
   log::set_format(config_.log_format);
@@ -252,6 +273,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   // passed through. The worker exists before anything is served.
   cache_options.admit_fill = [this](std::uint64_t length) { return eviction_->admit_fill(length); };
   cache_ = std::make_unique<cache::PullThroughCache>(*blobs_, *meta_, *manifests_, std::move(cache_options));
+  start_cluster();
   hosted_ = std::make_unique<cache::HostedRegistry>(
       *blobs_, *meta_, *manifests_,
       cache::HostedOptions{config_.max_manifest_bytes, config_.upload_ttl, config_.delete_enabled,
@@ -355,7 +377,7 @@ Server::Server(Config config) : config_(std::move(config)) {
   http_ = std::make_unique<http::HttpEngine>(
       std::move(options),
       [this, &api, metrics, &health, tls](Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) {
-        handle_request(api, metrics, *top_repositories_, health, status_, in_flight_, tls, req, resp);
+        handle_request(api, metrics, *top_repositories_, health, status_, in_flight_, tls, internal_, req, resp);
       });
   if (!config_.metrics_host.empty()) {
     http::EngineOptions m;

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "cache/observer.h"
+#include "db/fill_leases.h"
+#include "upstream/peer_client.h"
 #include "proxy/config.h"
 #include "proxy/status_page.h"
 
@@ -43,6 +45,7 @@ class HealthChecks;
 class UpstreamMonitor;
 class RecentErrors;
 class TopRepositories;
+struct Exchange;
 namespace http {
 class HttpEngine;
 }
@@ -69,11 +72,20 @@ class Server {
 
  private:
   StatusSnapshot status_snapshot() const;
+  // With `cluster`: opens the fill lease table, the client for the other
+  // replicas, and the internal endpoint (internal_).
+  void start_cluster();
   void set_status_upstreams(const Config& config);
 
   Config config_;
   std::unique_ptr<db::MetadataStore> meta_;
   std::unique_ptr<cache::BlobStore> blobs_;
+  // `cluster` (docs/REPLICAS.md): null without one. Before cache_, whose
+  // running fills use them until it is destroyed.
+  std::unique_ptr<db::FillLeases> fill_leases_;
+  std::unique_ptr<upstream::PeerClient> peers_;
+  // Serves /_regcache/internal/ (proxy/internal_endpoint.h); false for other paths.
+  std::function<bool(Exchange&)> internal_;
   std::unique_ptr<cache::ManifestMemo> manifests_;
   // The lifecycle counters (cache/observer.h) the eviction worker and the
   // disk-full pass-through bump; declared first, so it outlives them.

@@ -1,0 +1,311 @@
+// Cross-replica single-flight (#18 item 4, docs/REPLICAS.md): three regcache
+// replicas on one PostgreSQL and one shared data dir, with `cluster` set, in
+// front of a fake upstream that counts GETs and holds a large blob's body
+// half-way:
+//   - simultaneous cold GETs spread over the replicas make exactly one
+//     upstream GET; every client has its head and first body bytes while the
+//     upstream still holds the rest (read-while-write across replicas); every
+//     body is complete and hashes to the digest;
+//   - kill -9 of the replica holding the fill lease mid-fill: the clients of
+//     the other replicas still get the whole verified blob (one survivor
+//     takes the fill over once the dead holder's lease expired, lease_ttl_s),
+//     the killed replica's clients see a cut connection, never a short 200;
+//   - the internal endpoint refuses requests without / with a wrong secret
+//     (401 / 403, OCI error JSON), a malformed digest and a bad namespace.
+// Label replicas; the PostgreSQL is the test run's (shared_test_cluster). The
+// metadata=postgres pass skips these (they always use PostgreSQL already).
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/fake_upstream.h"
+#include "support/files.h"
+#include "support/http_client.h"
+#include "support/postgres_cluster.h"
+#include "support/regcache_server.h"
+#include "support/temp_dir.h"
+#include "support/wait.h"
+
+using namespace regcache::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+namespace fs = std::filesystem;
+constexpr std::size_t MiB = 1 << 20;
+const std::string kSecret = "lease-test-secret-0123456789";
+
+struct ThreadGroup {
+  std::vector<std::thread> threads;
+  ~ThreadGroup() { join(); }
+  void join() {
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+};
+
+// Opens a gate when the scope ends (declare after the ThreadGroup).
+struct OpenOnExit {
+  std::shared_ptr<Gate> gate;
+  ~OpenOnExit() { gate->open(); }
+};
+
+// `dir`/data as a link to `data`, so that the replicas share one data dir.
+fs::path replica_dir(const fs::path& dir, const fs::path& data) {
+  fs::create_directories(dir);
+  fs::create_directories(data);
+  fs::create_directory_symlink(data, dir / "data");
+  return dir;
+}
+
+// Three replicas with `cluster` on one database and one data dir.
+struct Cluster {
+  TempDir tmp;
+  std::string database;
+  std::vector<std::unique_ptr<RegcacheServer>> replicas;
+
+  Cluster(const FakeUpstream& fake, int replica_count, int lease_ttl_s) {
+    PostgresCluster& pg = shared_test_cluster();
+    database = pg.create_database("lease");
+    const fs::path secret = tmp / "cluster-secret";
+    write_file(secret, kSecret + "\n");
+    ::chmod(secret.c_str(), 0600);
+    json config = regcache_config(fake.url());
+    config["metadata"] = {{"backend", "postgres"}, {"dsn", pg.dsn(database)}};
+    config["cluster"] = {{"secret_file", secret.string()}, {"lease_ttl_s", lease_ttl_s}};
+    for (int i = 0; i < replica_count; ++i)
+      replicas.push_back(std::make_unique<RegcacheServer>(
+          replica_dir(tmp / ("r" + std::to_string(i)), tmp / "shared"), RegcacheOptions{fake.url(), config, {}}));
+  }
+
+  // The replica whose URL holds the fill lease now, or -1.
+  int lease_holder() const {
+    auto url = shared_test_cluster().query_value(database, "select owner_url from regcache_fill_leases "
+                                                           "where expires_at > now() limit 1");
+    if (!url) return -1;
+    for (std::size_t i = 0; i < replicas.size(); ++i)
+      if (replicas[i] && replicas[i]->url() == *url) return static_cast<int>(i);
+    return -1;
+  }
+};
+
+// One client's GET, read on its own thread: head, first bytes, then the rest.
+struct Client {
+  int status = 0;
+  bool got_first_bytes = false;
+  bool complete = false;
+  std::uint64_t body_bytes = 0;
+  std::optional<std::uint64_t> content_length;
+  std::string body_digest;
+  std::string error;
+};
+
+}  // namespace
+
+TEST_CASE("fill lease: simultaneous cold GETs over three replicas make one upstream GET, all streaming before it ends") {
+  if (metadata_is_postgres()) return;  // always on PostgreSQL: the sqlite pass runs it
+  FakeUpstream fake;
+  const std::string repo = "lease/big";
+  const std::size_t size = 24 * MiB;
+  const std::string digest = fake.add_blob(repo, pseudo_random_bytes(size, 18));
+  const std::string path = FakeUpstream::blob_path(repo, digest);
+  auto half_way = std::make_shared<Gate>();
+  Behavior held = Behavior::trickle(1 * MiB, 2ms);
+  held.body_gate = half_way;
+  held.body_gate_at = size / 2;
+  fake.set_behavior(path, held);
+
+  Cluster cluster(fake, 3, 5);
+  constexpr int kPerReplica = 4;
+  const int total = 3 * kPerReplica;
+  std::vector<Client> clients(static_cast<std::size_t>(total));
+  std::atomic<int> first_bytes{0};
+  ThreadGroup group;
+  OpenOnExit release_on_exit{half_way};
+  for (int i = 0; i < total; ++i) {
+    group.threads.emplace_back([&, i] {
+      auto& c = clients[static_cast<std::size_t>(i)];
+      RawHttpGet get(cluster.replicas[static_cast<std::size_t>(i % 3)]->port(), path);
+      if (get.read_head(60s)) {
+        if (get.body_bytes() == 0) get.read_some(60s);
+        if (get.body_bytes() > 0) {
+          c.got_first_bytes = true;
+          ++first_bytes;
+        }
+        get.read_to_end(60s);
+      }
+      c.status = get.status();
+      c.content_length = get.content_length();
+      c.complete = get.complete();
+      c.body_bytes = get.body_bytes();
+      c.body_digest = get.body_digest();
+      c.error = get.error();
+    });
+  }
+
+  // The upstream is held half-way; every client of every replica has bytes already.
+  REQUIRE_MESSAGE(half_way->wait_for_waiting(1, 60s), "the upstream transfer never reached the half-way gate");
+  CHECK_MESSAGE(wait_until([&] { return first_bytes.load() == total; }, 60s),
+                first_bytes.load() << " of " << total << " clients got body bytes while the upstream was held");
+  CHECK(half_way->waiting() == 1);
+  CHECK(fake.completed("GET", path) == 0);
+  CHECK_MESSAGE(fake.count("GET", path) == 1, "upstream requests:" << fake.request_log());
+  CHECK(cluster.lease_holder() >= 0);
+
+  half_way->open();
+  group.join();
+  int good = 0;
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    const auto& c = clients[i];
+    CAPTURE(i);
+    CHECK_MESSAGE(c.status == 200, c.error);
+    CHECK(c.content_length == size);
+    CHECK(c.complete);
+    CHECK(c.body_bytes == size);
+    CHECK(c.body_digest == digest);
+    good += c.status == 200 && c.complete && c.body_digest == digest;
+  }
+  CHECK(good == total);
+  CHECK_MESSAGE(fake.count("GET", path) == 1, "upstream requests:" << fake.request_log());
+  CHECK(fake.count("", path) == 1);
+  // Every replica now serves it as a hit; the lease was given up.
+  for (auto& r : cluster.replicas) {
+    auto hit = stream_get(r->port(), path);
+    CHECK(hit.status == 200);
+    CHECK(hit.body_digest == digest);
+  }
+  CHECK(fake.count("", path) == 1);
+  CHECK(wait_until([&] { return cluster.lease_holder() < 0; }, 10s));
+  // A clean shutdown (heartbeat stopped, peer pools closed; under asan: no leak, no error).
+  for (auto& r : cluster.replicas) CHECK(r->stop() == 0);
+}
+
+TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas take over, no short 200 anywhere") {
+  if (metadata_is_postgres()) return;
+  FakeUpstream fake;
+  const std::string repo = "lease/killed";
+  const std::size_t size = 8 * MiB;
+  const std::string digest = fake.add_blob(repo, pseudo_random_bytes(size, 19));
+  const std::string path = FakeUpstream::blob_path(repo, digest);
+  auto half_way = std::make_shared<Gate>();
+  Behavior held = Behavior::trickle(1 * MiB, 1ms);
+  held.body_gate = half_way;
+  held.body_gate_at = size / 2;
+  fake.set_behavior(path, held);
+
+  Cluster cluster(fake, 3, 2);
+  const int total = 6;
+  std::vector<Client> clients(static_cast<std::size_t>(total));
+  std::atomic<int> first_bytes{0};
+  ThreadGroup group;
+  OpenOnExit release_on_exit{half_way};
+  for (int i = 0; i < total; ++i) {
+    group.threads.emplace_back([&, i] {
+      auto& c = clients[static_cast<std::size_t>(i)];
+      RawHttpGet get(cluster.replicas[static_cast<std::size_t>(i % 3)]->port(), path);
+      if (get.read_head(60s)) {
+        if (get.body_bytes() == 0) get.read_some(60s);
+        if (get.body_bytes() > 0) ++first_bytes;
+        get.read_to_end(60s);
+      }
+      c.status = get.status();
+      c.content_length = get.content_length();
+      c.complete = get.complete();
+      c.body_bytes = get.body_bytes();
+      c.body_digest = get.body_digest();
+      c.error = get.error();
+    });
+  }
+  REQUIRE(half_way->wait_for_waiting(1, 60s));
+  CHECK(wait_until([&] { return first_bytes.load() == total; }, 60s));
+  const int holder = cluster.lease_holder();
+  REQUIRE(holder >= 0);
+  ::kill(cluster.replicas[static_cast<std::size_t>(holder)]->pid(), SIGKILL);
+  // The survivors' fills take over once the dead holder's lease expired
+  // (lease_ttl_s 2): one of them from the upstream, the other from it.
+  half_way->open();
+  group.join();
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    const auto& c = clients[i];
+    CAPTURE(i);
+    CHECK(c.status == 200);
+    CHECK(c.content_length == size);
+    if (static_cast<int>(i % 3) == holder) {
+      // Its replica died half-way: a cut connection, never a complete-looking short body.
+      CHECK_FALSE(c.complete);
+      CHECK(c.body_bytes < size);
+    } else {
+      CHECK_MESSAGE(c.complete, c.error);
+      CHECK(c.body_bytes == size);
+      CHECK(c.body_digest == digest);
+    }
+  }
+  CHECK_MESSAGE(fake.count("GET", path) == 2, "upstream requests:" << fake.request_log());
+  if (fake.count("GET", path) != 2)
+    for (int i = 0; i < 3; ++i)
+      if (i != holder) MESSAGE("replica " << i << " log:\n" << cluster.replicas[static_cast<std::size_t>(i)]->stderr_text());
+  // Stored: a new request through a survivor is a hit.
+  const int survivor = (holder + 1) % 3;
+  auto again = stream_get(cluster.replicas[static_cast<std::size_t>(survivor)]->port(), path);
+  CHECK(again.status == 200);
+  CHECK(again.complete);
+  CHECK(again.body_digest == digest);
+  CHECK(fake.count("GET", path) == 2);
+}
+
+TEST_CASE("fill lease: the internal endpoint needs the cluster secret and valid parameters") {
+  if (metadata_is_postgres()) return;
+  FakeUpstream fake;
+  const std::string digest = fake.add_blob("lease/small", "small blob");
+  Cluster cluster(fake, 1, 5);
+  const std::string base = cluster.replicas[0]->url() + "/_regcache/internal/fills/";
+  const HttpHeaders good = {{"Authorization", "Bearer " + kSecret}};
+  auto code = [](const HttpResponse& r) {
+    auto body = json::parse(r.body, nullptr, false);
+    return body.is_discarded() ? std::string("(no JSON)") : body["errors"][0]["code"].get<std::string>();
+  };
+
+  auto none = http_request("GET", base + digest + "?ns=upstream");
+  CHECK(none.status == 401);
+  CHECK(code(none) == "UNAUTHORIZED");
+  auto wrong = http_request("GET", base + digest + "?ns=upstream", {{"Authorization", "Bearer " + kSecret + "x"}});
+  CHECK(wrong.status == 403);
+  CHECK(code(wrong) == "DENIED");
+  auto basic = http_request("GET", base + digest + "?ns=upstream", {{"Authorization", "Basic " + kSecret}});
+  CHECK(basic.status == 403);
+  auto bad_digest = http_request("GET", base + "sha256:not-a-digest?ns=upstream", good);
+  CHECK(bad_digest.status == 400);
+  CHECK(code(bad_digest) == "DIGEST_INVALID");
+  auto traversal = http_request("GET", base + "..%2f..%2fv2%2f?ns=upstream", good);
+  CHECK(traversal.status == 400);
+  auto bad_ns = http_request("GET", base + digest + "?ns=a%20b", good);
+  CHECK(bad_ns.status == 400);
+  CHECK(code(bad_ns) == "NAME_INVALID");
+  auto no_ns = http_request("GET", base + digest, good);
+  CHECK(no_ns.status == 400);
+  // A valid request for a blob this replica neither fills nor has: 404, and
+  // the upstream was not asked (the endpoint never starts a fill).
+  auto unknown = http_request("GET", base + digest + "?ns=upstream", good);
+  CHECK(unknown.status == 404);
+  CHECK(code(unknown) == "BLOB_UNKNOWN");
+  CHECK(fake.total_requests() == 0);
+  // Once stored (a client's GET), the endpoint serves it.
+  auto pulled = http_request("GET", cluster.replicas[0]->url() + "/v2/lease/small/blobs/" + digest);
+  CHECK(pulled.status == 200);
+  auto stored = http_request("GET", base + digest + "?ns=upstream", good);
+  CHECK(stored.status == 200);
+  CHECK(stored.body == "small blob");
+  auto other_ns = http_request("GET", base + digest + "?ns=elsewhere", good);
+  CHECK(other_ns.status == 404);
+  CHECK(cluster.replicas[0]->stop() == 0);
+}
