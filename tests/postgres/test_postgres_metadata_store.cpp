@@ -55,7 +55,7 @@ const Digest kB = sha256_of("b");
 
 }  // namespace
 
-TEST_CASE("postgres: blobs, links and tags round-trip; tag lists sort by bytes") {
+TEST_CASE("postgres: blobs, links and tags round-trip - tag lists sort by bytes") {
   auto store = fresh_store();
   store->put_blob({kA, 123, "application/x", 5, 6});
   auto found = store->find_blob(kA);

@@ -103,8 +103,8 @@ std::string push_blob(const RegcacheServer& r, const std::string& repo, const st
 
 }  // namespace
 
-TEST_CASE("regcache on s3: a cold blob lands in the bucket, then hits, Range and HEAD come from it; "
-          "hosted pushes too; a restart keeps serving") {
+TEST_CASE("regcache on s3: a cold blob lands in the bucket, then hits, Range and HEAD come from it - "
+          "hosted pushes too - a restart keeps serving") {
   TempDir tmp("regcache-s3-serve");
   Bucket bucket(tmp / "keys", "serve");
   FakeUpstream upstream;
@@ -234,7 +234,7 @@ TEST_CASE("regcache on s3: two replicas on one PostgreSQL and one bucket: push t
   pg.drop_database(database);
 }
 
-TEST_CASE("regcache on s3: radosgw stopped gives a clear 503 and no corruption; service resumes without a restart") {
+TEST_CASE("regcache on s3: radosgw stopped gives a clear 503 and no corruption - service resumes without a restart") {
   TempDir tmp("regcache-s3-outage");
   Bucket bucket(tmp / "keys", "outage");
   FakeUpstream upstream;

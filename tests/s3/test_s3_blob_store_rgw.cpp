@@ -231,7 +231,7 @@ TEST_CASE("s3 blob store (rgw): an upload resumed across sessions and a restart 
   CHECK(*when > 1700000000);
 }
 
-TEST_CASE("s3 blob store (rgw): list pages through every blob; quarantine moves one out") {
+TEST_CASE("s3 blob store (rgw): list pages through every blob - quarantine moves one out") {
   Fixture f("list-store");
   auto store = f.store();
   std::set<Digest> put_digests;

@@ -410,7 +410,7 @@ TEST_CASE("s3 client: configuration is checked") {
   CHECK_THROWS_AS(s3::Client{c}, std::invalid_argument);
 }
 
-TEST_CASE("s3 client: the secret key comes from the first line of a file, trimmed; empty or missing is an error") {
+TEST_CASE("s3 client: the secret key comes from the first line of a file, trimmed - empty or missing is an error") {
   const auto dir = std::filesystem::temp_directory_path() / ("regcache-s3-secret-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   {

@@ -146,7 +146,7 @@ TEST_CASE("s3 client (rgw): multipart upload streamed in parts, listed while inc
   CHECK(tail == p1.substr(p1.size() - 3) + p2);
 }
 
-TEST_CASE("s3 client (rgw): an aborted multipart upload leaves nothing; aborting twice is fine") {
+TEST_CASE("s3 client (rgw): an aborted multipart upload leaves nothing - aborting twice is fine") {
   auto c = bucket_client("abort");
   const auto id = c.create_multipart_upload("gone");
   const std::string part = pattern(1000, 4);

@@ -85,7 +85,7 @@ TEST_CASE("access log: hits of one digest add up, the latest time wins, take emp
   CHECK(log.take().empty());
 }
 
-TEST_CASE("access log: memory is bounded; accesses beyond it are dropped and counted") {
+TEST_CASE("access log: memory is bounded - accesses beyond it are dropped and counted") {
   AccessLog log(2);
   log.record(sha256_of("a"), 1);
   log.record(sha256_of("b"), 1);
@@ -174,7 +174,7 @@ TEST_CASE("eviction worker: below the cap nothing goes") {
   CHECK(pass.evicted_objects == 0);
 }
 
-TEST_CASE("eviction worker: above the cap, the once-used go first; hosted and pinned never; files and tags go too") {
+TEST_CASE("eviction worker: above the cap, the once-used go first - hosted and pinned never - files and tags go too") {
   Fixture f(capped(1000));
   Digest hot = f.store(std::string(300, 'h'), "library/hot", 1);
   Digest cold1 = f.store(std::string(300, 'c'), "library/cold", 2);

@@ -181,7 +181,7 @@ TEST_CASE("oci_layout: a writer refuses bytes that do not hash to their digest a
   CHECK(files_below(tmp.path / "out").size() == 1);  // only oci-layout
 }
 
-TEST_CASE("oci_layout: a directory layout is added to; a ref with the same name replaces the old one") {
+TEST_CASE("oci_layout: a directory layout is added to - a ref with the same name replaces the old one") {
   TempDir tmp;
   auto a = make_image("linux", "amd64", "first"), b = make_image("linux", "amd64", "second");
   auto put = [&](const TestImage& i, const std::string& ref_name) {
@@ -265,7 +265,7 @@ TEST_CASE("offline_transfer: export refuses an image whose layer is not cached")
                        doctest::Contains("is not cached"), std::runtime_error);
 }
 
-TEST_CASE("offline_transfer: import restores tags into their namespaces; a second import changes nothing") {
+TEST_CASE("offline_transfer: import restores tags into their namespaces - a second import changes nothing") {
   Store source;
   auto img = make_image("linux", "amd64", "roundtrip");
   source.put_image(img, "docker.io", "library/alpine");

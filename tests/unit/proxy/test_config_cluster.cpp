@@ -53,7 +53,7 @@ TEST_CASE("config cluster: off by default") {
   CHECK_FALSE(load_config(path).cluster.enabled);
 }
 
-TEST_CASE("config cluster: every key read; the advertise URL defaults to the listen address") {
+TEST_CASE("config cluster: every key read - the advertise URL defaults to the listen address") {
   ClusterSecret secret(std::string(kSecret) + "\n");
   Config c = parse_config(with_cluster(secret_key(secret.file) +
                                        R"(, "advertise_url": "http://10.1.2.3:5000", "lease_ttl_s": 12)"));

@@ -8,7 +8,7 @@
 
 using namespace regcache::proxy;
 
-TEST_CASE("config store_reconciliation: auto by default; drop-missing and adopt-only accepted; anything else names the key") {
+TEST_CASE("config store_reconciliation: auto by default - drop-missing and adopt-only accepted - anything else names the key") {
   CHECK(parse_config("{}").store_reconciliation == "auto");
   CHECK(parse_config(R"({"store_reconciliation": "adopt-only"})").store_reconciliation == "adopt-only");
   CHECK(parse_config(R"({"store_reconciliation": "drop-missing"})").store_reconciliation == "drop-missing");

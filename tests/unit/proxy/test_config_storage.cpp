@@ -11,7 +11,7 @@
 using namespace regcache::proxy;
 using namespace regcache::proxy::test;
 
-TEST_CASE("config storage: defaults are no cap, an automatic floor, 0.95/0.90, no pins; the example documents them") {
+TEST_CASE("config storage: defaults are no cap, an automatic floor, 0.95/0.90, no pins - the example documents them") {
   Config d = default_config();
   CHECK(d.max_cache_bytes == 0);
   CHECK_FALSE(d.min_free_bytes);
