@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <optional>
 #include <thread>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -504,6 +505,7 @@ std::unique_ptr<upstream::BodyStream> PullThroughCache::cluster_source(const Ori
   const Digest& digest = fill.digest();
   const std::string key = origin.ns + " " + digest.str();
   const auto deadline = std::chrono::steady_clock::now() + options_.fill_timeout;
+  std::optional<std::chrono::steady_clock::time_point> failing_since;
   auto pause = std::chrono::milliseconds(50);
   for (;;) {
     db::FillLeases::Claim claim;
@@ -519,16 +521,39 @@ std::unique_ptr<upstream::BodyStream> PullThroughCache::cluster_source(const Ori
       return nullptr;
     }
     std::string why;
-    try {
-      auto peer = cluster_.peers->get_fill(claim.owner_url, origin.ns, digest.str());
-      const auto& r = peer->response();
-      if (r.status == 200 && r.content_length) {
-        log::debug("streaming " + digest.str() + " from replica " + claim.owner_url + ", which holds its fill lease");
-        return peer;
+    if (claim.owner_url.empty()) {
+      why = "is held under this replica's own URL (an earlier run of it?)";
+    } else {
+      try {
+        auto peer = cluster_.peers->get_fill(claim.owner_url, origin.ns, digest.str());
+        const auto& r = peer->response();
+        if (r.status == 200 && r.content_length) {
+          log::debug("streaming " + digest.str() + " from replica " + claim.owner_url + ", which holds its fill lease");
+          return peer;
+        }
+        if (r.status == 401 || r.status == 403) {
+          // The replicas' secrets differ: that holder will never serve this
+          // one. A second fetch is wasteful, never wrong.
+          log::warn("replica " + claim.owner_url + " refused the cluster secret (" + std::to_string(r.status) +
+                    "): check cluster.secret_file on every replica; asking the upstream for " + digest.str());
+          return nullptr;
+        }
+        why = "answered " + std::to_string(r.status);
+      } catch (const upstream::TransportError& e) {
+        why = e.what();
       }
-      why = "answered " + std::to_string(r.status);
-    } catch (const upstream::TransportError& e) {
-      why = e.what();
+    }
+    // A holder that still holds the lease long after a dead one's would have
+    // expired is alive but cannot serve this replica (cut off from it, wedged,
+    // or this replica's own URL): fetch without the lease rather than wait
+    // for the whole fill timeout.
+    const auto now = std::chrono::steady_clock::now();
+    if (!failing_since) failing_since = now;
+    if (cluster_.give_up_on_holder.count() > 0 && now - *failing_since > cluster_.give_up_on_holder) {
+      log::warn("the fill lease of " + digest.str() + " " +
+                (claim.owner_url.empty() ? why : "is held by replica " + claim.owner_url + ", which " + why) +
+                "; asking the upstream instead");
+      return nullptr;
     }
     // The holder has no fill of it (ended meanwhile) or is gone: stored by
     // now, or claim again (a dead holder's lease expires after its ttl).

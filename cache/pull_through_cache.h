@@ -174,6 +174,9 @@ class PullThroughCache {
   struct Cluster {
     db::FillLeases* leases = nullptr;
     upstream::PeerClient* peers = nullptr;
+    // How long a holder may fail to serve this replica before it fetches
+    // from the upstream without the lease (0: until the fill timeout).
+    std::chrono::milliseconds give_up_on_holder{0};
   };
   void set_cluster(Cluster cluster) { cluster_ = cluster; }
   // For the internal endpoint: the running fill of (ns, digest), else the

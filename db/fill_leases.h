@@ -8,8 +8,9 @@
 // - claim() is one atomic step: of any number of replicas claiming one free
 //   key at once, exactly one gets it.
 // - The holder's leases are renewed in the background by the object that
-//   claimed them; one not renewed for the ttl (its process was killed, or cut
-//   off from the database) is free for the next claim.
+//   claimed them, and only those it holds; one not renewed for the ttl (its
+//   process was killed, or cut off from the database, or its release failed)
+//   is free for the next claim.
 // - Losing a lease while still filling costs a second upstream fetch, never a
 //   wrong answer: content is addressed by digest and verified by every filler.
 #include <chrono>
@@ -26,7 +27,9 @@ class FillLeases {
 
   struct Claim {
     bool mine = false;      // this process holds the lease now (until release())
-    std::string owner_url;  // else: the advertised URL of the replica that holds it
+    std::string owner_url;  // else: the advertised URL of the replica that holds it; empty
+                            // when that is this replica's own URL (an earlier run of it, or
+                            // a replica advertising the same URL): never call it, it expires
   };
   // Takes the lease on `key` when it is free or expired, or says who holds
   // it. Throws StoreUnavailable / std::runtime_error when the database fails.

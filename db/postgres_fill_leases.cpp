@@ -45,8 +45,11 @@ constexpr const char* kClaim =
     "WHERE regcache_fill_leases.expires_at < now() OR regcache_fill_leases.owner = EXCLUDED.owner "
     "RETURNING owner";
 constexpr const char* kHolder = "SELECT owner_url FROM regcache_fill_leases WHERE fill_key = $1";
+// Only the keys this object holds: a row of this owner that it does not hold
+// (a release that failed, a claim whose answer was lost) is left to expire.
 constexpr const char* kRenew =
-    "UPDATE regcache_fill_leases SET expires_at = now() + $2::int * interval '1 second' WHERE owner = $1";
+    "UPDATE regcache_fill_leases SET expires_at = now() + $2::int * interval '1 second' "
+    "WHERE owner = $1 AND fill_key = ANY(string_to_array($3, chr(10)))";
 constexpr const char* kRelease = "DELETE FROM regcache_fill_leases WHERE fill_key = $1 AND owner = $2";
 
 std::string random_owner_id() {
@@ -86,10 +89,17 @@ class PostgresFillLeases final : public FillLeases {
       if (!won.empty()) {
         std::lock_guard lock(mutex_);
         held_.insert(key);
+        unreleased_.erase(key);
         return {true, {}};
       }
       Rows holder = run([&](Connection& c) { return exec_prepared(c, kHolder, "fill lease: holder", Params().add(key)); });
-      if (!holder.empty()) return {false, holder.text(0, 0)};
+      if (!holder.empty()) {
+        // Held under this replica's own URL: an earlier run of it (killed
+        // and restarted within the ttl) or another replica advertising the
+        // same URL. Never call ourselves: wait for it to expire.
+        if (holder.text(0, 0) == owner_url_) return {false, {}};
+        return {false, holder.text(0, 0)};
+      }
       if (round == 3) throw std::runtime_error("fill lease: " + key + " neither claimed nor held");
     }
   }
@@ -102,7 +112,9 @@ class PostgresFillLeases final : public FillLeases {
     try {
       run([&](Connection& c) { return exec_prepared(c, kRelease, "fill lease: release", Params().add(key).add(owner_)); });
     } catch (const std::exception& e) {
-      log::warn(std::string("fill lease of ") + key + " not released (it expires): " + e.what());
+      log::warn(std::string("fill lease of ") + key + " not released (retried; it expires anyway): " + e.what());
+      std::lock_guard lock(mutex_);
+      unreleased_.insert(key);
     }
   }
 
@@ -125,15 +137,27 @@ class PostgresFillLeases final : public FillLeases {
     std::unique_lock lock(mutex_);
     const auto period = std::max<std::chrono::milliseconds>(ttl_ / 3, std::chrono::milliseconds(200));
     while (!changed_.wait_for(lock, period, [this] { return stopping_; })) {
-      if (held_.empty()) continue;
+      std::string keys;
+      for (const auto& key : held_) keys += (keys.empty() ? "" : "\n") + key;
+      std::set<std::string> unreleased = unreleased_;
       lock.unlock();
-      try {
-        run([&](Connection& c) {
-          return exec_prepared(c, kRenew, "fill lease: renew",
-                               Params().add(owner_).add(static_cast<std::int64_t>(ttl_.count())));
-        });
-      } catch (const std::exception& e) {
-        log::warn(std::string("fill leases not renewed (they expire after lease_ttl_s): ") + e.what());
+      for (const auto& key : unreleased) {  // a release that failed: once more, so others need not wait the ttl
+        try {
+          run([&](Connection& c) { return exec_prepared(c, kRelease, "fill lease: release", Params().add(key).add(owner_)); });
+          std::lock_guard relock(mutex_);
+          unreleased_.erase(key);
+        } catch (const std::exception&) {
+        }
+      }
+      if (!keys.empty()) {
+        try {
+          run([&](Connection& c) {
+            return exec_prepared(c, kRenew, "fill lease: renew",
+                                 Params().add(owner_).add(static_cast<std::int64_t>(ttl_.count())).add(keys));
+          });
+        } catch (const std::exception& e) {
+          log::warn(std::string("fill leases not renewed (they expire after lease_ttl_s): ") + e.what());
+        }
       }
       lock.lock();
     }
@@ -146,7 +170,8 @@ class PostgresFillLeases final : public FillLeases {
   std::mutex mutex_;
   std::condition_variable changed_;
   bool stopping_ = false;
-  std::set<std::string> held_;  // guarded by mutex_
+  std::set<std::string> held_;        // guarded by mutex_
+  std::set<std::string> unreleased_;  // released, but the DELETE failed: retried by the heartbeat
   std::thread heartbeat_;
 };
 

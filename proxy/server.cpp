@@ -238,7 +238,11 @@ void Server::start_cluster() {
   fill_leases_ = db::open_postgres_fill_leases(pg, url, config_.cluster.lease_ttl);
   peers_ = std::make_unique<upstream::PeerClient>(config_.cluster.secret, std::chrono::seconds(10),
                                                   std::chrono::seconds(120));
-  cache_->set_cluster({fill_leases_.get(), peers_.get()});
+  // Twice the ttl and a little: a dead holder's lease has expired by then, so
+  // a holder that still holds it is alive but not serving this replica.
+  const auto give_up = std::chrono::duration_cast<std::chrono::milliseconds>(2 * config_.cluster.lease_ttl) +
+                       std::chrono::seconds(2);
+  cache_->set_cluster({fill_leases_.get(), peers_.get(), give_up});
   internal_ = [this](Exchange& ex) { return serve_internal(ex, *cache_, config_.cluster.secret); };
   log::info("cluster: fill leases in postgres, this replica advertised as " + url + ", lease_ttl_s " +
             std::to_string(config_.cluster.lease_ttl.count()));

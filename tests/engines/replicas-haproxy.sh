@@ -12,6 +12,7 @@
 #   - dockerd pulls Docker Hub-style names through haproxy as its
 #     registry-mirrors entry; every request of one path reaches one replica
 #     (the consistent hash), so each blob is fetched from the upstream once;
+#   - haproxy refuses the replicas' internal fill endpoint from outside;
 #   - the replica that served most, killed with SIGKILL: haproxy's /readyz checks take it out, and
 #     a second pull after `docker rmi` succeeds through the other two.
 # Usage: replicas-haproxy.sh PATH/TO/regcache
@@ -54,10 +55,14 @@ check "the shipped haproxy example is valid (haproxy -c)" haproxy -c -q -f "$HAP
 spawn haproxy haproxy -db -f "$HAPROXY_CFG"
 if ! wait_until 20 v2_status_is "$FRONT_PORT" 200; then
   not_ok "haproxy answers /v2/ from a replica"
+check_eq "haproxy refuses the replicas' internal fill endpoint (403)" 403 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FRONT_PORT/_regcache/internal/fills/sha256:$(printf '%064d' 0)?ns=docker.io")"
   show_log haproxy
   finish
 fi
 ok "haproxy answers /v2/ from a replica"
+check_eq "haproxy refuses the replicas' internal fill endpoint (403)" 403 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FRONT_PORT/_regcache/internal/fills/sha256:$(printf '%064d' 0)?ns=docker.io")"
 
 # Push through replica 1, pull through replicas 2 and 3.
 app_dir=$T/images/app

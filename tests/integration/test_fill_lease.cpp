@@ -11,7 +11,9 @@
 //     takes the fill over once the dead holder's lease expired, lease_ttl_s),
 //     the killed replica's clients see a cut connection, never a short 200;
 //   - the internal endpoint refuses requests without / with a wrong secret
-//     (401 / 403, OCI error JSON), a malformed digest and a bad namespace.
+//     (401 / 403, OCI error JSON), a malformed digest and a bad namespace;
+//   - a replica the holder refuses (the secrets differ) fetches from the
+//     upstream itself at once, instead of waiting for the holder's fill.
 // Label replicas; the PostgreSQL is the test run's (shared_test_cluster). The
 // metadata=postgres pass skips these (they always use PostgreSQL already).
 #include <doctest/doctest.h>
@@ -74,18 +76,20 @@ struct Cluster {
   std::string database;
   std::vector<std::unique_ptr<RegcacheServer>> replicas;
 
-  Cluster(const FakeUpstream& fake, int replica_count, int lease_ttl_s) {
+  // `secrets`: one per replica (a misconfigured cluster); empty: kSecret for all.
+  Cluster(const FakeUpstream& fake, int replica_count, int lease_ttl_s, const std::vector<std::string>& secrets = {}) {
     PostgresCluster& pg = shared_test_cluster();
     database = pg.create_database("lease");
-    const fs::path secret = tmp / "cluster-secret";
-    write_file(secret, kSecret + "\n");
-    ::chmod(secret.c_str(), 0600);
-    json config = regcache_config(fake.url());
-    config["metadata"] = {{"backend", "postgres"}, {"dsn", pg.dsn(database)}};
-    config["cluster"] = {{"secret_file", secret.string()}, {"lease_ttl_s", lease_ttl_s}};
-    for (int i = 0; i < replica_count; ++i)
+    for (int i = 0; i < replica_count; ++i) {
+      const fs::path secret = tmp / ("cluster-secret-" + std::to_string(i));
+      write_file(secret, (secrets.empty() ? kSecret : secrets.at(static_cast<std::size_t>(i))) + "\n");
+      ::chmod(secret.c_str(), 0600);
+      json config = regcache_config(fake.url());
+      config["metadata"] = {{"backend", "postgres"}, {"dsn", pg.dsn(database)}};
+      config["cluster"] = {{"secret_file", secret.string()}, {"lease_ttl_s", lease_ttl_s}};
       replicas.push_back(std::make_unique<RegcacheServer>(
           replica_dir(tmp / ("r" + std::to_string(i)), tmp / "shared"), RegcacheOptions{fake.url(), config, {}}));
+    }
   }
 
   // The replica whose URL holds the fill lease now, or -1.
@@ -308,4 +312,51 @@ TEST_CASE("fill lease: the internal endpoint needs the cluster secret and valid 
   auto other_ns = http_request("GET", base + digest + "?ns=elsewhere", good);
   CHECK(other_ns.status == 404);
   CHECK(cluster.replicas[0]->stop() == 0);
+}
+
+TEST_CASE("fill lease: a replica whose secret the holder refuses fetches from the upstream itself, not after the fill") {
+  if (metadata_is_postgres()) return;
+  FakeUpstream fake;
+  const std::string repo = "lease/refused";
+  const std::size_t size = 4 * MiB;
+  const std::string digest = fake.add_blob(repo, pseudo_random_bytes(size, 19));
+  const std::string path = FakeUpstream::blob_path(repo, digest);
+  auto half_way = std::make_shared<Gate>();
+  Behavior held = Behavior::trickle(1 * MiB, 2ms);
+  held.body_gate = half_way;
+  held.body_gate_at = size / 2;
+  fake.set_behavior(path, held);
+  Cluster cluster(fake, 2, 5, {kSecret, kSecret + "-other"});
+
+  ThreadGroup group;
+  OpenOnExit release_on_exit{half_way};
+  Client first, second;
+  auto get = [&](int replica, Client& c) {
+    RawHttpGet g(cluster.replicas[static_cast<std::size_t>(replica)]->port(), path);
+    if (g.read_head(60s)) g.read_to_end(60s);
+    c.status = g.status();
+    c.complete = g.complete();
+    c.body_digest = g.body_digest();
+    c.error = g.error();
+  };
+  group.threads.emplace_back([&] { get(0, first); });
+  // Replica 0 holds the lease and its upstream GET is held half-way.
+  REQUIRE_MESSAGE(half_way->wait_for_waiting(1, 60s), "the upstream transfer never reached the half-way gate");
+  CHECK(cluster.lease_holder() == 0);
+  group.threads.emplace_back([&] { get(1, second); });
+  // Replica 1 is refused by the holder (403) and asks the upstream itself
+  // while the holder's fill is still held: before, it waited for that fill.
+  CHECK_MESSAGE(wait_until([&] { return fake.count("GET", path) == 2; }, 30s),
+                "upstream requests:" << fake.request_log());
+  CHECK(fake.completed("GET", path) == 0);
+  half_way->open();
+  group.join();
+  CHECK_MESSAGE(first.status == 200, first.error);
+  CHECK(first.complete);
+  CHECK(first.body_digest == digest);
+  CHECK_MESSAGE(second.status == 200, second.error);
+  CHECK(second.complete);
+  CHECK(second.body_digest == digest);
+  CHECK(cluster.replicas[1]->stderr_text().find("refused the cluster secret") != std::string::npos);
+  for (auto& r : cluster.replicas) CHECK(r->stop() == 0);
 }

@@ -1,7 +1,8 @@
 // The fill lease on PostgreSQL (db/fill_leases.h, docs/REPLICAS.md): one
 // holder at a time, the others told its URL; released on release(); a holder
 // whose object is gone (its process killed) stops renewing and loses the lease
-// after the ttl; the holder's heartbeat keeps renewing it meanwhile.
+// after the ttl; the holder's heartbeat keeps renewing it meanwhile, and only
+// the keys it holds; a lease under the claimer's own URL is not to be called.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -31,7 +32,7 @@ PostgresSettings settings_for(const std::string& database) {
 
 }  // namespace
 
-TEST_CASE("fill leases: one holder; the others learn its URL; release frees the key") {
+TEST_CASE("fill leases: one holder - the others learn its URL - release frees the key") {
   const std::string db = cluster().create_database("lease");
   auto a = open_postgres_fill_leases(settings_for(db), "http://127.0.0.1:1001", 30s);
   auto b = open_postgres_fill_leases(settings_for(db), "http://127.0.0.1:1002", 30s);
@@ -64,7 +65,7 @@ TEST_CASE("fill leases: of many simultaneous claimers exactly one wins") {
   CHECK(winners.load() == 1);
 }
 
-TEST_CASE("fill leases: a holder that is gone loses the lease after the ttl; a live one keeps renewing it") {
+TEST_CASE("fill leases: a holder that is gone loses the lease after the ttl - a live one keeps renewing it") {
   const std::string db = cluster().create_database("lease");
   auto b = open_postgres_fill_leases(settings_for(db), "http://127.0.0.1:1002", 1s);
   {
@@ -80,4 +81,31 @@ TEST_CASE("fill leases: a holder that is gone loses the lease after the ttl; a l
     CHECK_FALSE(b->claim("ns sha256:bb").mine);
   }  // `a` is gone without releasing (as a killed process): no more renewals
   CHECK(regcache::test::wait_until([&] { return b->claim("ns sha256:bb").mine; }, 10s));
+}
+
+TEST_CASE("fill leases: the heartbeat renews only the keys held - a row of the same owner it does not hold expires") {
+  const std::string db = cluster().create_database("lease");
+  auto a = open_postgres_fill_leases(settings_for(db), "http://127.0.0.1:1001", 1s);
+  auto b = open_postgres_fill_leases(settings_for(db), "http://127.0.0.1:1002", 1s);
+  REQUIRE(a->claim("ns sha256:held").mine);
+  // A row of a's owner that a does not hold: what a failed release, or a
+  // claim whose answer was lost, leaves behind.
+  auto owner = cluster().query_value(db, "select owner from regcache_fill_leases where fill_key = 'ns sha256:held'");
+  REQUIRE(owner);
+  cluster().execute(db, "insert into regcache_fill_leases values ('ns sha256:leaked', '" + *owner +
+                            "', 'http://127.0.0.1:1001', now() + interval '1 second')");
+  CHECK_FALSE(b->claim("ns sha256:leaked").mine);
+  // It expires although a's heartbeat keeps running for the key a holds.
+  CHECK(regcache::test::wait_until([&] { return b->claim("ns sha256:leaked").mine; }, 10s));
+  CHECK_FALSE(b->claim("ns sha256:held").mine);
+}
+
+TEST_CASE("fill leases: a lease held under the claimer's own URL is reported without a URL to call") {
+  const std::string db = cluster().create_database("lease");
+  auto earlier_run = open_postgres_fill_leases(settings_for(db), "http://127.0.0.1:1001", 30s);
+  auto restarted = open_postgres_fill_leases(settings_for(db), "http://127.0.0.1:1001", 30s);
+  REQUIRE(earlier_run->claim("ns sha256:cc").mine);
+  auto claim = restarted->claim("ns sha256:cc");
+  CHECK_FALSE(claim.mine);
+  CHECK(claim.owner_url.empty());
 }
