@@ -102,6 +102,9 @@ TEST_CASE("metrics: 3 cold and 5 warm blob GETs and a 404 give exact counters an
   CHECK(scrape.header("Content-Type").find("text/plain; version=0.0.4") == 0);
   const std::string& text = scrape.body;
   auto value = [&](const std::string& name, const Labels& labels) { return metric_value(text, name, labels); };
+  // Printed only when a check fails: the whole scrape and the server's log
+  // (the 404 was once missing from its series under asan on a loaded machine).
+  INFO("scrape:\n" << text << "\nlog:\n" << regcache.stderr_text());
 
   CHECK(value("regcache_http_requests_total",
               {{"route", "blob"}, {"method", "GET"}, {"status_class", "2xx"}, {"cache", "miss"}}) == 3);
