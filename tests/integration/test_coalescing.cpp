@@ -19,6 +19,7 @@
 #include "support/oci_image.h"
 #include "support/regcache_server.h"
 #include "support/temp_dir.h"
+#include "support/thread_group.h"
 #include "support/wait.h"
 
 using namespace regcache::test;
@@ -43,23 +44,6 @@ std::string manifest_body(const std::string& salt) {
                          {"annotations", {{"salt", salt}}}}
       .dump();
 }
-
-// Joins every thread it was given, even when a REQUIRE leaves the test early.
-struct ThreadGroup {
-  std::vector<std::thread> threads;
-  ~ThreadGroup() { join(); }
-  void join() {
-    for (auto& t : threads)
-      if (t.joinable()) t.join();
-  }
-};
-
-// Opens a gate when the scope ends, so that threads held at it can be joined even
-// when a REQUIRE leaves the test early. Declare it after the ThreadGroup.
-struct OpenOnExit {
-  std::shared_ptr<Gate> gate;
-  ~OpenOnExit() { gate->open(); }
-};
 
 }  // namespace
 

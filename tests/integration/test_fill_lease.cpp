@@ -35,6 +35,7 @@
 #include "support/postgres_cluster.h"
 #include "support/regcache_server.h"
 #include "support/temp_dir.h"
+#include "support/thread_group.h"
 #include "support/wait.h"
 
 using namespace regcache::test;
@@ -46,21 +47,6 @@ namespace {
 namespace fs = std::filesystem;
 constexpr std::size_t MiB = 1 << 20;
 const std::string kSecret = "lease-test-secret-0123456789";
-
-struct ThreadGroup {
-  std::vector<std::thread> threads;
-  ~ThreadGroup() { join(); }
-  void join() {
-    for (auto& t : threads)
-      if (t.joinable()) t.join();
-  }
-};
-
-// Opens a gate when the scope ends (declare after the ThreadGroup).
-struct OpenOnExit {
-  std::shared_ptr<Gate> gate;
-  ~OpenOnExit() { gate->open(); }
-};
 
 // `dir`/data as a link to `data`, so that the replicas share one data dir.
 fs::path replica_dir(const fs::path& dir, const fs::path& data) {
