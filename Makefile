@@ -2,7 +2,7 @@
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick bench-auth bench-lifecycle bench-metadata clean
+.PHONY: deps build run test test-release test-asan fuzz deb test-package bench bench-quick bench-auth bench-lifecycle bench-metadata bench-replicas clean
 
 deps:
 	@./.ci/install-deps
@@ -57,6 +57,8 @@ bench: deps
 	bench/auth
 	bench/lifecycle
 	bench/metadata
+	cmake --build --preset release -j $(JOBS) --target s3_peers
+	bench/replicas
 
 # What client authentication costs: manifest GET by digest with auth off, Basic, Bearer.
 bench-auth: deps
@@ -75,6 +77,13 @@ bench-metadata: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release -j $(JOBS) --target regcache
 	bench/metadata
+
+# Replicas on PostgreSQL + RGW behind haproxy: warm rates with 1-3 replicas, cold via S3
+# vs local, 50 simultaneous cold GETs over 3 replicas, docker-registry on RGW (issue 18).
+bench-replicas: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target regcache s3_peers
+	bench/replicas
 
 bench-quick: deps
 	bench/run --quick $(BENCH_ARGS)

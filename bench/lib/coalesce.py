@@ -3,6 +3,7 @@
 released together), each hashing the body it receives.
 
 usage: coalesce.py HOST PORT PATH N EXPECTED_SHA256_HEX EXPECTED_SIZE
+PORT may be a comma-separated list (replicas): client i connects to the (i mod k)-th.
 prints JSON: ok count, per-client failures, wall time, TTFB/total percentiles.
 """
 import hashlib
@@ -14,13 +15,14 @@ import time
 
 
 def main():
-    host, port, path, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    host, ports, path, n = sys.argv[1], [int(p) for p in sys.argv[2].split(",")], sys.argv[3], int(sys.argv[4])
     want_hex, want_size = sys.argv[5], int(sys.argv[6])
     barrier = threading.Barrier(n + 1)
     results = [None] * n
     start = [0.0]
 
     def client(i):
+        port = ports[i % len(ports)]
         r = {"status": None, "bytes": 0, "sha256_ok": False, "error": None, "cache": None}
         try:
             s = socket.create_connection((host, port), timeout=120)

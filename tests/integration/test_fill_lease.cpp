@@ -34,6 +34,7 @@
 #include "support/http_client.h"
 #include "support/postgres_cluster.h"
 #include "support/regcache_server.h"
+#include "support/replica_cluster.h"
 #include "support/temp_dir.h"
 #include "support/thread_group.h"
 #include "support/wait.h"
@@ -44,60 +45,14 @@ using nlohmann::json;
 
 namespace {
 
-namespace fs = std::filesystem;
 constexpr std::size_t MiB = 1 << 20;
-const std::string kSecret = "lease-test-secret-0123456789";
+const std::string& kSecret = ReplicaCluster::kSecret;
 
-// `dir`/data as a link to `data`, so that the replicas share one data dir.
-fs::path replica_dir(const fs::path& dir, const fs::path& data) {
-  fs::create_directories(dir);
-  fs::create_directories(data);
-  fs::create_directory_symlink(data, dir / "data");
-  return dir;
-}
-
-// Three replicas with `cluster` on one database and one data dir.
-struct Cluster {
-  TempDir tmp;
-  std::string database;
-  std::vector<std::unique_ptr<RegcacheServer>> replicas;
-
+// Three replicas with `cluster` on one database and one shared data dir.
+struct Cluster : ReplicaCluster {
   // `secrets`: one per replica (a misconfigured cluster); empty: kSecret for all.
-  Cluster(const FakeUpstream& fake, int replica_count, int lease_ttl_s, const std::vector<std::string>& secrets = {}) {
-    PostgresCluster& pg = shared_test_cluster();
-    database = pg.create_database("lease");
-    for (int i = 0; i < replica_count; ++i) {
-      const fs::path secret = tmp / ("cluster-secret-" + std::to_string(i));
-      write_file(secret, (secrets.empty() ? kSecret : secrets.at(static_cast<std::size_t>(i))) + "\n");
-      ::chmod(secret.c_str(), 0600);
-      json config = regcache_config(fake.url());
-      config["metadata"] = {{"backend", "postgres"}, {"dsn", pg.dsn(database)}};
-      config["cluster"] = {{"secret_file", secret.string()}, {"lease_ttl_s", lease_ttl_s}};
-      replicas.push_back(std::make_unique<RegcacheServer>(
-          replica_dir(tmp / ("r" + std::to_string(i)), tmp / "shared"), RegcacheOptions{fake.url(), config, {}}));
-    }
-  }
-
-  // The replica whose URL holds the fill lease now, or -1.
-  int lease_holder() const {
-    auto url = shared_test_cluster().query_value(database, "select owner_url from regcache_fill_leases "
-                                                           "where expires_at > now() limit 1");
-    if (!url) return -1;
-    for (std::size_t i = 0; i < replicas.size(); ++i)
-      if (replicas[i] && replicas[i]->url() == *url) return static_cast<int>(i);
-    return -1;
-  }
-};
-
-// One client's GET, read on its own thread: head, first bytes, then the rest.
-struct Client {
-  int status = 0;
-  bool got_first_bytes = false;
-  bool complete = false;
-  std::uint64_t body_bytes = 0;
-  std::optional<std::uint64_t> content_length;
-  std::string body_digest;
-  std::string error;
+  Cluster(const FakeUpstream& fake, int replica_count, int lease_ttl_s, const std::vector<std::string>& secrets = {})
+      : ReplicaCluster(fake.url(), "lease", {replica_count, lease_ttl_s, secrets, true, {}}) {}
 };
 
 }  // namespace
@@ -118,28 +73,13 @@ TEST_CASE("fill lease: simultaneous cold GETs over three replicas make one upstr
   Cluster cluster(fake, 3, 5);
   constexpr int kPerReplica = 4;
   const int total = 3 * kPerReplica;
-  std::vector<Client> clients(static_cast<std::size_t>(total));
+  std::vector<BlobClient> clients(static_cast<std::size_t>(total));
   std::atomic<int> first_bytes{0};
   ThreadGroup group;
   OpenOnExit release_on_exit{half_way};
   for (int i = 0; i < total; ++i) {
     group.threads.emplace_back([&, i] {
-      auto& c = clients[static_cast<std::size_t>(i)];
-      RawHttpGet get(cluster.replicas[static_cast<std::size_t>(i % 3)]->port(), path);
-      if (get.read_head(60s)) {
-        if (get.body_bytes() == 0) get.read_some(60s);
-        if (get.body_bytes() > 0) {
-          c.got_first_bytes = true;
-          ++first_bytes;
-        }
-        get.read_to_end(60s);
-      }
-      c.status = get.status();
-      c.content_length = get.content_length();
-      c.complete = get.complete();
-      c.body_bytes = get.body_bytes();
-      c.body_digest = get.body_digest();
-      c.error = get.error();
+      clients[static_cast<std::size_t>(i)].run(cluster.replica(i % 3).port(), path, first_bytes);
     });
   }
 
@@ -169,15 +109,15 @@ TEST_CASE("fill lease: simultaneous cold GETs over three replicas make one upstr
   CHECK_MESSAGE(fake.count("GET", path) == 1, "upstream requests:" << fake.request_log());
   CHECK(fake.count("", path) == 1);
   // Every replica now serves it as a hit; the lease was given up.
-  for (auto& r : cluster.replicas) {
-    auto hit = stream_get(r->port(), path);
+  for (int r = 0; r < cluster.size(); ++r) {
+    auto hit = stream_get(cluster.replica(r).port(), path);
     CHECK(hit.status == 200);
     CHECK(hit.body_digest == digest);
   }
   CHECK(fake.count("", path) == 1);
   CHECK(wait_until([&] { return cluster.lease_holder() < 0; }, 10s));
   // A clean shutdown (heartbeat stopped, peer pools closed; under asan: no leak, no error).
-  for (auto& r : cluster.replicas) CHECK(r->stop() == 0);
+  for (int r = 0; r < cluster.size(); ++r) CHECK(cluster.replica(r).stop() == 0);
 }
 
 TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas take over, no short 200 anywhere") {
@@ -195,32 +135,20 @@ TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas 
 
   Cluster cluster(fake, 3, 2);
   const int total = 6;
-  std::vector<Client> clients(static_cast<std::size_t>(total));
+  std::vector<BlobClient> clients(static_cast<std::size_t>(total));
   std::atomic<int> first_bytes{0};
   ThreadGroup group;
   OpenOnExit release_on_exit{half_way};
   for (int i = 0; i < total; ++i) {
     group.threads.emplace_back([&, i] {
-      auto& c = clients[static_cast<std::size_t>(i)];
-      RawHttpGet get(cluster.replicas[static_cast<std::size_t>(i % 3)]->port(), path);
-      if (get.read_head(60s)) {
-        if (get.body_bytes() == 0) get.read_some(60s);
-        if (get.body_bytes() > 0) ++first_bytes;
-        get.read_to_end(60s);
-      }
-      c.status = get.status();
-      c.content_length = get.content_length();
-      c.complete = get.complete();
-      c.body_bytes = get.body_bytes();
-      c.body_digest = get.body_digest();
-      c.error = get.error();
+      clients[static_cast<std::size_t>(i)].run(cluster.replica(i % 3).port(), path, first_bytes);
     });
   }
   REQUIRE(half_way->wait_for_waiting(1, 60s));
   CHECK(wait_until([&] { return first_bytes.load() == total; }, 60s));
   const int holder = cluster.lease_holder();
   REQUIRE(holder >= 0);
-  ::kill(cluster.replicas[static_cast<std::size_t>(holder)]->pid(), SIGKILL);
+  ::kill(cluster.replica(holder).pid(), SIGKILL);
   // The survivors' fills take over once the dead holder's lease expired
   // (lease_ttl_s 2): one of them from the upstream, the other from it.
   half_way->open();
@@ -243,10 +171,10 @@ TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas 
   CHECK_MESSAGE(fake.count("GET", path) == 2, "upstream requests:" << fake.request_log());
   if (fake.count("GET", path) != 2)
     for (int i = 0; i < 3; ++i)
-      if (i != holder) MESSAGE("replica " << i << " log:\n" << cluster.replicas[static_cast<std::size_t>(i)]->stderr_text());
+      if (i != holder) MESSAGE("replica " << i << " log:\n" << cluster.replica(i).stderr_text());
   // Stored: a new request through a survivor is a hit.
   const int survivor = (holder + 1) % 3;
-  auto again = stream_get(cluster.replicas[static_cast<std::size_t>(survivor)]->port(), path);
+  auto again = stream_get(cluster.replica(survivor).port(), path);
   CHECK(again.status == 200);
   CHECK(again.complete);
   CHECK(again.body_digest == digest);
@@ -258,7 +186,7 @@ TEST_CASE("fill lease: the internal endpoint needs the cluster secret and valid 
   FakeUpstream fake;
   const std::string digest = fake.add_blob("lease/small", "small blob");
   Cluster cluster(fake, 1, 5);
-  const std::string base = cluster.replicas[0]->url() + "/_regcache/internal/fills/";
+  const std::string base = cluster.replica(0).url() + "/_regcache/internal/fills/";
   const HttpHeaders good = {{"Authorization", "Bearer " + kSecret}};
   auto code = [](const HttpResponse& r) {
     auto body = json::parse(r.body, nullptr, false);
@@ -290,14 +218,14 @@ TEST_CASE("fill lease: the internal endpoint needs the cluster secret and valid 
   CHECK(code(unknown) == "BLOB_UNKNOWN");
   CHECK(fake.total_requests() == 0);
   // Once stored (a client's GET), the endpoint serves it.
-  auto pulled = http_request("GET", cluster.replicas[0]->url() + "/v2/lease/small/blobs/" + digest);
+  auto pulled = http_request("GET", cluster.replica(0).url() + "/v2/lease/small/blobs/" + digest);
   CHECK(pulled.status == 200);
   auto stored = http_request("GET", base + digest + "?ns=upstream", good);
   CHECK(stored.status == 200);
   CHECK(stored.body == "small blob");
   auto other_ns = http_request("GET", base + digest + "?ns=elsewhere", good);
   CHECK(other_ns.status == 404);
-  CHECK(cluster.replicas[0]->stop() == 0);
+  CHECK(cluster.replica(0).stop() == 0);
 }
 
 TEST_CASE("fill lease: a replica whose secret the holder refuses fetches from the upstream itself, not after the fill") {
@@ -316,9 +244,9 @@ TEST_CASE("fill lease: a replica whose secret the holder refuses fetches from th
 
   ThreadGroup group;
   OpenOnExit release_on_exit{half_way};
-  Client first, second;
-  auto get = [&](int replica, Client& c) {
-    RawHttpGet g(cluster.replicas[static_cast<std::size_t>(replica)]->port(), path);
+  BlobClient first, second;
+  auto get = [&](int replica, BlobClient& c) {
+    RawHttpGet g(cluster.replica(replica).port(), path);
     if (g.read_head(60s)) g.read_to_end(60s);
     c.status = g.status();
     c.complete = g.complete();
@@ -343,6 +271,6 @@ TEST_CASE("fill lease: a replica whose secret the holder refuses fetches from th
   CHECK_MESSAGE(second.status == 200, second.error);
   CHECK(second.complete);
   CHECK(second.body_digest == digest);
-  CHECK(cluster.replicas[1]->stderr_text().find("refused the cluster secret") != std::string::npos);
-  for (auto& r : cluster.replicas) CHECK(r->stop() == 0);
+  CHECK(cluster.replica(1).stderr_text().find("refused the cluster secret") != std::string::npos);
+  for (int r = 0; r < cluster.size(); ++r) CHECK(cluster.replica(r).stop() == 0);
 }

@@ -23,6 +23,7 @@
 #include "support/oci_image.h"
 #include "support/postgres_cluster.h"
 #include "support/regcache_server.h"
+#include "support/s3_bucket.h"
 #include "support/skopeo.h"
 #include "support/temp_dir.h"
 #include "support/wait.h"
@@ -36,53 +37,7 @@ namespace {
 
 const std::string kOciManifest = "application/vnd.oci.image.manifest.v1+json";
 
-// A fresh bucket on the shared RGW, emptied and removed at the end, and the
-// secret key in a private file for regcache's blobs.secret_key_file.
-struct Bucket {
-  fs::path secret_file;
-  s3::ClientConfig client;
-
-  Bucket(const fs::path& dir, const std::string& suffix) {
-    auto& rgw = CephRgw::shared();
-    client.endpoint = rgw.endpoint();
-    client.bucket = rgw.unique_bucket_name(suffix);
-    client.region = rgw.region();
-    client.credentials = {rgw.access_key(), rgw.secret_key()};
-    client.backoff_base = std::chrono::milliseconds(10);
-    s3::Client(client).create_bucket();
-    fs::create_directories(dir);
-    secret_file = dir / "s3-secret";
-    write_file(secret_file, rgw.secret_key() + "\n");
-    ::chmod(secret_file.c_str(), 0600);
-  }
-  ~Bucket() {
-    try {
-      s3::Client c(client);
-      for (const auto& u : c.list_multipart_uploads()) c.abort_multipart_upload(u.key, u.upload_id);
-      std::vector<std::string> keys;
-      c.for_each_object("", [&](const s3::ListedObject& o) { keys.push_back(o.key); });
-      for (const auto& k : keys) c.delete_object(k);
-      c.delete_bucket();
-    } catch (const std::exception& e) {
-      MESSAGE("cleaning up bucket " << client.bucket << ": " << e.what());
-    }
-  }
-
-  json blobs_config() const {
-    return {{"backend", "s3"},           {"endpoint", client.endpoint},
-            {"bucket", client.bucket},   {"region", client.region},
-            {"access_key", client.credentials.access_key}, {"secret_key_file", secret_file.string()}};
-  }
-  // The object of a committed blob, nullopt when the bucket has none.
-  std::optional<std::string> object(const std::string& digest) const {
-    const std::string hex = digest.substr(digest.find(':') + 1);
-    std::string bytes;
-    auto info = s3::Client(client).get_object("blobs/sha256/" + hex.substr(0, 2) + "/" + hex,
-                                              [&](const char* p, std::size_t n) { bytes.append(p, n); });
-    if (!info) return std::nullopt;
-    return bytes;
-  }
-};
+using Bucket = S3Bucket;
 
 // True when some regular file under `dir` is exactly `size` bytes long: with the
 // blobs in S3, no blob may stay in the data dir (spools are unlinked files).

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "support/ports.h"
 #include "support/wait.h"
 
@@ -170,6 +172,24 @@ void CephRgw::stop() {
   osd_.reset();
   if (mon_) mon_->stop(SIGTERM, std::chrono::seconds(10));
   mon_.reset();
+}
+
+CephRgw::Counters CephRgw::counters() {
+  // A client daemon's socket is run dir/ceph-client.rgw.a.<pid>.<cctid>.asok.
+  if (!rgw_) throw std::runtime_error("ceph_rgw: radosgw is not running");
+  const std::string prefix = "ceph-client.rgw.a." + std::to_string(rgw_->pid()) + ".";
+  std::filesystem::path socket;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "run"))
+    if (e.path().filename().string().rfind(prefix, 0) == 0 && e.path().extension() == ".asok") socket = e.path();
+  if (socket.empty()) throw std::runtime_error("ceph_rgw: no admin socket " + prefix + "*.asok in " + (dir_ / "run").string());
+  const auto dump = nlohmann::json::parse(capture({"ceph", "--admin-daemon", socket.string(), "perf", "dump"}, "perf-dump"));
+  const auto& rgw = dump.at("rgw");
+  Counters c;
+  c.put_ops = rgw.at("put").get<long long>();
+  c.put_bytes = rgw.at("put_b").get<long long>();
+  c.get_ops = rgw.at("get").get<long long>();
+  c.get_bytes = rgw.at("get_b").get<long long>();
+  return c;
 }
 
 }  // namespace regcache::test

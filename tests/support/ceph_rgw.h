@@ -48,6 +48,17 @@ class CephRgw {
   void start_rgw();
   void stop();
 
+  // radosgw's own request counters (perf dump of its admin socket, section
+  // "rgw"): object PUTs (multipart parts included) and GETs, and their bytes.
+  // They count for the whole process; tests compare before and after.
+  struct Counters {
+    long long put_ops = 0;
+    long long put_bytes = 0;
+    long long get_ops = 0;
+    long long get_bytes = 0;
+  };
+  Counters counters();
+
  private:
   void run(const std::vector<std::string>& argv, const std::string& what);
   std::string capture(const std::vector<std::string>& argv, const std::string& what);
