@@ -583,6 +583,7 @@ std::unique_ptr<upstream::BodyStream> PullThroughCache::take_over(const Origin& 
     if (std::chrono::steady_clock::now() > deadline)
       throw RegistryError(ErrorCode::Unavailable, "nobody continues the fill of " + digest.str() + ": " + why);
     std::unique_ptr<upstream::BodyStream> next;
+    std::uint64_t skip = offset;  // bytes of `next` this replica has spooled already
     db::FillLeases::Claim claim;
     // Another survivor may have taken over and finished while this one waited.
     if (auto stored = verified_stored(digest); stored && stored->size() == size && namespace_has(origin, digest)) {
@@ -600,14 +601,35 @@ std::unique_ptr<upstream::BodyStream> PullThroughCache::take_over(const Origin& 
     } else if (claim.mine) {
       // This replica holds the lease now: the upstream, as any holder.
       *held = true;
+      bool resumed = false;
       *from_peer = false;
+      // Only the bytes after what is spooled: a 206 for exactly that range is
+      // used as it comes; an upstream that ignores Range sends the whole blob
+      // (200), whose start is read and dropped below. A 206 for any other range
+      // is not trusted: the whole blob instead.
       try {
-        next = origin.upstream->get_blob(repo.str(), digest.str());
+        if (offset > 0 && offset < size) {
+          next = origin.upstream->get_blob_from(repo.str(), digest.str(), offset);
+          const auto& r = next->response();
+          const std::string asked =
+              "bytes " + std::to_string(offset) + "-" + std::to_string(size - 1) + "/" + std::to_string(size);
+          if (r.status == 206 && r.content_length == size - offset && r.content_range == asked) {
+            log::info("taking over the fill of " + digest.str() + " from byte " + std::to_string(offset) +
+                      " (a Range request to upstream " + origin.ns + ")");
+            resumed = true;
+            skip = 0;
+          } else if (r.status == 206) {
+            log::warn("upstream " + origin.ns + " answered a Range request for " + digest.str() + " with \"" +
+                      r.content_range.substr(0, 100) + "\"; asking for the whole blob");
+            next.reset();
+          }
+        }
+        if (!next) next = origin.upstream->get_blob(repo.str(), digest.str());
       } catch (const upstream::TransportError& e) {
         throw unreachable(origin, e);
       }
       const auto& r = next->response();
-      if (r.status != 200 || r.content_length != size)
+      if (!resumed && (r.status != 200 || r.content_length != size))
         throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " answered " +
                                                             std::to_string(r.status) + " (or another length) for " +
                                                             digest.str() + " when this replica took its fill over");
@@ -629,7 +651,7 @@ std::unique_ptr<upstream::BodyStream> PullThroughCache::take_over(const Origin& 
       // The bytes before `offset` are spooled already: read and dropped.
       try {
         std::vector<char> scratch(64 << 10);
-        for (std::uint64_t left = offset; left > 0;) {
+        for (std::uint64_t left = skip; left > 0;) {
           std::size_t n = next->read(scratch.data(), static_cast<std::size_t>(std::min<std::uint64_t>(scratch.size(), left)));
           if (n == 0) throw upstream::TransportError("the stream ended before byte " + std::to_string(offset));
           left -= n;

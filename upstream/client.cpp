@@ -181,6 +181,13 @@ class RegistryClient final : public Client {
     return perform("GET", name, "/v2/" + name + "/blobs/" + digest, {}, Priority::Blob);
   }
 
+  std::unique_ptr<BodyStream> get_blob_from(const std::string& repo, const std::string& digest,
+                                            std::uint64_t first) override {
+    std::string name = upstream_name(repo);
+    return perform("GET", name, "/v2/" + name + "/blobs/" + digest, {}, Priority::Blob,
+                   "bytes=" + std::to_string(first) + "-");
+  }
+
   Response head_blob(const std::string& repo, const std::string& digest) override {
     std::string name = upstream_name(repo);
     auto stream = perform("HEAD", name, "/v2/" + name + "/blobs/" + digest, {});
@@ -220,7 +227,7 @@ class RegistryClient final : public Client {
   // kMaxRedirects redirects. Authorization goes only to our own endpoint.
   std::unique_ptr<PooledBodyStream> perform(const std::string& method, const std::string& repo, std::string path,
                                             const std::vector<std::string>& accept,
-                                            Priority priority = Priority::Metadata) {
+                                            Priority priority = Priority::Metadata, const std::string& range = {}) {
     Target target{own_, std::move(path)};
     std::string authorization = auth_.up_front(repo);
     bool challenge_answered = false;
@@ -229,6 +236,7 @@ class RegistryClient final : public Client {
       bool own = target.endpoint == own_;
       Request request{method, target.path_and_query, {{"User-Agent", kUserAgent}}, priority};
       for (const auto& value : accept) request.headers.emplace_back("Accept", value);
+      if (!range.empty()) request.headers.emplace_back("Range", range);
       if (own && !authorization.empty()) request.headers.emplace_back("Authorization", authorization);
 
       auto stream = exchange(target, request);

@@ -84,6 +84,7 @@ struct Response {
   std::string retry_after;  // verbatim, empty when absent
   std::string link;             // Link header verbatim (paging of tag lists and referrers), empty when absent
   std::string filters_applied;  // OCI-Filters-Applied verbatim, empty when absent
+  std::string content_range;    // Content-Range verbatim (a 206), empty when absent
 };
 
 struct BufferedResponse : Response {
@@ -118,6 +119,15 @@ class Client {
                                         const std::vector<std::string>& accept, std::size_t max_bytes) = 0;
   // GET /v2/<repo>/blobs/<digest>, following redirects; the body is left unread.
   virtual std::unique_ptr<BodyStream> get_blob(const std::string& repo, const std::string& digest) = 0;
+  // The same with "Range: bytes=<first>-" (sent on every hop, redirects too).
+  // The upstream may ignore it: the caller checks for a 206 whose Content-Range
+  // is what it asked for, or a 200 with the whole blob. The default asks for
+  // the whole blob.
+  virtual std::unique_ptr<BodyStream> get_blob_from(const std::string& repo, const std::string& digest,
+                                                    std::uint64_t first) {
+    (void)first;
+    return get_blob(repo, digest);
+  }
   // HEAD /v2/<repo>/blobs/<digest>, following redirects like get_blob (and
   // under the same trust rules); never transfers the blob.
   virtual Response head_blob(const std::string& repo, const std::string& digest) = 0;

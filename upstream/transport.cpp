@@ -51,6 +51,7 @@ PooledBodyStream::PooledBodyStream(Lease lease, Endpoint endpoint, std::unique_p
   response_.retry_after = http_->get("Retry-After", "");
   response_.link = http_->get("Link", "");
   response_.filters_applied = http_->get("OCI-Filters-Applied", "");
+  response_.content_range = http_->get("Content-Range", "");
   if (http_->hasContentLength() && http_->getContentLength64() >= 0) {
     response_.content_length = static_cast<std::uint64_t>(http_->getContentLength64());
   }

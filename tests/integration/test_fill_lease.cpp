@@ -120,8 +120,11 @@ TEST_CASE("fill lease: simultaneous cold GETs over three replicas make one upstr
   for (int r = 0; r < cluster.size(); ++r) CHECK(cluster.replica(r).stop() == 0);
 }
 
-TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas take over, no short 200 anywhere") {
-  if (metadata_is_postgres()) return;
+namespace {
+
+// The upstream answers Range requests (a registry) or ignores them (200, the
+// whole blob): a takeover works either way.
+void kill_the_holder_mid_fill(bool upstream_honours_range) {
   FakeUpstream fake;
   const std::string repo = "lease/killed";
   const std::size_t size = 8 * MiB;
@@ -131,6 +134,7 @@ TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas 
   Behavior held = Behavior::trickle(1 * MiB, 1ms);
   held.body_gate = half_way;
   held.body_gate_at = size / 2;
+  held.ignore_range = !upstream_honours_range;
   fake.set_behavior(path, held);
 
   Cluster cluster(fake, 3, 2);
@@ -179,6 +183,34 @@ TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas 
   CHECK(again.complete);
   CHECK(again.body_digest == digest);
   CHECK(fake.count("GET", path) == 2);
+  // The takeover asks only for what the survivor has not spooled (its bytes
+  // came from the holder up to where the upstream was held).
+  const auto ranges = fake.ranges(path);
+  REQUIRE(ranges.size() == 2);
+  CHECK(ranges[0].empty());
+  CHECK_MESSAGE(ranges[1].rfind("bytes=", 0) == 0, ranges[1]);
+  CHECK(ranges[1] != "bytes=0-");
+  // Whether the survivor used the 206 (its log says so) or read and dropped
+  // the start of a whole-blob 200.
+  bool resumed = false;
+  for (int i = 0; i < 3; ++i)
+    if (i != holder &&
+        cluster.replicas[static_cast<std::size_t>(i)]->stderr_text().find("(a Range request to upstream") !=
+            std::string::npos)
+      resumed = true;
+  CHECK(resumed == upstream_honours_range);
+}
+
+}  // namespace
+
+TEST_CASE("fill lease: kill -9 of the lease holder mid-fill: the other replicas take over, no short 200 anywhere") {
+  if (metadata_is_postgres()) return;
+  kill_the_holder_mid_fill(true);
+}
+
+TEST_CASE("fill lease: a takeover from an upstream that ignores Range drops the bytes it has and completes") {
+  if (metadata_is_postgres()) return;
+  kill_the_holder_mid_fill(false);
 }
 
 TEST_CASE("fill lease: the internal endpoint needs the cluster secret and valid parameters") {

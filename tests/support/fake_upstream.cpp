@@ -226,6 +226,12 @@ void FakeUpstream::add_document(const std::string& path, std::string body, const
   objects_[path] = Object{std::make_shared<const std::string>(std::move(body)), digest, content_type};
 }
 
+std::vector<std::string> FakeUpstream::ranges(const std::string& path) const {
+  std::lock_guard lock(mutex_);
+  auto it = ranges_.find(path);
+  return it == ranges_.end() ? std::vector<std::string>() : it->second;
+}
+
 std::vector<std::string> FakeUpstream::authorizations(const std::string& path) const {
   std::lock_guard lock(mutex_);
   auto it = authorizations_.find(path);
@@ -362,7 +368,7 @@ void FakeUpstream::serve(Connection& conn) {
     if (!(parts >> method >> target >> version)) return;
     bool close_after = false;
     std::uint64_t request_body = 0;
-    std::string authorization;
+    std::string authorization, range;
     for (std::string line; std::getline(lines, line);) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       auto colon = line.find(':');
@@ -371,6 +377,7 @@ void FakeUpstream::serve(Connection& conn) {
       if (Poco::icompare(name, "Connection") == 0 && Poco::icompare(value, "close") == 0) close_after = true;
       if (Poco::icompare(name, "Content-Length") == 0) Poco::NumberParser::tryParseUnsigned64(value, request_body);
       if (Poco::icompare(name, "Authorization") == 0) authorization = value;
+      if (Poco::icompare(name, "Range") == 0) range = value;
     }
     // Requests to a registry's pull side have no body; skip one if sent anyway.
     while (buffer.size() < request_body) {
@@ -385,9 +392,10 @@ void FakeUpstream::serve(Connection& conn) {
     {
       std::lock_guard lock(mutex_);
       authorizations_[path].push_back(authorization);
+      ranges_[path].push_back(range);
       in_flight_max_ = std::max(in_flight_max_, ++in_flight_);
     }
-    bool keep = respond(conn, method, path);
+    bool keep = respond(conn, method, path, range);
     {
       std::lock_guard lock(mutex_);
       --in_flight_;
@@ -396,7 +404,8 @@ void FakeUpstream::serve(Connection& conn) {
   }
 }
 
-bool FakeUpstream::respond(Connection& conn, const std::string& method, const std::string& path) {
+bool FakeUpstream::respond(Connection& conn, const std::string& method, const std::string& path,
+                           const std::string& range) {
   Behavior b;
   std::optional<Object> object;
   {
@@ -442,8 +451,20 @@ bool FakeUpstream::respond(Connection& conn, const std::string& method, const st
 
   std::string digest = object->digest;
   if (b.mode == Behavior::Mode::lying_digest) digest = sha256_digest(*object->bytes + "\nlie");
-  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: " + object->content_type + "\r\n" +
-                    "Content-Length: " + std::to_string(object->bytes->size()) + "\r\n" +
+  // "Range: bytes=FIRST-" on a GET, as a registry serving blobs from a file
+  // answers it (206 from FIRST to the end); anything else gets the whole object.
+  const std::uint64_t size = object->bytes->size();
+  std::uint64_t first = 0;
+  const bool ranged = !head && !b.ignore_range && range.size() > 7 && range.rfind("bytes=", 0) == 0 &&
+                      range.back() == '-' &&
+                      Poco::NumberParser::tryParseUnsigned64(range.substr(6, range.size() - 7), first) && first < size;
+  if (!ranged) first = 0;
+  std::string status_line = first > 0 ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes " +
+                                            std::to_string(first) + "-" + std::to_string(size - 1) + "/" +
+                                            std::to_string(size) + "\r\n"
+                                      : "HTTP/1.1 200 OK\r\n";
+  std::string out = status_line + "Content-Type: " + object->content_type + "\r\n" +
+                    "Content-Length: " + std::to_string(size - first) + "\r\n" +
                     "Docker-Content-Digest: " + digest + "\r\n" +
                     "Docker-Distribution-API-Version: registry/2.0\r\n\r\n";
   if (!send_all(conn.fd, out.data(), out.size())) return false;
@@ -451,20 +472,21 @@ bool FakeUpstream::respond(Connection& conn, const std::string& method, const st
     done();
     return true;
   }
-  if (!send_body(conn, path, *object, b)) return false;
+  if (!send_body(conn, path, *object, b, first)) return false;
   if (b.mode == Behavior::Mode::drop) return false;  // the promised length was not sent: close
   done();
   return true;
 }
 
-bool FakeUpstream::send_body(Connection& conn, const std::string& path, const Object& object, const Behavior& b) {
+bool FakeUpstream::send_body(Connection& conn, const std::string& path, const Object& object, const Behavior& b,
+                             std::uint64_t first) {
   const std::string& bytes = *object.bytes;
   const std::uint64_t size = bytes.size();
   const std::uint64_t limit = b.mode == Behavior::Mode::drop ? std::min<std::uint64_t>(b.drop_after, size) : size;
   const std::uint64_t chunk = std::max<std::size_t>(1, b.chunk_bytes);
   bool gate_passed = !b.body_gate || b.body_gate_at >= limit;
   std::string flipped;
-  std::uint64_t off = 0;
+  std::uint64_t off = first;
   while (off < limit) {
     if (!gate_passed && off >= b.body_gate_at) {
       if (!b.body_gate->pass()) return false;

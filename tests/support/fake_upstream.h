@@ -85,6 +85,9 @@ struct Behavior {
   std::string retry_after;       // sent with `status` when not empty
   std::string www_authenticate;  // sent with `status` when not empty
   std::string location;          // sent with `status` when not empty (a redirect)
+  // GETs with "Range: bytes=N-" get a 206 from N on (as from a registry); true: the
+  // whole object, 200, as from an upstream that ignores Range.
+  bool ignore_range = false;
   // Pacing, for every mode that sends a body: chunks of `chunk_bytes`, and a pause of
   // `chunk_pause` after each chunk but the last (a trickle or a throttle).
   std::size_t chunk_bytes = 256 * 1024;
@@ -174,6 +177,8 @@ class FakeUpstream {
   std::string request_log() const;
   // The Authorization header of each request for `path` so far, in order ("" when absent).
   std::vector<std::string> authorizations(const std::string& path) const;
+  // The Range header of each request for `path` so far, in order ("" when absent).
+  std::vector<std::string> ranges(const std::string& path) const;
   // TCP connections open right now, and the most that were ever open at once.
   std::size_t open_connections() const;
   std::size_t max_open_connections() const;
@@ -197,8 +202,10 @@ class FakeUpstream {
   void accept_loop();
   void serve(Connection& conn);
   // Answers one request; false when the connection must be closed.
-  bool respond(Connection& conn, const std::string& method, const std::string& path);
-  bool send_body(Connection& conn, const std::string& path, const Object& object, const Behavior& b);
+  bool respond(Connection& conn, const std::string& method, const std::string& path, const std::string& range);
+  // Sends the body from byte `first` on.
+  bool send_body(Connection& conn, const std::string& path, const Object& object, const Behavior& b,
+                 std::uint64_t first = 0);
   bool pause(std::chrono::milliseconds d);
   void close_connection(Connection& conn);
 
@@ -219,6 +226,7 @@ class FakeUpstream {
   std::map<std::string, std::uint64_t> body_bytes_;
   std::vector<std::string> log_;
   std::map<std::string, std::vector<std::string>> authorizations_;  // by path
+  std::map<std::string, std::vector<std::string>> ranges_;          // by path
   std::size_t open_now_ = 0, open_max_ = 0;
   std::size_t in_flight_ = 0, in_flight_max_ = 0;
   std::list<std::unique_ptr<Connection>> conns_;
