@@ -194,9 +194,7 @@ void kill_the_holder_mid_fill(bool upstream_honours_range) {
   // the start of a whole-blob 200.
   bool resumed = false;
   for (int i = 0; i < 3; ++i)
-    if (i != holder &&
-        cluster.replicas[static_cast<std::size_t>(i)]->stderr_text().find("(a Range request to upstream") !=
-            std::string::npos)
+    if (i != holder && cluster.replica(i).stderr_text().find("(a Range request to upstream") != std::string::npos)
       resumed = true;
   CHECK(resumed == upstream_honours_range);
 }
