@@ -573,7 +573,8 @@ void Server::reload(Config fresh) {
            fresh.blobs.s3.credentials.secret_key != config_.blobs.s3.credentials.secret_key ||
            fresh.blobs.s3.addressing != config_.blobs.s3.addressing ||
            fresh.blobs.multipart_threshold != config_.blobs.multipart_threshold ||
-           fresh.blobs.part_size != config_.blobs.part_size,
+           fresh.blobs.part_size != config_.blobs.part_size ||
+           fresh.blobs.local_cache_bytes != config_.blobs.local_cache_bytes,
        "blobs");
   note(fresh.tls_cert != config_.tls_cert || fresh.tls_key != config_.tls_key, "tls_cert/tls_key");
   note(fresh.max_connections != config_.max_connections, "max_connections");
