@@ -20,6 +20,7 @@
 #include "support/fake_upstream.h"
 #include "support/files.h"
 #include "support/http_client.h"
+#include "support/observability.h"
 #include "support/oci_image.h"
 #include "support/postgres_cluster.h"
 #include "support/regcache_server.h"
@@ -423,5 +424,9 @@ TEST_CASE("regcache on s3 with a local tier: a warm blob is served from data_dir
   CHECK(warm.header("X-Cache-Status") == "hit");
   CHECK(warm.body == bytes);
   CHECK(upstream.count("GET", "/v2/library/app/blobs/" + digest) == 1);
+  const std::string metrics = http_request("GET", regcache.url() + "/metrics").body;
+  CHECK(metric_value(metrics, "regcache_blob_tier_reads_total", {{"tier", "local"}}) >= 1);
+  CHECK(metric_value(metrics, "regcache_blob_tier_reads_total", {{"tier", "s3"}}) == 0);
+  CHECK(metric_value(metrics, "regcache_blob_tier_local_bytes", {}) == static_cast<double>(bytes.size()));
   CHECK(regcache.stop() == 0);
 }
