@@ -1,6 +1,7 @@
 #include "cache/open_blob_store.h"
 
 #include "cache/s3/s3_blob_store.h"
+#include "cache/tiered_blob_store.h"
 
 namespace regcache::cache {
 
@@ -12,7 +13,10 @@ BlobStorePtr open_blob_store(const BlobSettings& settings, const std::filesystem
       o.spool_dir = data_dir / "s3-spool";
       o.multipart_threshold = settings.multipart_threshold;
       o.part_size = settings.part_size;
-      return std::make_unique<S3BlobStore>(std::move(o));
+      auto s3 = std::make_unique<S3BlobStore>(std::move(o));
+      if (settings.local_cache_bytes == 0) return s3;
+      return std::make_unique<TieredBlobStore>(std::move(s3),
+                                               TieredBlobStoreOptions{data_dir / "blob-cache", settings.local_cache_bytes});
     }
     case BlobBackend::Local:
       break;

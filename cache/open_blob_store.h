@@ -19,10 +19,14 @@ struct BlobSettings {
   s3::ClientConfig s3;
   std::uint64_t multipart_threshold = 64ull << 20;  // s3: from this size on, multipart
   std::uint64_t part_size = 16ull << 20;            // s3: >= 5 MiB
+  // s3: bound of the local tier (cache/tiered_blob_store.h) in data_dir/blob-cache;
+  // 0 = no local tier, every read goes to S3.
+  std::uint64_t local_cache_bytes = 0;
 };
 
 // Opens the configured store: the local store in data_dir, or an S3 bucket
-// (cache/s3/s3_blob_store.h) whose writes spool under data_dir/s3-spool. Opening
+// (cache/s3/s3_blob_store.h) whose writes spool under data_dir/s3-spool, behind a
+// local tier of hot blobs in data_dir/blob-cache when local_cache_bytes > 0. Opening
 // an S3 store sends nothing: an unreachable endpoint or a missing bucket shows
 // on the first request (503) and in readiness.
 BlobStorePtr open_blob_store(const BlobSettings& settings, const std::filesystem::path& data_dir);

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -358,6 +359,7 @@ cache::BlobSettings read_blobs(const json& object) {
   r.read("addressing", addressing);
   r.read("multipart_threshold_bytes", b.multipart_threshold, 5LL << 20, 5LL << 30);
   r.read("part_size_bytes", b.part_size, 5LL << 20, 5LL << 30);
+  r.read("local_cache_bytes", b.local_cache_bytes, 0, std::numeric_limits<std::int64_t>::max());
   r.refuse_unknown();
   if (backend == "local") {
     // The documented defaults (etc/regcache.json shows them all) are fine;
@@ -371,7 +373,8 @@ cache::BlobSettings read_blobs(const json& object) {
         {"secret_key_file", !secret_key_file.empty()},
         {"addressing", addressing != "path"},
         {"multipart_threshold_bytes", b.multipart_threshold != d.multipart_threshold},
-        {"part_size_bytes", b.part_size != d.part_size}};
+        {"part_size_bytes", b.part_size != d.part_size},
+        {"local_cache_bytes", b.local_cache_bytes != d.local_cache_bytes}};
     for (const auto& [key, differs] : set)
       if (differs) throw ConfigError(r.key(key), "only for backend s3 (local keeps blobs in data_dir)");
     return b;

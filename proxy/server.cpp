@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "cache/open_blob_store.h"
+#include "cache/tiered_blob_store.h"
 #include "db/metadata_store.h"
 #include "db/open_metadata_store.h"
 #include "db/postgres_metadata_store.h"
@@ -354,6 +355,7 @@ Server::Server(Config config) : config_(std::move(config)) {
                             static_cast<double>(meta_->contention_retries()),
                             {{"backend", db::backend_name(config_.metadata.backend)}}});
       add_store_usage(v);
+      add_tier_stats(v);
       return v;
     });
   }
@@ -476,6 +478,26 @@ void Server::add_store_usage(ScrapeValues& v) {
                         static_cast<double>(k->bytes), {{"kind", kind}}});
 }
 
+// The local tier in front of S3 (blobs.local_cache_bytes): reads per tier and
+// what the tier holds. Nothing when there is no tier.
+void Server::add_tier_stats(ScrapeValues& v) {
+  const auto* tiered = dynamic_cast<const cache::TieredBlobStore*>(blobs_.get());
+  if (!tiered) return;
+  const cache::TierStats t = tiered->stats();
+  const char* reads_help = "Blob reads (opens) answered by each tier of the two-tier store";
+  v.counters.push_back({"regcache_blob_tier_reads_total", reads_help, static_cast<double>(t.local_reads),
+                        {{"tier", "local"}}});
+  v.counters.push_back({"regcache_blob_tier_reads_total", reads_help, static_cast<double>(t.remote_reads),
+                        {{"tier", "s3"}}});
+  v.counters.push_back({"regcache_blob_tier_local_drops_total",
+                        "Local copies dropped to keep blobs.local_cache_bytes, or found corrupt",
+                        static_cast<double>(t.local_drops)});
+  v.gauges.push_back({"regcache_blob_tier_local_bytes", "Bytes of the local tier's copies",
+                      static_cast<double>(t.local_bytes)});
+  v.gauges.push_back({"regcache_blob_tier_local_objects", "Copies in the local tier",
+                      static_cast<double>(t.local_objects)});
+}
+
 StatusSnapshot Server::status_snapshot() const {
   StatusSnapshot s;
   s.version = REGCACHE_VERSION;
@@ -573,7 +595,8 @@ void Server::reload(Config fresh) {
            fresh.blobs.s3.credentials.secret_key != config_.blobs.s3.credentials.secret_key ||
            fresh.blobs.s3.addressing != config_.blobs.s3.addressing ||
            fresh.blobs.multipart_threshold != config_.blobs.multipart_threshold ||
-           fresh.blobs.part_size != config_.blobs.part_size,
+           fresh.blobs.part_size != config_.blobs.part_size ||
+           fresh.blobs.local_cache_bytes != config_.blobs.local_cache_bytes,
        "blobs");
   note(fresh.tls_cert != config_.tls_cert || fresh.tls_key != config_.tls_key, "tls_cert/tls_key");
   note(fresh.max_connections != config_.max_connections, "max_connections");

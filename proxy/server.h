@@ -121,6 +121,7 @@ class Server {
   std::chrono::seconds shutdown_grace_{10};
   // The regcache_store_objects / _bytes gauges, by kind (cache/store_usage.h).
   void add_store_usage(ScrapeValues& v);
+  void add_tier_stats(ScrapeValues& v);
   // Store reconciliation, started by start() and stopped by stop()/the destructor.
   void reconcile_in_background();
   // store_reconciliation, "auto" resolved for the configured metadata backend.

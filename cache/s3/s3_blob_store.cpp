@@ -183,7 +183,9 @@ struct Spool {
 struct S3BlobStore::State {
   explicit State(S3BlobStoreOptions o) : options(std::move(o)), client(options.client) {}
   // Publishes the spool's bytes under `digest` (PUT, or multipart aborted on failure).
-  void publish(Spool& spool, const Digest& digest) const;
+  void publish(Spool& spool, const Digest& digest) const { publish_fd(spool.file->fd(), spool.size, digest); }
+  // The same for bytes [0, size) of a descriptor the caller verified.
+  void publish_fd(int fd, std::uint64_t size, const Digest& digest) const;
 
   S3BlobStoreOptions options;
   s3::Client client;
@@ -354,14 +356,18 @@ std::string S3BlobStore::blob_key(const Digest& digest) {
   return "blobs/" + digest.algorithm() + "/" + digest.hex().substr(0, 2) + "/" + digest.hex();
 }
 
-void S3BlobStore::State::publish(Spool& spool, const Digest& digest) const {
+void S3BlobStore::State::publish_fd(int fd, std::uint64_t size, const Digest& digest) const {
   const std::string key = blob_key(digest);
   try {
-    if (spool.size < options.multipart_threshold) {
-      FdRangeBuf buf(spool.file->fd(), 0, spool.size);
+    // Content-addressed, and only verified bytes are ever published: an object
+    // already there under this digest with this size holds these bytes (another
+    // replica's fill, a concurrent writer). One HEAD instead of a second PUT.
+    if (const auto there = client.head_object(key); there && there->size == size) return;
+    if (size < options.multipart_threshold) {
+      FdRangeBuf buf(fd, 0, size);
       std::istream in(&buf);
       // The digest is the body's SHA-256: signing it makes S3 check the transfer.
-      client.put_object(key, in, spool.size,
+      client.put_object(key, in, size,
                          digest.algorithm() == "sha256" ? digest.hex() : std::string(s3::kUnsignedPayload));
       return;
     }
@@ -369,9 +375,9 @@ void S3BlobStore::State::publish(Spool& spool, const Digest& digest) const {
     try {
       std::vector<s3::CompletedPart> parts;
       int number = 1;
-      for (std::uint64_t off = 0; off < spool.size; off += options.part_size, ++number) {
-        const auto n = std::min(options.part_size, spool.size - off);
-        FdRangeBuf buf(spool.file->fd(), off, n);
+      for (std::uint64_t off = 0; off < size; off += options.part_size, ++number) {
+        const auto n = std::min(options.part_size, size - off);
+        FdRangeBuf buf(fd, off, n);
         std::istream in(&buf);
         parts.push_back({number, client.upload_part(key, id, number, in, n)});
       }
@@ -387,6 +393,10 @@ void S3BlobStore::State::publish(Spool& spool, const Digest& digest) const {
   } catch (const s3::S3Error& e) {
     throw unavailable(e);
   }
+}
+
+void S3BlobStore::publish_verified(const Digest& digest, int fd, std::uint64_t size) {
+  state_->publish_fd(fd, size, digest);
 }
 
 BlobWriterPtr S3BlobStore::create_writer() { return std::make_unique<S3Writer>(state_); }

@@ -16,7 +16,10 @@
 // upload of `part_size` parts (>= 5 MiB) that is aborted on any failure. Incomplete
 // multipart uploads under blobs/ older than `abort_incomplete_after` (crashed commits,
 // of this replica or another) are aborted by remove_orphan_spools() at start-up; younger
-// ones may be another replica's commit in progress and are left alone.
+// ones may be another replica's commit in progress and are left alone. A commit whose
+// object is already in the bucket with the same size (a HEAD first) sends nothing: keys
+// are digests and only verified bytes are published, so a second writer of the same
+// digest (a non-owner replica, a concurrent fill) does not PUT a second copy.
 //
 // Reads are ranged GETs through a bounded read-ahead window per reader; a reader whose
 // object is deleted underneath it throws from read_at (never other bytes). Presence is
@@ -30,6 +33,7 @@
 
 #include "cache/blob_store.h"
 #include "cache/s3/s3_client.h"
+#include "cache/tiered_blob_store.h"
 
 namespace regcache::cache {
 
@@ -42,7 +46,7 @@ struct S3BlobStoreOptions {
   std::chrono::seconds abort_incomplete_after{24 * 3600};
 };
 
-class S3BlobStore final : public BlobStore {
+class S3BlobStore final : public BlobStore, public VerifiedPublisher {
  public:
   explicit S3BlobStore(S3BlobStoreOptions options);
   ~S3BlobStore() override;
@@ -60,6 +64,8 @@ class S3BlobStore final : public BlobStore {
   std::vector<std::string> list_uploads() override;
   std::optional<std::int64_t> written_at(const Digest& digest) override;
   std::optional<std::string> quarantine(const Digest& digest) override;
+  // A TieredBlobStore's commit: the local copy's file goes up as it is.
+  void publish_verified(const Digest& digest, int fd, std::uint64_t size) override;
 
   // The object key of a committed blob ("blobs/sha256/ab/ab12…").
   static std::string blob_key(const Digest& digest);

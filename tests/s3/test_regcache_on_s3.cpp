@@ -20,6 +20,7 @@
 #include "support/fake_upstream.h"
 #include "support/files.h"
 #include "support/http_client.h"
+#include "support/observability.h"
 #include "support/oci_image.h"
 #include "support/postgres_cluster.h"
 #include "support/regcache_server.h"
@@ -346,4 +347,41 @@ TEST_CASE("regcache on s3: the operator commands work on the bucket through --co
   }
   // The mirrored blob is still in the bucket, whole.
   CHECK(bucket.object(digest) == bytes);
+}
+
+TEST_CASE("regcache on s3 with a local tier: a warm blob is served from data_dir/blob-cache without an S3 GET") {
+  TempDir tmp("regcache-s3-tier");
+  Bucket bucket(tmp / "keys", "tier");
+  FakeUpstream upstream;
+  const std::string bytes = pseudo_random_bytes((2u << 20) + 99, 4);
+  const std::string digest = upstream.add_blob("library/app", bytes);
+  json config = regcache_config(upstream.url());
+  config["blobs"] = bucket.blobs_config();
+  config["blobs"]["local_cache_bytes"] = 64 << 20;
+  RegcacheServer regcache(tmp / "r", {upstream.url(), config, {}});
+  const std::string url = regcache.url() + "/v2/library/app/blobs/" + digest;
+
+  auto cold = http_request("GET", url);
+  REQUIRE(cold.status == 200);
+  CHECK(cold.body == bytes);
+  REQUIRE(wait_until([&] { return bucket.object(digest).has_value(); }, std::chrono::seconds(30)));
+  CHECK(*bucket.object(digest) == bytes);  // S3 is the authority: the fill is there
+  CHECK(has_file_of_size(regcache.data_dir() / "blob-cache", bytes.size()));  // and in the local tier
+
+  // Deleted from the bucket behind regcache's back: a whole, correct 200 now can
+  // only have come from the local copy — the warm GET asked S3 for nothing.
+  const std::string hex = digest.substr(digest.find(':') + 1);
+  s3::Client(bucket.client).delete_object("blobs/sha256/" + hex.substr(0, 2) + "/" + hex);
+  REQUIRE_FALSE(bucket.object(digest).has_value());
+  auto warm = http_request("GET", url);
+  REQUIRE(warm.status == 200);
+  CHECK(warm.complete);
+  CHECK(warm.header("X-Cache-Status") == "hit");
+  CHECK(warm.body == bytes);
+  CHECK(upstream.count("GET", "/v2/library/app/blobs/" + digest) == 1);
+  const std::string metrics = http_request("GET", regcache.url() + "/metrics").body;
+  CHECK(metric_value(metrics, "regcache_blob_tier_reads_total", {{"tier", "local"}}) >= 1);
+  CHECK(metric_value(metrics, "regcache_blob_tier_reads_total", {{"tier", "s3"}}) == 0);
+  CHECK(metric_value(metrics, "regcache_blob_tier_local_bytes", {}) == static_cast<double>(bytes.size()));
+  CHECK(regcache.stop() == 0);
 }

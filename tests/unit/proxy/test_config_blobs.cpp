@@ -12,6 +12,7 @@
 
 #include "config_errors.h"
 #include "proxy/config.h"
+#include "cache/tiered_blob_store.h"
 
 using namespace regcache::proxy;
 using namespace regcache::proxy::test;
@@ -151,4 +152,27 @@ TEST_CASE("config blobs: no error message carries the secret key") {
   }
   SecretFile shared("hunter2-secret\n", 0644);
   CHECK(error_text(s3_config(shared.file)).find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("config blobs: local_cache_bytes puts a local tier in front of s3 (0, the default: none)") {
+  SecretFile secret("k");
+  CHECK(parse_config(s3_config(secret.file)).blobs.local_cache_bytes == 0);
+  Config c = parse_config(s3_config(secret.file, R"(, "local_cache_bytes": 1073741824)"));
+  CHECK(c.blobs.local_cache_bytes == 1u << 30);
+  // Opening sends nothing to the endpoint.
+  char tmpl[] = "/tmp/regcache-tier-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  const std::filesystem::path dir = tmpl;
+  {
+    auto tiered = regcache::cache::open_blob_store(c.blobs, dir);
+    CHECK(dynamic_cast<regcache::cache::TieredBlobStore*>(tiered.get()));
+    CHECK(std::filesystem::is_directory(dir / "blob-cache"));
+    auto plain = regcache::cache::open_blob_store(parse_config(s3_config(secret.file)).blobs, dir);
+    CHECK_FALSE(dynamic_cast<regcache::cache::TieredBlobStore*>(plain.get()));
+  }
+  std::filesystem::remove_all(dir);
+  CHECK(error_key(s3_config(secret.file, R"(, "local_cache_bytes": -1)")) == "blobs.local_cache_bytes");
+  CHECK(error_key(s3_config(secret.file, R"(, "local_cache_bytes": "1G")")) == "blobs.local_cache_bytes");
+  CHECK(error_key(R"({"blobs": {"backend": "local", "local_cache_bytes": 1048576}})") == "blobs.local_cache_bytes");
+  CHECK(parse_config(R"({"blobs": {"backend": "local", "local_cache_bytes": 0}})").blobs.backend == BlobBackend::Local);
 }
