@@ -2,6 +2,7 @@
 // Which blob store regcache uses (the `blobs` config key) and the one factory
 // that opens it, for the server and the operator commands alike (like
 // db/open_metadata_store.h for metadata).
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 
@@ -19,6 +20,12 @@ struct BlobSettings {
   s3::ClientConfig s3;
   std::uint64_t multipart_threshold = 64ull << 20;  // s3: from this size on, multipart
   std::uint64_t part_size = 16ull << 20;            // s3: >= 5 MiB
+  // s3 (blobs.redirect): answer a GET of a stored blob with a 307 to a presigned
+  // URL valid this long, instead of streaming the bytes through regcache.
+  struct Redirect {
+    bool enabled = false;
+    std::chrono::seconds expires{1200};
+  } redirect;
 };
 
 // Opens the configured store: the local store in data_dir, or an S3 bucket
