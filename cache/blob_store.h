@@ -9,6 +9,7 @@
 // go through BlobSource (a native descriptor only where there is one), client
 // uploads through BlobUpload (resume offset, chunks that may become parts).
 // tests/contract/blob_store_contract.h holds every backend to these promises.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -152,6 +153,23 @@ class BlobStore {
   // and keeps its bytes aside for an operator to inspect. Returns where it
   // went (a description), or nullopt when it was not stored.
   virtual std::optional<std::string> quarantine(const Digest& digest) = 0;
+
+  // --- optional capabilities (the defaults: not offered) ---
+  // A URL from which anybody may GET the committed blob's bytes directly (no
+  // credentials) for `expires`, e.g. an object store's presigned URL; nullopt
+  // when the store offers none, and the caller serves the bytes itself. The URL
+  // is a bearer credential for that one object: hand it only to a client that
+  // may read the blob. It never holds a secret key. Cheap (no I/O). A decorator
+  // around a store that offers it must forward it.
+  virtual std::optional<std::string> redirect_url(const Digest& /*digest*/, std::chrono::seconds /*expires*/) {
+    return std::nullopt;
+  }
+  // Whether a remote store answers right now, for readiness: nullopt when there
+  // is nothing remote to check (the local store); otherwise a short description
+  // of what answered ("bucket answers"). Throws, saying why, when it does not.
+  // Bounded in time (one attempt, a short timeout) and cached briefly, so a
+  // probe every second never piles requests up. Decorators forward it.
+  virtual std::optional<std::string> check_reachable() { return std::nullopt; }
 };
 using BlobStorePtr = std::unique_ptr<BlobStore>;
 

@@ -75,6 +75,10 @@ class NoFdStore final : public BlobStore {
   std::vector<std::string> list_uploads() override { return inner_->list_uploads(); }
   std::optional<std::int64_t> written_at(const Digest& digest) override { return inner_->written_at(digest); }
   std::optional<std::string> quarantine(const Digest& digest) override { return inner_->quarantine(digest); }
+  std::optional<std::string> redirect_url(const Digest& digest, std::chrono::seconds expires) override {
+    return inner_->redirect_url(digest, expires);
+  }
+  std::optional<std::string> check_reachable() override { return inner_->check_reachable(); }
 
  private:
   BlobStorePtr inner_;

@@ -2,6 +2,7 @@
 // Which blob store regcache uses (the `blobs` config key) and the one factory
 // that opens it, for the server and the operator commands alike (like
 // db/open_metadata_store.h for metadata).
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 
@@ -22,6 +23,12 @@ struct BlobSettings {
   // s3: bound of the local tier (cache/tiered_blob_store.h) in data_dir/blob-cache;
   // 0 = no local tier, every read goes to S3.
   std::uint64_t local_cache_bytes = 0;
+  // s3 (blobs.redirect): answer a GET of a stored blob with a 307 to a presigned
+  // URL valid this long, instead of streaming the bytes through regcache.
+  struct Redirect {
+    bool enabled = false;
+    std::chrono::seconds expires{1200};
+  } redirect;
 };
 
 // Opens the configured store: the local store in data_dir, or an S3 bucket

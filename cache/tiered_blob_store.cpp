@@ -322,6 +322,12 @@ std::vector<std::string> TieredBlobStore::list_uploads() { return s_->remote->li
 
 std::optional<std::int64_t> TieredBlobStore::written_at(const Digest& digest) { return s_->remote->written_at(digest); }
 
+std::optional<std::string> TieredBlobStore::redirect_url(const Digest& digest, std::chrono::seconds expires) {
+  return s_->remote->redirect_url(digest, expires);
+}
+
+std::optional<std::string> TieredBlobStore::check_reachable() { return s_->remote->check_reachable(); }
+
 std::optional<std::string> TieredBlobStore::quarantine(const Digest& digest) {
   {
     std::lock_guard lock(s_->mu);

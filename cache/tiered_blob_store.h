@@ -87,6 +87,10 @@ class TieredBlobStore final : public BlobStore {
   std::optional<std::int64_t> written_at(const Digest& digest) override;
   // Drops the local copy, quarantines the remote object.
   std::optional<std::string> quarantine(const Digest& digest) override;
+  // The remote's: a redirect goes to the object store (the local tier is
+  // bypassed), and readiness asks whether the bucket answers.
+  std::optional<std::string> redirect_url(const Digest& digest, std::chrono::seconds expires) override;
+  std::optional<std::string> check_reachable() override;
 
   TierStats stats() const;
   // Where the local copy of `digest` is (or would be).

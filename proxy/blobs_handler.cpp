@@ -200,6 +200,27 @@ void serve_filling(Exchange& ex, cache::BlobFillPtr fill, cache::PullThroughCach
   }
 }
 
+// Redirect mode: a blob the store holds whole (opened, so it is there and
+// this client may read it: the caller passed access control and the cache's
+// namespace check) goes out as a 307 to the store's own URL for it. The client
+// repeats its Range there. false when the store offers no URL: serve it here.
+bool redirect(Exchange& ex, cache::BlobStore& store, const Digest& digest, std::chrono::seconds expires) {
+  std::optional<std::string> url;
+  try {
+    url = store.redirect_url(digest, expires);
+  } catch (const std::exception& e) {
+    log::warn("serving " + ex.path + " without a redirect: " + e.what());
+    return false;
+  }
+  if (!url) return false;
+  ex.response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_TEMPORARY_REDIRECT);
+  ex.response.set("Location", *url);
+  // The URL is a credential for the object until it expires: no cache keeps it.
+  ex.response.set("Cache-Control", "no-store");
+  send_body(ex, "", "application/octet-stream");
+  return true;
+}
+
 }  // namespace
 
 void RegistryApi::blob(Exchange& ex, const Route& r) {
@@ -226,6 +247,8 @@ void RegistryApi::blob(Exchange& ex, const Route& r) {
   ex.response.setContentType("application/octet-stream");
   ex.response.set("Docker-Content-Digest", digest.str());
   ex.response.set("ETag", "\"" + digest.str() + "\"");
+  if (result.reader && redirect_store_ && !ex.is_head() && redirect(ex, *redirect_store_, digest, redirect_expires_))
+    return;
   if (result.reader)
     serve_stored(ex, *result.reader);
   else if (result.fill)

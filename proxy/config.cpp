@@ -342,6 +342,14 @@ ClusterSettings read_cluster(const json& object, const db::MetadataSettings& met
   return c;
 }
 
+// `blobs.redirect`: {"enabled": bool, "expires_s": 1..604800 (S3's presigning limit)}.
+void read_blob_redirect(const json& object, const std::string& path, cache::BlobSettings::Redirect& out) {
+  ObjectReader r(object, path);
+  r.read("enabled", out.enabled);
+  r.read_seconds("expires_s", out.expires, 1, 7 * 24 * 3600);
+  r.refuse_unknown();
+}
+
 // `blobs`: where blob bytes live. With s3, every key the S3 client needs is
 // required, the endpoint is checked like an upstream URL, and the secret comes
 // from a file (never from the config itself, never printed).
@@ -360,6 +368,7 @@ cache::BlobSettings read_blobs(const json& object) {
   r.read("multipart_threshold_bytes", b.multipart_threshold, 5LL << 20, 5LL << 30);
   r.read("part_size_bytes", b.part_size, 5LL << 20, 5LL << 30);
   r.read("local_cache_bytes", b.local_cache_bytes, 0, std::numeric_limits<std::int64_t>::max());
+  if (auto redirect = r.find("redirect")) read_blob_redirect(*redirect, r.key("redirect"), b.redirect);
   r.refuse_unknown();
   if (backend == "local") {
     // The documented defaults (etc/regcache.json shows them all) are fine;
@@ -374,7 +383,8 @@ cache::BlobSettings read_blobs(const json& object) {
         {"addressing", addressing != "path"},
         {"multipart_threshold_bytes", b.multipart_threshold != d.multipart_threshold},
         {"part_size_bytes", b.part_size != d.part_size},
-        {"local_cache_bytes", b.local_cache_bytes != d.local_cache_bytes}};
+        {"local_cache_bytes", b.local_cache_bytes != d.local_cache_bytes},
+        {"redirect.enabled", b.redirect.enabled}};
     for (const auto& [key, differs] : set)
       if (differs) throw ConfigError(r.key(key), "only for backend s3 (local keeps blobs in data_dir)");
     return b;

@@ -1,6 +1,7 @@
 #include "proxy/health.h"
 
 #include <exception>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -48,6 +49,20 @@ Readiness HealthChecks::check() const {
     c.detail = std::to_string(*free) + " bytes free, floor " + std::to_string(floor);
     if (*free < floor) c.ok = false;
   });
+  // A remote store (S3): does its bucket answer? No check for the local store.
+  std::optional<std::string> reachable;
+  std::string unreachable;
+  try {
+    reachable = blobs_.check_reachable();
+  } catch (const std::exception& e) {
+    unreachable = e.what();
+    if (unreachable.empty()) unreachable = "does not answer";
+  }
+  if (reachable || !unreachable.empty()) {
+    HealthCheck c{"blob_store", unreachable.empty(), reachable ? *reachable : unreachable};
+    if (!c.ok) r.ready = false;
+    r.checks.push_back(std::move(c));
+  }
   return r;
 }
 

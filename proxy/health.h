@@ -7,6 +7,7 @@
 //   database   the metadata store answers a fresh read
 //   data_dir   a spool file can be created and written in the store
 //   disk_free  free space is above the floor (min_free_bytes; 0: no floor)
+//   blob_store a remote blob store answers (S3: its bucket); only with one
 //
 // The checks go through the store interfaces (MetadataStore, BlobStore), so
 // another backend brings its own meaning of "answers" and "writable".

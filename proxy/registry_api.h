@@ -3,6 +3,7 @@
 // references, digests) before any I/O, finds where the repository lives
 // (an upstream's cache, or hosted here), and answers each resource with its
 // own handler (one file each).
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -37,6 +38,14 @@ class RegistryApi {
   // Failed authentications since start, kept across reloads (for metrics).
   std::uint64_t failed_authentications() const;
   std::shared_ptr<auth::Authenticator> authenticator() const;
+
+  // Redirect mode (blobs.redirect): a GET of a blob the store holds whole is
+  // answered 307 with the store's redirect_url (valid `expires`) when it offers
+  // one. Call before serving (not reloaded); null `store`: off (the default).
+  void set_blob_redirect(cache::BlobStore* store, std::chrono::seconds expires) {
+    redirect_store_ = store;
+    redirect_expires_ = expires;
+  }
 
   // Answers one request completely (errors included). Throws only ClientGone.
   void handle(Exchange& ex);
@@ -86,6 +95,8 @@ class RegistryApi {
   std::shared_ptr<const OriginResolver> origins_;
   std::shared_ptr<auth::Authenticator> authenticator_;  // guarded by origins_mutex_
   std::shared_ptr<auth::FailureLimiter> auth_failures_;  // set once by the first configure_auth()
+  cache::BlobStore* redirect_store_ = nullptr;  // set_blob_redirect(); null: off
+  std::chrono::seconds redirect_expires_{0};
 };
 
 // Shared by the handlers: validation at the edge and common headers.

@@ -303,6 +303,11 @@ Server::Server(Config config) : config_(std::move(config)) {
   scrub_->configure(config_.scrub_interval, config_.scrub_rate);
   api_ = std::make_unique<RegistryApi>(*cache_, *hosted_, routing(config_, upstream_monitor_.get()));
   api_->configure_auth(config_.auth, config_.listen_host, !config_.tls_cert.empty(), config_.data_dir);
+  if (config_.blobs.redirect.enabled) {
+    api_->set_blob_redirect(blobs_.get(), config_.blobs.redirect.expires);
+    log::info("blobs: GETs of stored blobs are redirected (307) to presigned URLs valid " +
+              std::to_string(config_.blobs.redirect.expires.count()) + " s");
+  }
 
   health_ = std::make_unique<HealthChecks>(*meta_, *blobs_);
   set_status_upstreams(config_);

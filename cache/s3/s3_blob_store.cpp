@@ -575,4 +575,33 @@ std::optional<std::string> S3BlobStore::quarantine(const Digest& digest) {
   return "s3://" + state_->options.client.bucket + "/" + target;
 }
 
+std::optional<std::string> S3BlobStore::redirect_url(const Digest& digest, std::chrono::seconds expires) {
+  return state_->client.presigned_get_url(blob_key(digest), expires);
+}
+
+std::optional<std::string> S3BlobStore::check_reachable() {
+  static constexpr auto kFresh = std::chrono::seconds(1);
+  std::lock_guard lock(probe_.mutex);
+  const auto now = std::chrono::steady_clock::now();
+  if (!probe_.done || now - probe_.at >= kFresh) {
+    if (!probe_.client) {
+      s3::ClientConfig c = state_->options.client;
+      c.max_attempts = 1;
+      c.timeout = std::chrono::seconds(2);
+      probe_.client = std::make_unique<s3::Client>(std::move(c));
+    }
+    try {
+      probe_.client->list_objects("blobs/", std::nullopt, 1);
+      probe_.error.clear();
+    } catch (const std::exception& e) {
+      probe_.error = e.what();
+      if (probe_.error.empty()) probe_.error = "the bucket does not answer";
+    }
+    probe_.done = true;
+    probe_.at = std::chrono::steady_clock::now();
+  }
+  if (!probe_.error.empty()) throw std::runtime_error(probe_.error);
+  return "bucket " + state_->options.client.bucket + " answers";
+}
+
 }  // namespace regcache::cache

@@ -29,6 +29,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "cache/blob_store.h"
@@ -66,6 +68,12 @@ class S3BlobStore final : public BlobStore, public VerifiedPublisher {
   std::optional<std::string> quarantine(const Digest& digest) override;
   // A TieredBlobStore's commit: the local copy's file goes up as it is.
   void publish_verified(const Digest& digest, int fd, std::uint64_t size) override;
+  // A presigned GET URL of the blob's object on the configured endpoint (SigV4
+  // query signature: it names the access key id, never the secret key).
+  std::optional<std::string> redirect_url(const Digest& digest, std::chrono::seconds expires) override;
+  // One ListObjectsV2 of at most one key under blobs/: one attempt, a 2 s
+  // timeout per socket operation; the answer is kept for a second.
+  std::optional<std::string> check_reachable() override;
 
   // The object key of a committed blob ("blobs/sha256/ab/ab12…").
   static std::string blob_key(const Digest& digest);
@@ -77,6 +85,16 @@ class S3BlobStore final : public BlobStore, public VerifiedPublisher {
 
  private:
   std::shared_ptr<const State> state_;
+
+  // check_reachable(): one probe at a time; callers meanwhile wait for its answer.
+  struct Probe {
+    std::mutex mutex;
+    std::unique_ptr<s3::Client> client;  // made on first use: 1 attempt, short timeout
+    std::chrono::steady_clock::time_point at;
+    bool done = false;
+    std::string error;  // empty: answered
+  };
+  Probe probe_;
 };
 
 }  // namespace regcache::cache

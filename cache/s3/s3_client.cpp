@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -196,13 +197,37 @@ struct Client::Body {
   std::streampos start{-1};
 };
 
+// Idle keep-alive sessions, all to the same host and port (one bucket per client).
+struct Client::Pool {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<Poco::Net::HTTPClientSession>> idle;  // guarded by mutex
+
+  std::unique_ptr<Poco::Net::HTTPClientSession> take() {
+    std::lock_guard lock(mutex);
+    if (idle.empty()) return nullptr;
+    auto s = std::move(idle.back());
+    idle.pop_back();
+    return s;
+  }
+  void give_back(std::unique_ptr<Poco::Net::HTTPClientSession> s, std::size_t max_idle) {
+    std::lock_guard lock(mutex);
+    if (idle.size() < max_idle) idle.push_back(std::move(s));
+  }
+  // After a pooled connection turned out closed: the others idled as long, drop them too.
+  void clear() {
+    std::vector<std::unique_ptr<Poco::Net::HTTPClientSession>> gone;
+    std::lock_guard lock(mutex);
+    gone.swap(idle);
+  }
+};
+
 struct Client::Answer {
   int status = 0;
   Poco::Net::NameValueCollection headers;
   std::string text;  // small answers (XML, errors), capped
 };
 
-Client::Client(ClientConfig config) : config_(std::move(config)) {
+Client::Client(ClientConfig config) : pool_(std::make_shared<Pool>()), config_(std::move(config)) {
   Poco::URI uri;
   try {
     uri = Poco::URI(config_.endpoint);
@@ -253,6 +278,7 @@ Client::Answer Client::perform(const std::string& operation, const std::string& 
   std::string last_error;
   int last_status = 0;
   std::string last_code;
+  bool stale_retried = false;  // one free retry per call after a closed pooled connection
   for (int attempt = 1; attempt <= config_.max_attempts; ++attempt) {
     if (attempt > 1) {
       if (!rewindable) break;
@@ -266,9 +292,14 @@ Client::Answer Client::perform(const std::string& operation, const std::string& 
       std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng)));
     }
     std::uint64_t delivered = 0;
+    bool reused = false, answered = false;
+    std::unique_ptr<Poco::Net::HTTPClientSession> session;
     try {
-      std::unique_ptr<Poco::Net::HTTPClientSession> session;
-      if (scheme_ == "https") {
+      if (config_.max_idle_connections > 0) session = pool_->take();
+      reused = session != nullptr;
+      if (session) {
+        // Reused as it is (Poco reconnects by itself after its keep-alive timeout).
+      } else if (scheme_ == "https") {
         static const Poco::Net::Context::Ptr tls = new Poco::Net::Context(
             Poco::Net::Context::TLS_CLIENT_USE, "", "", "", Poco::Net::Context::VERIFY_RELAXED, 9, true);
         session = std::make_unique<Poco::Net::HTTPSClientSession>(t.connect_host, static_cast<Poco::UInt16>(port_), tls);
@@ -276,6 +307,7 @@ Client::Answer Client::perform(const std::string& operation, const std::string& 
         session = std::make_unique<Poco::Net::HTTPClientSession>(t.connect_host, static_cast<Poco::UInt16>(port_));
       }
       session->setTimeout(Poco::Timespan(config_.timeout.count(), 0));
+      session->setKeepAlive(config_.max_idle_connections > 0);
 
       const std::string date = amz_date(std::chrono::system_clock::now());
       Request r;
@@ -317,6 +349,12 @@ Client::Answer Client::perform(const std::string& operation, const std::string& 
 
       Poco::Net::HTTPResponse response;
       std::istream& in = session->receiveResponse(response);
+      answered = true;
+      // The whole answer was read: the connection may serve the next call.
+      auto release = [&] {
+        if (config_.max_idle_connections > 0 && response.getKeepAlive() && session->connected())
+          pool_->give_back(std::move(session), config_.max_idle_connections);
+      };
       Answer a;
       a.status = static_cast<int>(response.getStatus());
       for (const auto& [name, value] : response) a.headers.add(name, value);
@@ -351,6 +389,7 @@ Client::Answer Client::perform(const std::string& operation, const std::string& 
         if (left != 0)
           throw S3Error(what + ": body cut after " + std::to_string(delivered) + " of " + std::to_string(length) +
                             " bytes", a.status, "");
+        release();
         return a;
       }
       // Small answers are read whole but capped.
@@ -364,6 +403,7 @@ Client::Answer Client::perform(const std::string& operation, const std::string& 
                         a.status, "");
       }
       a.text = std::move(text);
+      release();
       if (success) return a;
       // 404 is an answer for HEAD and GET; the other callers turn it into what it means.
       if (a.status == 404 && (method == "HEAD" || (sink && method == "GET"))) return a;
@@ -386,8 +426,25 @@ Client::Answer Client::perform(const std::string& operation, const std::string& 
     } catch (const S3Error& e) {
       if (e.status() != 0 || delivered > 0) throw;
       throw;  // hostile answers are not retried: asking again would likely get the same
+    } catch (const Poco::TimeoutException& e) {
+      if (delivered > 0) throw S3Error(what + ": connection failed mid-body: " + e.displayText(), 0, "");
+      last_error = what + ": " + e.displayText();
+      last_status = 0;
+      last_code.clear();
     } catch (const Poco::Exception& e) {
       if (delivered > 0) throw S3Error(what + ": connection failed mid-body: " + e.displayText(), 0, "");
+      if (reused && !answered && !stale_retried && rewindable) {
+        // The server closed the idle connection before this request reached it:
+        // not a failure of the service. Again on a fresh connection, now.
+        stale_retried = true;
+        pool_->clear();
+        if (body && body->in) {
+          body->in->clear();
+          body->in->seekg(body->start);
+        }
+        --attempt;
+        continue;
+      }
       last_error = what + ": " + e.displayText();
       last_status = 0;
       last_code.clear();

@@ -12,7 +12,11 @@
 //  * Retries with exponential backoff and jitter on 5xx (incl. 503 SlowDown), 429 and
 //    connection failures, but only while nothing was handed to the caller's sink and
 //    the request body can be rewound. A GET that fails mid-body throws.
-//  * Thread-safe: every call uses its own connection (no shared mutable state).
+//  * Thread-safe. Keep-alive connections are kept in a small pool per client (and its
+//    copies): a call takes an idle one or opens one, and gives it back only after the
+//    whole answer was read and the server kept it open; on any error it is dropped.
+//    A pooled connection the server closed meanwhile (the request fails before any
+//    answer arrived) is retried once on a fresh connection, not counted as an attempt.
 //  * 404 is an answer, not an error, where the caller can use it (head/get: nullopt).
 //  * All failures throw S3Error, which says the operation, the key, the HTTP status
 //    (0 when no answer came) and S3's error code.
@@ -21,6 +25,7 @@
 #include <filesystem>
 #include <functional>
 #include <istream>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -47,6 +52,7 @@ struct ClientConfig {
   std::chrono::milliseconds backoff_max{3000};
   std::chrono::seconds timeout{30};               // per socket operation
   std::size_t max_xml_bytes = 8u << 20;           // listings of 1000 keys fit easily
+  std::size_t max_idle_connections = 8;           // kept open for reuse; 0: one connection per call
 };
 
 // The secret key from a file: the first line, surrounding whitespace removed. Throws
@@ -158,6 +164,8 @@ class Client {
                  const Params& query, const Headers& extra, Body* body, const Sink* sink,
                  std::optional<ByteRange> range) const;
 
+  struct Pool;  // idle keep-alive connections, shared by copies of this client
+  std::shared_ptr<Pool> pool_;
   ClientConfig config_;
   std::string scheme_;
   std::string host_;  // endpoint host (no port)

@@ -141,6 +141,96 @@ TEST_CASE("regcache on s3: a cold blob lands in the bucket, then hits, Range and
   CHECK(again.stop() == 0);
 }
 
+TEST_CASE("regcache on s3: redirect mode answers GETs of stored blobs with 307 to a presigned URL - "
+          "cold blobs, HEAD and unreadable blobs as without it - skopeo follows") {
+  TempDir tmp("regcache-s3-redirect");
+  Bucket bucket(tmp / "keys", "redirect");
+  auto& rgw = CephRgw::shared();
+  FakeUpstream upstream;
+  const std::string bytes = pseudo_random_bytes((1u << 20) + 777, 11);
+  const std::string digest = upstream.add_blob("library/app", bytes);
+  const std::string hex = digest.substr(7);
+
+  json config = regcache_config(upstream.url());
+  config["blobs"] = bucket.blobs_config();
+  config["blobs"]["redirect"] = {{"enabled", true}, {"expires_s", 600}};
+  config["hosted"] = {"local"};
+  RegcacheServer regcache(tmp / "r", {upstream.url(), config, {}});
+  const std::string url = regcache.url() + "/v2/library/app/blobs/" + digest;
+  auto redirects = [&] {
+    return metric_value(http_request("GET", regcache.url() + "/metrics").body, "regcache_http_requests_total",
+                        {{"route", "blob"}, {"method", "GET"}, {"status_class", "3xx"}});
+  };
+
+  // Cold: the fill streams to its client as without redirect mode.
+  auto cold = http_request("GET", url);
+  REQUIRE(cold.status == 200);
+  CHECK(cold.header("X-Cache-Status") == "miss");
+  CHECK(cold.body == bytes);
+  REQUIRE(wait_until([&] { return bucket.object(digest).has_value(); }, std::chrono::seconds(30)));
+
+  // Stored: 307 to the object on the configured endpoint, signed with the key id only.
+  auto hit = http_request("GET", url);
+  CAPTURE(hit.summary());
+  REQUIRE(hit.status == 307);
+  CHECK(hit.body.empty());
+  CHECK(hit.header("Docker-Content-Digest") == digest);
+  CHECK(hit.header("Cache-Control") == "no-store");
+  const std::string location = hit.header("Location");
+  CAPTURE(location);
+  CHECK(location.rfind(rgw.endpoint() + "/" + bucket.client.bucket + "/blobs/sha256/" + hex.substr(0, 2) + "/" + hex +
+                           "?",
+                       0) == 0);
+  CHECK(location.find("X-Amz-Credential=" + rgw.access_key()) != std::string::npos);
+  CHECK(location.find("X-Amz-Expires=600") != std::string::npos);
+  CHECK(location.find(rgw.secret_key()) == std::string::npos);
+  // Followed without any credentials: exactly the blob's bytes.
+  auto followed = http_request("GET", location);
+  REQUIRE(followed.status == 200);
+  CHECK(followed.body == bytes);
+  // The URL is for that one object: the signature does not open another key.
+  const std::size_t query = location.find('?');
+  const std::string other_key =
+      location.substr(0, query - 1) + (location[query - 1] == '0' ? "1" : "0") + location.substr(query);
+  CHECK(http_request("GET", other_key).status == 403);
+
+  // Range: redirected too; the client repeats its Range at the object store.
+  const HttpHeaders range{{"Range", "bytes=1000-500999"}};
+  auto ranged = http_request("GET", url, range);
+  REQUIRE(ranged.status == 307);
+  auto part = http_request("GET", ranged.header("Location"), range);
+  CHECK(part.status == 206);
+  CHECK(part.body == bytes.substr(1000, 500000));
+
+  // HEAD: answered here, as without redirect mode.
+  auto head = http_request("HEAD", url);
+  CHECK(head.status == 200);
+  CHECK(head.header("Content-Length") == std::to_string(bytes.size()));
+  CHECK(head.header("Docker-Content-Digest") == digest);
+  CHECK_FALSE(head.has_header("Location"));
+
+  // A client that may not read the blob gets no URL: the bucket holds it, but
+  // no hosted repository was given it.
+  auto elsewhere = http_request("GET", regcache.url() + "/v2/local/app/blobs/" + digest);
+  CHECK(elsewhere.status == 404);
+  CHECK_FALSE(elsewhere.has_header("Location"));
+
+  // The access log and the metrics show the 307s.
+  CHECK(regcache.stderr_text().find("GET /v2/library/app/blobs/" + digest + " 307 ") != std::string::npos);
+  REQUIRE(wait_until([&] { return redirects() >= 2; }, std::chrono::seconds(10)));
+
+  // skopeo: push (HEADs and uploads as always), then pull following the redirects.
+  const double before = redirects();
+  auto image = make_oci_image(tmp / "image", "v1", {300 * 1024, 100 * 1024});
+  REQUIRE_SKOPEO_OK(skopeo_push(tmp.path(), image.oci_reference(), regcache.host(), "local/app:v1"));
+  REQUIRE_SKOPEO_OK(skopeo_pull(tmp.path(), regcache.host(), "local/app:v1", tmp / "out", "v1"));
+  check_layout_matches(image, tmp / "out", "v1");
+  // Two layers and the config went out as redirects.
+  CHECK(wait_until([&] { return redirects() >= before + 3; }, std::chrono::seconds(10)));
+  CHECK(upstream.count("GET", "/v2/library/app/blobs/" + digest) == 1);
+  CHECK(regcache.stop() == 0);
+}
+
 TEST_CASE("regcache on s3: two replicas on one PostgreSQL and one bucket: push through A, pull through B") {
   TempDir tmp("regcache-s3-replicas");
   Bucket bucket(tmp / "keys", "replicas");
@@ -213,7 +303,28 @@ TEST_CASE("regcache on s3: radosgw stopped gives a clear 503 and no corruption -
       if (!rgw.rgw_answers()) rgw.start_rgw();
     }
   } restart{rgw};
+  auto ready = http_request("GET", regcache.url() + "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.body.find("\"blob_store\"") != std::string::npos);
   rgw.stop_rgw();
+
+  // Readiness names the bucket that does not answer (once its last answer, kept
+  // for a second, is older).
+  HttpResponse not_ready;
+  CHECK(wait_until(
+      [&] {
+        not_ready = http_request("GET", regcache.url() + "/readyz");
+        return not_ready.status == 503;
+      },
+      std::chrono::seconds(10)));
+  CAPTURE(not_ready.body);
+  {
+    json r = json::parse(not_ready.body, nullptr, false);
+    bool named = false;
+    if (r.is_object() && r["checks"].is_array())
+      for (const auto& c : r["checks"]) named = named || (c["name"] == "blob_store" && c["ok"] == false);
+    CHECK(named);
+  }
 
   // A cached blob: 503 with an OCI error body, never a short or empty 200.
   auto during = http_request("GET", url);
@@ -238,7 +349,9 @@ TEST_CASE("regcache on s3: radosgw stopped gives a clear 503 and no corruption -
   CHECK(regcache.stderr_text().find("sent wrong bytes") == std::string::npos);
 
   rgw.start_rgw();
-  // Back without restarting regcache: the cached blob whole, the push accepted.
+  // Back without restarting regcache: ready, the cached blob whole, the push accepted.
+  CHECK(wait_until([&] { return http_request("GET", regcache.url() + "/readyz").status == 200; },
+                   std::chrono::seconds(30)));
   REQUIRE(wait_until([&] { return http_request("GET", url).status == 200; }, std::chrono::seconds(30)));
   auto after = http_request("GET", url);
   CHECK(after.header("X-Cache-Status") == "hit");

@@ -9,16 +9,20 @@
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/StreamCopier.h>
 
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "cache/s3/s3_client.h"
 
@@ -421,4 +425,169 @@ TEST_CASE("s3 client: the secret key comes from the first line of a file, trimme
   CHECK_THROWS_WITH(s3::read_secret_key_file(dir / "empty"), doctest::Contains("is empty"));
   CHECK_THROWS_WITH(s3::read_secret_key_file(dir / "missing"), doctest::Contains("missing"));
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// A raw HTTP/1.1 server on 127.0.0.1 that keeps connections open (keep-alive) and
+// counts the connections it accepted. Every request is answered 200 with an ETag and
+// "ok" as body (none for HEAD). With `close_after_each`, it closes each connection
+// right after its first answer without saying so (no "Connection: close"), like a
+// server whose idle timeout is shorter than the client's.
+class KeepAliveS3 {
+ public:
+  explicit KeepAliveS3(bool close_after_each = false)
+      : socket_(Poco::Net::SocketAddress("127.0.0.1", 0)), close_after_each_(close_after_each) {
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~KeepAliveS3() {
+    stop_ = true;
+    // Wakes accept() (loopback only).
+    try {
+      Poco::Net::StreamSocket wake(Poco::Net::SocketAddress("127.0.0.1", port()));
+    } catch (const Poco::Exception&) {
+    }
+    acceptor_.join();
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& s : open_) try {
+          s.shutdown();
+        } catch (const Poco::Exception&) {  // closed already
+        }
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+  int port() const { return socket_.address().port(); }
+  int accepted() const { return accepted_.load(); }
+  int requests() const { return requests_.load(); }
+  s3::Client client(int attempts) const {
+    s3::ClientConfig c;
+    c.endpoint = "http://127.0.0.1:" + std::to_string(port());
+    c.bucket = "bucket";
+    c.credentials = {"AK", "SK"};
+    c.max_attempts = attempts;
+    c.backoff_base = std::chrono::milliseconds(1);
+    c.backoff_max = std::chrono::milliseconds(5);
+    c.timeout = std::chrono::seconds(10);
+    return s3::Client(c);
+  }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      Poco::Net::StreamSocket s;
+      try {
+        s = socket_.acceptConnection();
+      } catch (const Poco::Exception&) {
+        continue;
+      }
+      if (stop_) break;
+      ++accepted_;
+      std::lock_guard lock(mutex_);
+      open_.push_back(s);
+      threads_.emplace_back([this, s]() mutable { serve(s); });
+    }
+  }
+  void serve(Poco::Net::StreamSocket s) {
+    std::string in;
+    char buf[4096];
+    try {
+      for (;;) {
+        std::size_t end;
+        while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+          const int n = s.receiveBytes(buf, sizeof buf);
+          if (n <= 0) return;
+          in.append(buf, static_cast<std::size_t>(n));
+        }
+        std::string head = in.substr(0, end);
+        in.erase(0, end + 4);
+        std::size_t length = 0;
+        {
+          std::string lower = head;
+          for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          if (auto at = lower.find("content-length:"); at != std::string::npos)
+            length = std::stoul(lower.substr(at + 15));
+        }
+        while (in.size() < length) {
+          const int n = s.receiveBytes(buf, sizeof buf);
+          if (n <= 0) return;
+          in.append(buf, static_cast<std::size_t>(n));
+        }
+        in.erase(0, length);
+        ++requests_;
+        const bool head_request = head.rfind("HEAD ", 0) == 0;
+        const std::string answer = std::string("HTTP/1.1 200 OK\r\nETag: \"e1\"\r\nContent-Length: 2\r\n\r\n") +
+                                   (head_request ? "" : "ok");
+        s.sendBytes(answer.data(), static_cast<int>(answer.size()));
+        if (close_after_each_) {
+          s.close();
+          return;
+        }
+      }
+    } catch (const Poco::Exception&) {
+    }
+  }
+
+  Poco::Net::ServerSocket socket_;
+  bool close_after_each_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> requests_{0};
+  std::mutex mutex_;
+  std::vector<Poco::Net::StreamSocket> open_;
+  std::vector<std::thread> threads_;
+  std::thread acceptor_;
+};
+
+}  // namespace
+
+TEST_CASE("s3 client: keep-alive connections are reused across calls") {
+  KeepAliveS3 fake;
+  auto client = fake.client(1);
+  for (int i = 0; i < 10; ++i) {
+    CHECK(client.put_object("k" + std::to_string(i), "abc") == "e1");
+    CHECK(client.head_object("k" + std::to_string(i)).has_value());
+  }
+  CHECK(fake.requests() == 20);
+  CHECK(fake.accepted() == 1);
+  // Copies of a client share its pool.
+  auto copy = client;
+  CHECK(copy.head_object("k0").has_value());
+  CHECK(fake.accepted() == 1);
+}
+
+TEST_CASE("s3 client: concurrent calls each use their own connection, at most one per caller") {
+  KeepAliveS3 fake;
+  auto client = fake.client(1);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i)
+        try {
+          if (client.put_object("t" + std::to_string(t), "abc") == "e1") ++ok;
+        } catch (const std::exception&) {
+        }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(ok == 40);
+  CHECK(fake.requests() == 40);
+  CHECK(fake.accepted() >= 1);
+  CHECK(fake.accepted() <= 4);
+}
+
+TEST_CASE("s3 client: a pooled connection the server closed is retried on a fresh one, not as a failed attempt") {
+  KeepAliveS3 fake(/*close_after_each=*/true);
+  auto client = fake.client(1);  // no retries: only the stale-connection retry can save a call
+  std::istringstream body("0123456789");
+  CHECK(client.put_object("k", body, 10) == "e1");
+  for (int i = 0; i < 5; ++i) {
+    std::istringstream again("0123456789");
+    CHECK(client.put_object("k", again, 10) == "e1");
+    CHECK(client.head_object("k").has_value());
+  }
+  CHECK(fake.requests() == 11);
+  CHECK(fake.accepted() == 11);
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -175,4 +176,27 @@ TEST_CASE("config blobs: local_cache_bytes puts a local tier in front of s3 (0, 
   CHECK(error_key(s3_config(secret.file, R"(, "local_cache_bytes": "1G")")) == "blobs.local_cache_bytes");
   CHECK(error_key(R"({"blobs": {"backend": "local", "local_cache_bytes": 1048576}})") == "blobs.local_cache_bytes");
   CHECK(parse_config(R"({"blobs": {"backend": "local", "local_cache_bytes": 0}})").blobs.backend == BlobBackend::Local);
+}
+
+TEST_CASE("config blobs: redirect is off by default, s3 only, and its mistakes name their key") {
+  SecretFile secret("k");
+  auto off = parse_config(s3_config(secret.file)).blobs.redirect;
+  CHECK_FALSE(off.enabled);
+  CHECK(off.expires == std::chrono::seconds(1200));
+  auto on = parse_config(s3_config(secret.file, R"(, "redirect": {"enabled": true, "expires_s": 300})")).blobs.redirect;
+  CHECK(on.enabled);
+  CHECK(on.expires == std::chrono::seconds(300));
+  CHECK(parse_config(s3_config(secret.file, R"(, "redirect": {"enabled": true})")).blobs.redirect.expires ==
+        std::chrono::seconds(1200));
+  // The documented default spelled out is fine with the local store; enabling it is not.
+  CHECK(parse_config(R"({"blobs": {"redirect": {"enabled": false, "expires_s": 1200}}})").blobs.backend ==
+        BlobBackend::Local);
+  CHECK(error_key(R"({"blobs": {"redirect": {"enabled": true}}})") == "blobs.redirect.enabled");
+  CHECK(error_text(R"({"blobs": {"redirect": {"enabled": true}}})").find("only for backend s3") != std::string::npos);
+  CHECK(error_key(s3_config(secret.file, R"(, "redirect": true)")) == "blobs.redirect");
+  CHECK(error_key(s3_config(secret.file, R"(, "redirect": {"enabled": "yes"})")) == "blobs.redirect.enabled");
+  CHECK(error_key(s3_config(secret.file, R"(, "redirect": {"expires_s": 0})")) == "blobs.redirect.expires_s");
+  CHECK(error_key(s3_config(secret.file, R"(, "redirect": {"expires_s": 604801})")) == "blobs.redirect.expires_s");
+  CHECK(error_key(s3_config(secret.file, R"(, "redirect": {"expires_s": "1200"})")) == "blobs.redirect.expires_s");
+  CHECK(error_key(s3_config(secret.file, R"(, "redirect": {"enable": true})")) == "blobs.redirect.enable");
 }
