@@ -19,18 +19,28 @@ BlobFill::Progress BlobFill::wait_beyond(std::uint64_t offset) {
   changed_.wait(lock, [&] {
     return spooled_ > offset || state_ == State::Committed || state_ == State::Failed;
   });
-  return {spooled_, state_};
+  return progress_locked();
 }
 
 BlobFill::Progress BlobFill::wait_ended() {
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return state_ == State::Committed || state_ == State::Failed; });
-  return {spooled_, state_};
+  return progress_locked();
+}
+
+BlobFill::Progress BlobFill::wait_verified() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return verified_ || state_ == State::Committed || state_ == State::Failed; });
+  return progress_locked();
+}
+
+BlobFill::Progress BlobFill::progress_locked() const {
+  return {spooled_, state_, verified_ || state_ == State::Committed};
 }
 
 BlobFill::Progress BlobFill::progress() {
   std::lock_guard lock(mutex_);
-  return {spooled_, state_};
+  return progress_locked();
 }
 
 std::string BlobFill::failure() const {
@@ -58,6 +68,14 @@ void BlobFill::spooled(std::uint64_t total) {
   {
     std::lock_guard lock(mutex_);
     spooled_ = total;
+  }
+  changed_.notify_all();
+}
+
+void BlobFill::verified() {
+  {
+    std::lock_guard lock(mutex_);
+    verified_ = true;
   }
   changed_.notify_all();
 }

@@ -16,8 +16,9 @@
 //
 // Readers stream from the spool (a BlobSource the store's writer gives: a local
 // file for the local store, anything with read_at() for another) at their own pace. A reader must never hand
-// a client the blob's final byte before the fill is Committed: that is what keeps
-// a wrong or short body from ever looking complete.
+// a client the blob's final byte before the fill is verified (Committed, or
+// verified() first where the store's commit is slow: an upload to S3): that is
+// what keeps a wrong or short body from ever looking complete.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -48,12 +49,17 @@ class BlobFill {
   struct Progress {
     std::uint64_t spooled;  // bytes in the spool so far
     State state;
+    // The whole spool hashed to the digest: Committed, or verified() before a
+    // slow commit. Stays true if the commit then fails (the spool stays readable).
+    bool verified = false;
   };
   // Blocks until more than `offset` bytes are spooled or the fill has ended.
   Progress wait_beyond(std::uint64_t offset);
   Progress progress();
   // Blocks until the fill is Committed or Failed.
   Progress wait_ended();
+  // Blocks until the fill is verified, Committed or Failed.
+  Progress wait_verified();
 
   // The spool's bytes (set once Streaming; nullptr before, and for a fill that
   // failed before it spooled). A reader keeps the pointer it got.
@@ -69,6 +75,9 @@ class BlobFill {
   // `spool_owner` (the writer) lives for as long as readers hold the fill.
   void started(BlobSourcePtr spool, std::optional<std::uint64_t> size, std::shared_ptr<void> spool_owner);
   void spooled(std::uint64_t total);
+  // All bytes spooled and hashed to the digest, before a slow commit():
+  // readers may send the final byte.
+  void verified();
   void committed();
   void failed(const RegistryError& error);
   // The store cannot keep this blob (`why`); the upstream answered 200. The
@@ -76,6 +85,8 @@ class BlobFill {
   void not_stored(const RegistryError& why);
 
  private:
+  Progress progress_locked() const;  // mutex_ held
+
   Digest digest_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
@@ -84,6 +95,7 @@ class BlobFill {
   std::shared_ptr<void> spool_owner_;
   std::optional<std::uint64_t> size_;
   std::uint64_t spooled_ = 0;
+  bool verified_ = false;
   std::optional<RegistryError> error_;
   bool not_stored_ = false;
 };

@@ -55,6 +55,16 @@ class BlobWriter {
   // Verifies that the bytes hash to `expected`. On a mismatch throws
   // RegistryError(DigestInvalid) and nothing is published. Call at most once.
   virtual void commit(const Digest& expected) = 0;
+  // For a store whose commit() is slow (an upload to an object store): checks
+  // that the bytes written so far hash to `expected` without publishing them,
+  // so that a fill's readers may finish while commit() runs. Throws
+  // RegistryError(DigestInvalid) on a mismatch; true when the bytes match.
+  // false (the default): the store does not tell ahead of commit(), whose
+  // verification readers then wait for.
+  virtual bool verify(const Digest& expected) {
+    (void)expected;
+    return false;
+  }
   // The bytes written so far, for readers that stream while the writer fills
   // (read-while-write): read_at() sees every byte once write() returned it.
   // The source keeps showing the same bytes for as long as it lives — also

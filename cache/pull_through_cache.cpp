@@ -805,8 +805,10 @@ void PullThroughCache::transfer_blob(const Origin& origin, const RepoName& repo,
     throw RegistryError(ErrorCode::UpstreamInvalid, "upstream " + origin.ns + " sent " + std::to_string(writer->size()) +
                                                         " bytes of " + std::to_string(*response.content_length));
   // Readers send the final byte only after this: a client that got the whole
-  // blob can rely on it being verified and durable here.
+  // blob can rely on it being verified (and, unless the store verified it
+  // ahead of a slow commit, durable here).
   try {
+    if (writer->verify(digest)) fill.verified();
     writer->commit(digest);
   } catch (const RegistryError& e) {
     if (commit_trouble(e)) return give_up_storing(e, need());

@@ -130,13 +130,24 @@ class TieredWriter final : public BlobWriter {
   std::uint64_t size() const override { return local_->size(); }
   BlobSourcePtr source() override { return local_->source(); }
 
-  void commit(const Digest& expected) override {
+  // The local commit verifies (and is quick); the upload to the remote in
+  // commit() is what is slow, so a fill's readers may finish before it.
+  bool verify(const Digest& expected) override {
+    if (verified_) return true;
     // The spool's descriptor stays open on the same file once it is renamed
     // into the local tier: the remote is sent exactly the bytes just verified,
     // whatever happens to the name meanwhile.
-    auto spool = local_->source();
-    const std::uint64_t size = local_->size();
+    spool_ = local_->source();
+    size_ = local_->size();
     local_->commit(expected);  // DigestInvalid: nothing published anywhere
+    verified_ = true;
+    return true;
+  }
+
+  void commit(const Digest& expected) override {
+    verify(expected);
+    auto spool = spool_;
+    const std::uint64_t size = size_;
     try {
       if (s_->publisher) {
         s_->publisher->publish_verified(expected, *spool->native_fd(), size);
@@ -163,6 +174,9 @@ class TieredWriter final : public BlobWriter {
  private:
   std::shared_ptr<Shared> s_;
   BlobWriterPtr local_;
+  bool verified_ = false;  // the local commit ran (verify())
+  BlobSourcePtr spool_;    // the verified bytes, for the remote
+  std::uint64_t size_ = 0;
 };
 
 // The remote's reader, its bytes copied into a local writer as they are read in

@@ -155,7 +155,9 @@ void serve_filling(Exchange& ex, cache::BlobFillPtr fill, cache::PullThroughCach
   std::uint64_t pos = part.first, end = part.first + part.length();
   while (pos < end) {
     auto p = fill->wait_beyond(pos);
-    if (p.state == State::Failed) {
+    // A fill verified before its commit failed still has the whole blob in
+    // its spool: serve it from there.
+    if (p.state == State::Failed && !p.verified) {
       if (fill->passes_through()) {
         // The store gave up, the upstream did not: go on from the upstream.
         // What this client got so far ([0, pos) as far as the spool has it)
@@ -185,9 +187,9 @@ void serve_filling(Exchange& ex, cache::BlobFillPtr fill, cache::PullThroughCach
     }
     std::uint64_t limit = std::min(p.spooled, end);
     // The final byte goes out only once the whole blob is verified.
-    if (p.state != State::Committed && limit == size) limit = size - 1;
+    if (!p.verified && limit == size) limit = size - 1;
     if (limit <= pos) {
-      fill->wait_ended();
+      fill->wait_verified();
       continue;
     }
     try {

@@ -203,10 +203,16 @@ class S3Writer final : public BlobWriter {
   void commit(const Digest& expected) override {
     if (committed_) throw std::logic_error("BlobWriter::commit called twice");
     committed_ = true;
+    verify(expected);
+    state_->publish(spool_, expected);
+  }
+  // The upload in commit() takes as long as sending the blob again: say
+  // ahead of it that the spool is the blob.
+  bool verify(const Digest& expected) override {
     const Digest actual = spool_.digest(expected.algorithm());
     if (actual != expected)
       throw RegistryError(ErrorCode::DigestInvalid, "digest mismatch: expected " + expected.str() + ", got " + actual.str());
-    state_->publish(spool_, expected);
+    return true;
   }
   BlobSourcePtr source() override { return std::make_shared<SpoolSource>(spool_.file); }
 

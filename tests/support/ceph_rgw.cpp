@@ -1,5 +1,7 @@
 #include "support/ceph_rgw.h"
 
+#include <signal.h>
+
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
@@ -164,6 +166,15 @@ void CephRgw::start_rgw() {
 void CephRgw::stop_rgw() {
   if (rgw_) rgw_->stop(SIGTERM, std::chrono::seconds(10));
   rgw_.reset();
+}
+
+void CephRgw::pause_rgw() {
+  if (!rgw_) throw std::runtime_error("ceph_rgw: radosgw is not running");
+  ::kill(rgw_->pid(), SIGSTOP);
+}
+
+void CephRgw::resume_rgw() {
+  if (rgw_) ::kill(rgw_->pid(), SIGCONT);
 }
 
 void CephRgw::stop() {

@@ -46,6 +46,9 @@ class CephRgw {
   // Stops radosgw only (the cluster stays up) / starts it again on the same port.
   void stop_rgw();
   void start_rgw();
+  // SIGSTOP / SIGCONT radosgw: its port still accepts connections, nothing answers.
+  void pause_rgw();
+  void resume_rgw();
   void stop();
 
   // radosgw's own request counters (perf dump of its admin socket, section

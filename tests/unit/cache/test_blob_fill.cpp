@@ -324,3 +324,33 @@ TEST_CASE("blob fill: BlobFill state machine without a coordinator") {
   CHECK(p.spooled == 3);
   CHECK(fill.wait_ended().state == State::Committed);
 }
+
+TEST_CASE("blob fill: verified() before a slow commit lets readers finish - a later failure keeps it verified") {
+  BlobFill fill(sha256_of("x"));
+  CHECK_FALSE(fill.progress().verified);
+  std::atomic<bool> woke{false};
+  std::thread reader([&] {
+    auto p = fill.wait_verified();
+    CHECK(p.verified);
+    CHECK(p.state == BlobFill::State::Streaming);
+    woke = true;
+  });
+  fill.started(nullptr, 1, nullptr);
+  fill.spooled(1);
+  CHECK_FALSE(fill.progress().verified);
+  fill.verified();
+  reader.join();
+  CHECK(woke);
+  fill.not_stored(RegistryError(ErrorCode::Unavailable, "the bucket does not answer"));
+  auto p = fill.progress();
+  CHECK(p.state == BlobFill::State::Failed);
+  CHECK(p.verified);
+}
+
+TEST_CASE("blob fill: Committed counts as verified") {
+  BlobFill fill(sha256_of("x"));
+  fill.started(nullptr, 1, nullptr);
+  fill.spooled(1);
+  fill.committed();
+  CHECK(fill.wait_verified().verified);
+}
