@@ -128,6 +128,11 @@ class BlobStore {
   virtual BlobWriterPtr create_writer() = 0;
   // nullptr when the blob is not stored.
   virtual BlobReaderPtr open(const Digest& digest) = 0;
+  // The object as the authority holds it, bypassing any cache in front of it
+  // (TieredBlobStore: the remote, never the local copy): for maintenance that
+  // decides on the authority's bytes (store reconciliation adopting an object
+  // without a row). The default is open().
+  virtual BlobReaderPtr open_authoritative(const Digest& digest) { return open(digest); }
   virtual bool exists(const Digest& digest) = 0;
   // Tells a missing object (Absent) from one the store cannot reach right now
   // (Unreadable). The default knows only exists(): true is Present, false Absent.

@@ -947,7 +947,9 @@ std::string PullThroughCache::reconcile_store(const std::atomic<bool>& stop, Rec
     // verified copy over this one.
     bool good = false;
     try {
-      auto reader = blobs_.open(stored.digest);
+      // The authority's bytes: with a local tier, a good local copy must not
+      // vouch for a bad object in the bucket that every other replica serves.
+      auto reader = blobs_.open_authoritative(stored.digest);
       if (!reader) continue;  // gone meanwhile
       DigestHasher hasher(stored.digest.algorithm());
       std::uint64_t offset = 0;

@@ -11,6 +11,7 @@
 
 #include "cache/eviction.h"
 #include "common/error.h"
+#include "common/log.h"
 
 namespace fs = std::filesystem;
 
@@ -216,7 +217,16 @@ class CopyingReader final : public BlobReader {
   }
 
   void finish() {
-    local_->commit(digest_);  // throws on a mismatch: the remote sent other bytes; no copy
+    try {
+      local_->commit(digest_);
+    } catch (const RegistryError& e) {
+      // The remote's whole object does not hash to its digest (or the local
+      // write failed): no copy. Said, so that an operator runs scrub.
+      if (e.code() == ErrorCode::DigestInvalid)
+        log::warn("local tier: the object of " + digest_.str() +
+                  " read from the remote store does not match its digest; not copied (run regcache scrub)");
+      throw;
+    }
     local_.reset();
     bool cancelled;
     {
@@ -266,6 +276,8 @@ TieredBlobStore::TieredBlobStore(BlobStorePtr remote, TieredBlobStoreOptions opt
 TieredBlobStore::~TieredBlobStore() = default;
 
 BlobWriterPtr TieredBlobStore::create_writer() { return std::make_unique<TieredWriter>(s_); }
+
+BlobReaderPtr TieredBlobStore::open_authoritative(const Digest& digest) { return s_->remote->open(digest); }
 
 BlobReaderPtr TieredBlobStore::open(const Digest& digest) {
   if (auto r = s_->local.open(digest)) {

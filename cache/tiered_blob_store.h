@@ -71,6 +71,9 @@ class TieredBlobStore final : public BlobStore {
 
   BlobWriterPtr create_writer() override;
   BlobReaderPtr open(const Digest& digest) override;
+  // The remote's object (reconciliation hashes what the bucket holds, not a
+  // good local copy of it); no copy into the local tier.
+  BlobReaderPtr open_authoritative(const Digest& digest) override;
   bool exists(const Digest& digest) override;
   Presence presence(const Digest& digest) override;
   // nullopt, like the remote: the local tier is a cache that makes room for

@@ -209,9 +209,11 @@ class S3Writer final : public BlobWriter {
   // The upload in commit() takes as long as sending the blob again: say
   // ahead of it that the spool is the blob.
   bool verify(const Digest& expected) override {
+    if (verified_ && *verified_ == expected) return true;
     const Digest actual = spool_.digest(expected.algorithm());
     if (actual != expected)
       throw RegistryError(ErrorCode::DigestInvalid, "digest mismatch: expected " + expected.str() + ", got " + actual.str());
+    verified_ = expected;
     return true;
   }
   BlobSourcePtr source() override { return std::make_shared<SpoolSource>(spool_.file); }
@@ -220,6 +222,7 @@ class S3Writer final : public BlobWriter {
   std::shared_ptr<const State> state_;
   Spool spool_;
   bool committed_ = false;
+  std::optional<Digest> verified_;  // verify() passed for this digest: commit() does not hash again
 };
 
 // A committed object read by ranged GETs of up to `window` bytes at a time.

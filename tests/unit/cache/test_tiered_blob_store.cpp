@@ -247,3 +247,27 @@ TEST_CASE("tiered store: a local copy corrupted on disk is never served after a 
   CHECK(again->native_fd().has_value());
   CHECK(read_all(*again) == bytes);
 }
+
+TEST_CASE("tiered store: open_authoritative reads the remote's object, never a good local copy of it") {
+  // Store reconciliation adopts an object without a row only if it hashes to its
+  // digest: it must hash the bucket's bytes, which every other replica serves.
+  Tiers t(1 << 20);
+  const auto bytes = pattern_bytes(100000, 8);
+  auto store = t.open();
+  const auto d = put_blob(*store, bytes);
+  REQUIRE(has_local(*store, d));
+  const auto remote_file = cache::LocalBlobStore(t.dir.path / "remote").blob_path(d);
+  {
+    std::fstream f(remote_file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(7000);
+    f.write("CORRUPT", 7);  // the authority's object goes bad; the local copy stays good
+  }
+  auto local = store->open(d);
+  REQUIRE(local);
+  CHECK(read_all(*local) == bytes);
+  auto authoritative = store->open_authoritative(d);
+  REQUIRE(authoritative);
+  CHECK_FALSE(authoritative->native_fd().has_value());
+  CHECK(read_all(*authoritative) != bytes);
+  CHECK(sha256_of(read_all(*authoritative)) != d);
+}
